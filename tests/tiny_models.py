@@ -43,7 +43,7 @@ def save_tiny_bert(directory: str | Path, task: str = "qa", num_labels: int = 3,
         num_attention_heads=2,
         intermediate_size=128,
         max_position_embeddings=512,
-        num_labels=num_labels,
+        num_labels=num_labels if task != "qa" else 2,
     )
     torch.manual_seed(seed)
     model_cls = AutoModelForQuestionAnswering if task == "qa" else AutoModelForSequenceClassification

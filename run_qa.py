@@ -1,0 +1,297 @@
+#!/usr/bin/env python
+"""Fine-tune and evaluate a BERT-family encoder for extractive question answering (SQuAD 2.0 style).
+
+    python run_qa.py --model_name_or_path DIR --train_file train.json --validation_file dev.json \
+        --do_train --do_eval --output_dir out
+    accelerate launch run_qa.py --dataset squad_v2 --model_name_or_path bert-base-uncased \
+        --do_train --do_eval --bf16 --output_dir out/squad_v2
+    python run_qa.py config.json              # the same arguments as a JSON file
+
+Long contexts are cut into overlapping windows; every window of every example is trained on, unanswerable
+questions and windows without the answer included (target: the [CLS] token). Evaluation maps the window
+logits back to text, scores them with the official SQuAD 2.0 metric and also reports the evaluation loss.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from dataclasses import asdict, dataclass, field
+
+import datasets
+import transformers
+from transformers import (
+    AutoConfig,
+    AutoModelForQuestionAnswering,
+    AutoTokenizer,
+    DataCollatorWithPadding,
+    HfArgumentParser,
+    Trainer,
+    TrainingArguments,
+    default_data_collator,
+    set_seed,
+)
+
+from qa_adapters import ADAPTERS
+from qa_data import QADataError, describe_source, has_unanswerable, load_qa_split, select_questions
+from results_io import write_json_atomic
+from utils_qa import (
+    PostprocessConfig,
+    QAEvaluator,
+    WindowConfig,
+    build_windows,
+    load_squad_v2_metric,
+    model_inputs,
+    write_prediction_files,
+)
+
+logger = logging.getLogger(__name__)
+
+# Written next to the model; cross_eval.py reads it to label each fine-tuned model.
+RUN_INFO_FILE = "qa_run_info.json"
+
+
+@dataclass
+class ModelArguments:
+    model_name_or_path: str = field(metadata={"help": "Model directory or hub id (e.g. bert-base-uncased)."})
+    config_name: str | None = field(default=None, metadata={"help": "Config name or path, if not the model's."})
+    tokenizer_name: str | None = field(default=None, metadata={"help": "Tokenizer name or path, if not the model's."})
+    cache_dir: str | None = field(default=None, metadata={"help": "Where hub models and datasets are cached."})
+    model_revision: str = field(default="main", metadata={"help": "Hub revision (branch, tag or commit)."})
+
+
+@dataclass
+class DataTrainingArguments:
+    dataset: str | None = field(
+        default=None,
+        metadata={"help": f"A named dataset: {', '.join(sorted(ADAPTERS))}. From the hub, or from --data_dir."},
+    )
+    data_dir: str | None = field(default=None, metadata={"help": "Folder with the named dataset's official files."})
+    train_file: str | None = field(default=None, metadata={"help": "SQuAD-format JSON, or flat JSON/JSONL records."})
+    validation_file: str | None = field(default=None, metadata={"help": "Evaluation file, same formats."})
+    test_file: str | None = field(default=None, metadata={"help": "Questions to answer with --do_predict."})
+    max_seq_length: int = field(default=384, metadata={"help": "Tokens per window (question + context)."})
+    doc_stride: int = field(default=128, metadata={"help": "Tokens of overlap between consecutive windows."})
+    max_query_length: int = field(default=64, metadata={"help": "Questions are cut to this many tokens."})
+    pad_to_max_length: bool = field(
+        default=False, metadata={"help": "Pad every window to max_seq_length (default: pad each batch to its longest)."}
+    )
+    max_train_samples: int | None = field(default=None, metadata={"help": "Train on at most this many questions."})
+    train_fraction: float | None = field(default=None, metadata={"help": "Train on this fraction of the questions."})
+    max_eval_samples: int | None = field(default=None, metadata={"help": "Evaluate on at most this many questions."})
+    max_predict_samples: int | None = field(default=None, metadata={"help": "Predict at most this many questions."})
+    subset_strategy: str = field(
+        default="random",
+        metadata={"help": "How --max_*_samples/--train_fraction pick questions: 'random' (seeded by --seed) or 'first'."},
+    )
+    version_2_with_negative: bool | None = field(
+        default=None, metadata={"help": "Allow 'no answer' (default: whether the data has unanswerable questions)."}
+    )
+    null_score_diff_threshold: float = field(
+        default=0.0, metadata={"help": "Answer '' when null score - best span score exceeds this (see best_f1_thresh)."}
+    )
+    n_best_size: int = field(default=20, metadata={"help": "Start/end candidates per window, and answers kept."})
+    max_answer_length: int = field(default=30, metadata={"help": "Longest answer, in tokens."})
+    repair_answer_offsets: bool = field(
+        default=False, metadata={"help": "Fix an answer_start that misses its text when the text occurs once."}
+    )
+    preprocessing_num_workers: int | None = field(default=None, metadata={"help": "Processes for windowing."})
+    overwrite_cache: bool = field(default=False, metadata={"help": "Recompute cached windows."})
+
+    def __post_init__(self):
+        if self.dataset is not None and self.dataset not in ADAPTERS:
+            raise ValueError(f"--dataset {self.dataset!r} is not known: choose one of {', '.join(sorted(ADAPTERS))}")
+        if self.doc_stride >= self.max_seq_length - self.max_query_length - 3:
+            raise ValueError("--doc_stride must leave room for new context in each window: lower it or raise --max_seq_length")
+
+
+def main():
+    # --- Parse --------------------------------------------------------------------------------------
+    parser = HfArgumentParser((ModelArguments, DataTrainingArguments, TrainingArguments))
+    if len(sys.argv) == 2 and sys.argv[1].endswith(".json"):
+        model_args, data_args, training_args = parser.parse_json_file(json_file=os.path.abspath(sys.argv[1]))
+    else:
+        model_args, data_args, training_args = parser.parse_args_into_dataclasses()
+
+    logging.basicConfig(format="%(asctime)s - %(levelname)s - %(name)s - %(message)s", handlers=[logging.StreamHandler(sys.stdout)])
+    log_level = training_args.get_process_log_level()
+    for lib_logger in (logger, logging.getLogger("qa_data"), logging.getLogger("qa_adapters"), logging.getLogger("utils_qa")):
+        lib_logger.setLevel(log_level)
+    datasets.utils.logging.set_verbosity(log_level)
+    transformers.utils.logging.set_verbosity(log_level)
+    logger.info("Training/evaluation parameters %s", training_args)
+    set_seed(training_args.seed)
+
+    # --- Load and validate every split before anything is written -----------------------------------
+    def load_split(split: str, data_file: str | None, require_answers: bool = True) -> datasets.Dataset:
+        return load_qa_split(
+            split, dataset_name=data_args.dataset, data_file=data_file, data_dir=data_args.data_dir,
+            cache_dir=model_args.cache_dir, require_answers=require_answers,
+            repair_offsets=data_args.repair_answer_offsets,
+        )
+
+    try:
+        train_examples = eval_examples = predict_examples = None
+        if training_args.do_train:
+            train_examples = load_split("train", data_args.train_file)
+            train_examples = select_questions(
+                train_examples, data_args.max_train_samples, data_args.train_fraction,
+                data_args.subset_strategy, training_args.seed,
+            )
+        if training_args.do_eval:
+            eval_examples = load_split("validation", data_args.validation_file)
+            eval_examples = select_questions(
+                eval_examples, data_args.max_eval_samples, None, data_args.subset_strategy, training_args.seed
+            )
+        if training_args.do_predict:
+            if data_args.test_file is None:
+                raise QADataError("--do_predict needs --test_file")
+            predict_examples = load_split("test", data_args.test_file, require_answers=False)
+            predict_examples = select_questions(
+                predict_examples, data_args.max_predict_samples, None, data_args.subset_strategy, training_args.seed
+            )
+    except QADataError as err:
+        logger.error("%s", err)
+        sys.exit(f"error: {err}")
+    if not (training_args.do_train or training_args.do_eval or training_args.do_predict):
+        sys.exit("error: nothing to do: pass --do_train, --do_eval and/or --do_predict")
+
+    version_2 = data_args.version_2_with_negative
+    if version_2 is None:
+        version_2 = any(has_unanswerable(d) for d in (train_examples, eval_examples) if d is not None)
+    logger.info("version_2_with_negative = %s", version_2)
+
+    # --- Model and tokenizer ------------------------------------------------------------------------
+    config = AutoConfig.from_pretrained(
+        model_args.config_name or model_args.model_name_or_path, cache_dir=model_args.cache_dir,
+        revision=model_args.model_revision,
+    )
+    tokenizer = AutoTokenizer.from_pretrained(
+        model_args.tokenizer_name or model_args.model_name_or_path, cache_dir=model_args.cache_dir,
+        revision=model_args.model_revision,
+    )
+    if not tokenizer.is_fast:
+        sys.exit("error: run_qa.py needs a fast tokenizer (it maps tokens back to characters through offsets)")
+    model = AutoModelForQuestionAnswering.from_pretrained(
+        model_args.model_name_or_path, config=config, cache_dir=model_args.cache_dir,
+        revision=model_args.model_revision,
+    )
+    max_seq_length = min(data_args.max_seq_length, tokenizer.model_max_length)
+    windows = WindowConfig(max_seq_length, data_args.doc_stride, data_args.max_query_length, data_args.pad_to_max_length)
+
+    # --- Preprocess: one windowing function for every split -------------------------------------------
+    def windowed(examples: datasets.Dataset, with_labels: bool, postprocess_columns: bool, desc: str) -> datasets.Dataset:
+        with training_args.main_process_first(desc=desc):
+            return build_windows(
+                examples, tokenizer, windows, with_labels=with_labels, with_postprocess_columns=postprocess_columns,
+                num_proc=data_args.preprocessing_num_workers, load_from_cache_file=not data_args.overwrite_cache,
+                desc=desc,
+            )
+
+    train_features = windowed(train_examples, True, False, "Windowing train") if train_examples is not None else None
+    eval_features = windowed(eval_examples, True, True, "Windowing validation") if eval_examples is not None else None
+    predict_features = (
+        windowed(predict_examples, False, True, "Windowing test") if predict_examples is not None else None
+    )
+
+    if data_args.pad_to_max_length:
+        data_collator = default_data_collator
+    else:
+        mixed = training_args.fp16 or training_args.bf16
+        data_collator = DataCollatorWithPadding(tokenizer, pad_to_multiple_of=8 if mixed else None)
+
+    metric = load_squad_v2_metric()
+    postprocess = PostprocessConfig(
+        version_2, data_args.n_best_size, data_args.max_answer_length, data_args.null_score_diff_threshold
+    )
+    evaluator = QAEvaluator(eval_examples, eval_features, postprocess, metric) if eval_features is not None else None
+
+    trainer = Trainer(
+        model=model,
+        args=training_args,
+        train_dataset=train_features,
+        eval_dataset=model_inputs(eval_features) if eval_features is not None else None,
+        processing_class=tokenizer,
+        data_collator=data_collator,
+        compute_metrics=evaluator,
+    )
+    os.makedirs(training_args.output_dir, exist_ok=True)
+    all_results: dict[str, float] = {}
+
+    def save_results(split: str, metrics: dict) -> None:
+        trainer.log_metrics(split, metrics)
+        all_results.update(metrics)
+        if trainer.is_world_process_zero():
+            write_json_atomic(os.path.join(training_args.output_dir, f"{split}_results.json"), metrics)
+            write_json_atomic(os.path.join(training_args.output_dir, "all_results.json"), all_results)
+
+    # --- Train --------------------------------------------------------------------------------------
+    if training_args.do_train:
+        checkpoint = training_args.resume_from_checkpoint
+        if isinstance(checkpoint, str) and checkpoint.lower() in ("true", "latest"):
+            checkpoint = True  # the latest checkpoint in output_dir
+        train_result = trainer.train(resume_from_checkpoint=checkpoint)
+        trainer.save_model()
+        metrics = dict(train_result.metrics)
+        metrics["train_samples"] = len(train_examples)
+        metrics["train_windows"] = len(train_features)
+        save_results("train", metrics)
+        trainer.save_state()
+
+    # --- Evaluate -----------------------------------------------------------------------------------
+    if training_args.do_eval:
+        metrics = trainer.evaluate()
+        metrics["eval_samples"] = len(eval_examples)
+        metrics["eval_windows"] = len(eval_features)
+        save_results("eval", metrics)
+        if trainer.is_world_process_zero():
+            write_prediction_files(training_args.output_dir, "eval", evaluator.last_output)
+
+    # --- Predict ------------------------------------------------------------------------------------
+    if training_args.do_predict:
+        predict_evaluator = QAEvaluator(predict_examples, predict_features, postprocess, metric)
+        output = trainer.predict(model_inputs(predict_features), metric_key_prefix="predict")
+        answers = predict_evaluator.postprocess(*output.predictions[:2])
+        metrics = dict(output.metrics)
+        if any(len(answers_["text"]) for answers_ in predict_examples["answers"]):  # the test file has gold answers
+            metrics.update({f"predict_{k}": v for k, v in predict_evaluator.score(answers).items()})
+        metrics["predict_samples"] = len(predict_examples)
+        save_results("predict", metrics)
+        if trainer.is_world_process_zero():
+            write_prediction_files(training_args.output_dir, "predict", answers)
+
+    # --- Record what this model is, and plot the losses ---------------------------------------------
+    if trainer.is_world_process_zero():
+        if training_args.do_train:
+            run_info = {
+                "task": "question-answering",
+                "dataset": data_args.dataset,
+                "train_source": describe_source(data_args.dataset, data_args.train_file),
+                "validation_source": describe_source(data_args.dataset, data_args.validation_file)
+                if training_args.do_eval else None,
+                "train_samples": len(train_examples),
+                "train_windows": len(train_features),
+                "base_model": model_args.model_name_or_path,
+                "version_2_with_negative": version_2,
+                "data_args": asdict(data_args),
+                "training": {
+                    "learning_rate": training_args.learning_rate,
+                    "num_train_epochs": training_args.num_train_epochs,
+                    "max_steps": training_args.max_steps,
+                    "per_device_train_batch_size": training_args.per_device_train_batch_size,
+                    "gradient_accumulation_steps": training_args.gradient_accumulation_steps,
+                    "world_size": training_args.world_size,
+                    "seed": training_args.seed,
+                    "bf16": training_args.bf16,
+                    "fp16": training_args.fp16,
+                },
+            }
+            write_json_atomic(os.path.join(training_args.output_dir, RUN_INFO_FILE), run_info)
+            from plots import plot_loss_curve
+
+            plot_loss_curve(trainer.state.log_history, os.path.join(training_args.output_dir, "loss_curve.png"))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,91 @@
+"""Loading QA files: both layouts, and one clear error per kind of bad input."""
+
+import gzip
+import json
+
+import pytest
+
+from qa_data import QADataError, load_qa_file, select_questions
+
+CONTEXT = "The tower was built in 1887 by the city."
+
+
+def squad(qas, context=CONTEXT):
+    return {"version": "v2.0", "data": [{"title": "Tower", "paragraphs": [{"context": context, "qas": qas}]}]}
+
+
+def qa(qid, question="When was the tower built?", text="1887", start=None, impossible=False):
+    answers = [] if impossible else [{"text": text, "answer_start": CONTEXT.find(text) if start is None else start}]
+    return {"id": qid, "question": question, "answers": answers, "is_impossible": impossible}
+
+
+def write(tmp_path, name, obj):
+    path = tmp_path / name
+    path.write_text(obj if isinstance(obj, str) else json.dumps(obj), encoding="utf-8")
+    return str(path)
+
+
+def test_nested_squad_flat_json_and_jsonl_gz_load_the_same(tmp_path):
+    nested = write(tmp_path, "n.json", squad([qa("a"), qa("b", impossible=True)]))
+    ds = load_qa_file(nested)
+    assert ds["id"] == ["a", "b"]
+    assert ds[0]["answers"] == {"text": ["1887"], "answer_start": [23]}
+    assert ds[1]["answers"] == {"text": [], "answer_start": []}
+    flat = [dict(r) for r in ds]
+    assert load_qa_file(write(tmp_path, "f.json", flat)).to_list() == ds.to_list()
+    gz = tmp_path / "f.jsonl.gz"
+    with gzip.open(gz, "wt", encoding="utf-8") as handle:
+        handle.writelines(json.dumps(r) + "\n" for r in flat)
+    assert load_qa_file(str(gz)).to_list() == ds.to_list()
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ('{"data": [ {"title": ', "not valid JSON at line 1"),
+        (squad([{"id": "x", "answers": []}]), "question 'x'.*missing field 'question'"),
+        (squad([qa("x")], context="   "), "'x'.*empty context"),
+        (squad([qa("x", question=" ")]), "'x'.*empty question"),
+        (squad([qa("x"), qa("x")]), "duplicate id 'x'"),
+        (squad([qa("x", start=3)]), "'x'.*answer 0 '1887' is not at answer_start 3.*repair_answer_offsets"),
+        ({"something": 1}, "not a QA file"),
+    ],
+)
+def test_bad_input_names_file_and_record(tmp_path, content, message):
+    path = write(tmp_path, "bad.json", content)
+    with pytest.raises(QADataError, match=message) as err:
+        load_qa_file(path)
+    assert str(err.value).startswith(path)
+
+
+def test_bad_jsonl_line_is_named(tmp_path):
+    path = write(tmp_path, "bad.jsonl", json.dumps({"id": "a", "context": "x y", "question": "q", "answers": []}) + "\n{oops\n")
+    with pytest.raises(QADataError, match=r"bad.jsonl: line 2: not valid JSON"):
+        load_qa_file(path)
+
+
+def test_missing_answers_is_an_error_except_for_test_files(tmp_path):
+    path = write(tmp_path, "t.jsonl", json.dumps({"id": "a", "context": "x y", "question": "q"}) + "\n")
+    with pytest.raises(QADataError, match="record 0|line 1.*missing field 'answers'"):
+        load_qa_file(path)
+    assert load_qa_file(path, require_answers=False)[0]["answers"] == {"text": [], "answer_start": []}
+
+
+def test_misaligned_offsets_repair_only_unique_text(tmp_path, caplog):
+    path = write(tmp_path, "m.json", squad([qa("x", start=3), qa("y", text="e", start=0)]))
+    with pytest.raises(QADataError, match="'y'.*does not occur exactly once"):
+        load_qa_file(path, repair_offsets=True)
+    path = write(tmp_path, "m2.json", squad([qa("x", start=3), qa("y", text="tower", start=0)]))
+    with caplog.at_level("INFO", logger="qa_data"):
+        ds = load_qa_file(path, repair_offsets=True)
+    assert ds["answers"][0]["answer_start"] == [23] and ds["answers"][1]["answer_start"] == [4]
+    assert "2 answer offsets repaired" in caplog.text
+
+
+def test_subsets_are_deterministic_and_count_questions(tmp_path):
+    ds = load_qa_file(write(tmp_path, "n.json", squad([qa(f"q{i}") for i in range(20)])))
+    assert select_questions(ds, 5, None, "first", 0)["id"] == [f"q{i}" for i in range(5)]
+    a = select_questions(ds, 5, None, "random", 42)["id"]
+    assert a == select_questions(ds, 5, None, "random", 42)["id"] and a != [f"q{i}" for i in range(5)]
+    assert len(select_questions(ds, None, 0.25, "random", 1)) == 5
+    assert len(select_questions(ds, 100, None, "random", 1)) == 20

@@ -1,0 +1,151 @@
+"""run_qa.py end to end on the tiny BERT: outputs, prediction, bad input, and 2-process parity."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import run_qa
+
+REPO = Path(__file__).resolve().parent.parent
+SAMPLE = REPO / "examples" / "qa_sample"
+SMALL_WINDOWS = ["--max_seq_length", "64", "--doc_stride", "16", "--max_query_length", "16"]
+
+
+def run_main(monkeypatch, args):
+    monkeypatch.setattr(sys, "argv", ["run_qa.py", *map(str, args)])
+    run_qa.main()
+
+
+def common(model, out):
+    return ["--model_name_or_path", model, "--output_dir", out, "--report_to", "none", "--seed", "7",
+            "--per_device_eval_batch_size", "4", *SMALL_WINDOWS]
+
+
+@pytest.fixture(scope="module")
+def trained_run(tiny_qa_model, tmp_path_factory):
+    out = tmp_path_factory.mktemp("qa_run")
+    mp = pytest.MonkeyPatch()
+    try:
+        run_main(mp, common(tiny_qa_model, out) + [
+            "--train_file", SAMPLE / "train.json", "--validation_file", SAMPLE / "dev.json",
+            "--do_train", "--do_eval", "--num_train_epochs", "2", "--per_device_train_batch_size", "8",
+            "--eval_strategy", "epoch", "--logging_steps", "5", "--learning_rate", "1e-3",
+        ])
+    finally:
+        mp.undo()
+    return out
+
+
+def test_train_and_eval_write_every_output(trained_run):
+    out = trained_run
+    for name in ("all_results.json", "train_results.json", "eval_results.json", "eval_predictions.json",
+                 "eval_nbest_predictions.json", "eval_null_odds.json", "trainer_state.json", "loss_curve.png",
+                 "qa_run_info.json", "config.json", "model.safetensors"):
+        assert (out / name).is_file(), name
+    results = json.loads((out / "all_results.json").read_text())
+    for key in ("exact", "f1", "total", "HasAns_exact", "HasAns_f1", "HasAns_total", "NoAns_exact", "NoAns_f1",
+                "NoAns_total", "best_exact", "best_exact_thresh", "best_f1", "best_f1_thresh", "loss", "samples"):
+        assert f"eval_{key}" in results, key
+    assert results["eval_total"] == 14 and results["eval_samples"] == 14
+    assert results["train_samples"] == 42 and results["train_windows"] > 42  # long contexts -> several windows
+    predictions = json.loads((out / "eval_predictions.json").read_text())
+    odds = json.loads((out / "eval_null_odds.json").read_text())
+    assert set(predictions) == set(odds) and len(predictions) == 14
+    assert len(set(odds.values())) > 1, "null odds are real score differences, not a constant"
+    # The predictions follow the null odds at threshold 0.
+    assert all((text == "") == (odds[qid] > 0) for qid, text in predictions.items())
+    history = json.loads((out / "trainer_state.json").read_text())["log_history"]
+    assert sum("eval_loss" in h for h in history) >= 2 and any("loss" in h for h in history)
+    info = json.loads((out / "qa_run_info.json").read_text())
+    assert info["train_samples"] == 42 and info["version_2_with_negative"] is True
+    assert any(p.name.startswith("checkpoint-") for p in out.iterdir())
+
+
+def test_predict_on_a_file_without_answers(trained_run, tmp_path, monkeypatch):
+    dev = json.loads((SAMPLE / "dev.json").read_text())
+    records = [
+        {"id": q["id"], "context": p["context"], "question": q["question"]}
+        for article in dev["data"] for p in article["paragraphs"] for q in p["qas"]
+    ]
+    test_file = tmp_path / "test.jsonl"
+    test_file.write_text("".join(json.dumps(r) + "\n" for r in records))
+    out = tmp_path / "predict"
+    run_main(monkeypatch, common(trained_run, out) + ["--test_file", test_file, "--do_predict",
+                                                      "--version_2_with_negative", "true"])
+    predictions = json.loads((out / "predict_predictions.json").read_text())
+    assert set(predictions) == {r["id"] for r in records}
+    results = json.loads((out / "all_results.json").read_text())
+    assert results["predict_samples"] == 14 and "predict_f1" not in results
+    # The same model on the same questions answers the same as in evaluation.
+    assert predictions == json.loads((trained_run / "eval_predictions.json").read_text())
+
+
+def bad_files(tmp_path):
+    good = json.loads((SAMPLE / "dev.json").read_text())
+    qas = good["data"][0]["paragraphs"][0]["qas"]
+    cases = {}
+
+    def variant(name, mutate):
+        data = json.loads(json.dumps(good))
+        mutate(data["data"][0]["paragraphs"][0])
+        path = tmp_path / f"{name}.json"
+        path.write_text(json.dumps(data))
+        cases[name] = path
+
+    variant("missing_field", lambda p: p["qas"][1].pop("question"))
+    variant("empty_context", lambda p: p.update(context=""))
+    variant("empty_question", lambda p: p["qas"][2].update(question="  "))
+    variant("duplicate_id", lambda p: p["qas"][3].update(id=qas[0]["id"]))
+    variant("misaligned", lambda p: p["qas"][0]["answers"][0].update(answer_start=5))
+    malformed = tmp_path / "malformed.json"
+    malformed.write_text(json.dumps(good)[:-40])
+    cases["malformed"] = malformed
+    return cases
+
+
+@pytest.mark.parametrize("case", ["missing_field", "empty_context", "empty_question", "duplicate_id", "misaligned", "malformed"])
+def test_bad_input_exits_with_one_error_and_writes_nothing(tiny_qa_model, tmp_path, monkeypatch, case, capsys):
+    bad = bad_files(tmp_path)[case]
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as exit_info:
+        run_main(monkeypatch, common(tiny_qa_model, out) + [
+            "--train_file", SAMPLE / "train.json", "--validation_file", bad, "--do_train", "--do_eval"])
+    message = str(exit_info.value.code)
+    assert message.startswith(f"error: {bad}"), message
+    assert not out.exists()
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_processes_give_the_same_metrics_and_predictions(tiny_qa_model, tmp_path):
+    args = [*common(tiny_qa_model, "OUT"), "--validation_file", SAMPLE / "dev.json", "--do_eval",
+            "--per_device_eval_batch_size", "3"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    outputs = {}
+    for procs in (1, 2):
+        out = tmp_path / f"p{procs}"
+        argv = [str(a) if a != "OUT" else str(out) for a in args]
+        launch = [sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", str(procs),
+                  "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+                  "--main_process_port", str(free_port()), str(REPO / "run_qa.py")]
+        done = subprocess.run(launch + argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+        outputs[procs] = out
+    one, two = outputs[1], outputs[2]
+    for name in ("eval_predictions.json", "eval_null_odds.json", "eval_nbest_predictions.json"):
+        assert json.loads((one / name).read_text()) == json.loads((two / name).read_text()), name
+    r1 = json.loads((one / "eval_results.json").read_text())
+    r2 = json.loads((two / "eval_results.json").read_text())
+    squad_keys = [k for k in r1 if not k.endswith(("runtime", "per_second", "loss"))]
+    assert {k: r1[k] for k in squad_keys} == {k: r2[k] for k in squad_keys}
+    assert r1["eval_loss"] == pytest.approx(r2["eval_loss"], rel=1e-5)
+    assert r1["eval_windows"] % 6 != 0, "the last batch must be uneven across the two processes"

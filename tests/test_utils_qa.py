@@ -1,0 +1,169 @@
+"""Window features and post-processing, checked against hand-built cases and a plain reference loop."""
+
+import numpy as np
+import pytest
+from datasets import Dataset
+from transformers import AutoTokenizer
+
+from qa_data import FLAT_FEATURES
+from qa_reference import reference_postprocess
+from utils_qa import WindowConfig, build_windows, postprocess_qa_predictions, window_features
+
+LONG_CONTEXT = (
+    "the old tower stands on the north bank of the river . " * 6
+    + "the museum was built in 1887 by the city . "
+    + "people walk on the bridge every day . " * 6
+)
+
+
+@pytest.fixture(scope="module")
+def tokenizer(tiny_qa_model):
+    return AutoTokenizer.from_pretrained(tiny_qa_model)
+
+
+def examples_of(records):
+    return Dataset.from_list(records, features=FLAT_FEATURES)
+
+
+def record(qid, question, context, answer=None):
+    answers = {"text": [], "answer_start": []}
+    if answer is not None:
+        answers = {"text": [answer], "answer_start": [context.index(answer)]}
+    return {"id": qid, "title": "", "context": context, "question": question, "answers": answers}
+
+
+def windows_for(tokenizer, records, config):
+    batch = examples_of(records).to_dict()
+    return window_features(batch, tokenizer, config, with_labels=True, with_postprocess_columns=True)
+
+
+def span_text(features, i, context):
+    s, e = features["start_positions"][i], features["end_positions"][i]
+    offsets = features["offset_mapping"][i]
+    return context[offsets[s][0] : offsets[e][1]]
+
+
+def test_answer_in_a_later_window_is_labelled_there_and_cls_elsewhere(tokenizer):
+    config = WindowConfig(max_seq_length=48, doc_stride=16, max_query_length=16)
+    feats = windows_for(tokenizer, [record("q", "when was the museum built ?", LONG_CONTEXT, "1887")], config)
+    n = len(feats["input_ids"])
+    assert n >= 4, "the context must span several windows"
+    labelled = [i for i in range(n) if feats["start_positions"][i] != 0]
+    assert labelled and labelled[0] > 0, "the answer only appears in a later window"
+    for i in labelled:
+        assert span_text(feats, i, LONG_CONTEXT) == "1887"
+    for i in set(range(n)) - set(labelled):
+        assert feats["start_positions"][i] == feats["end_positions"][i] == 0
+    assert all(e == "q" for e in feats["example_id"])
+
+
+def test_answer_cut_by_a_window_edge_targets_cls(tokenizer):
+    # With these sizes one window holds the whole answer and two hold only part of it.
+    config = WindowConfig(max_seq_length=32, doc_stride=6, max_query_length=16)
+    answer = "the museum was built in 1887 by the city"
+    feats = windows_for(tokenizer, [record("q", "what happened ?", LONG_CONTEXT, answer)], config)
+    offsets, ctx_s, ctx_e = feats["offset_mapping"], feats["context_start"], feats["context_end"]
+    start_char = LONG_CONTEXT.index(answer)
+    end_char = start_char + len(answer)
+    cut = whole = 0
+    for i in range(len(feats["input_ids"])):
+        window_lo, window_hi = offsets[i][ctx_s[i]][0], offsets[i][ctx_e[i]][1]
+        contains = window_lo <= start_char and window_hi >= end_char
+        overlaps = window_lo < end_char and window_hi > start_char
+        if contains:
+            whole += 1
+            assert span_text(feats, i, LONG_CONTEXT) == answer
+        else:
+            assert feats["start_positions"][i] == feats["end_positions"][i] == 0
+            cut += overlaps
+    assert whole == 1 and cut == 2
+
+
+def test_unanswerable_question_targets_cls_in_every_window(tokenizer):
+    config = WindowConfig(max_seq_length=48, doc_stride=16, max_query_length=16)
+    feats = windows_for(tokenizer, [record("q", "who painted the bridge ?", LONG_CONTEXT)], config)
+    assert len(feats["input_ids"]) > 1
+    assert set(feats["start_positions"]) == {0} and set(feats["end_positions"]) == {0}
+
+
+def test_long_question_is_cut_so_the_context_still_fits(tokenizer):
+    config = WindowConfig(max_seq_length=32, doc_stride=8, max_query_length=8)
+    long_question = "what " * 50 + "?"
+    feats = windows_for(tokenizer, [record("q", long_question, "the tower is old .", "old")], config)
+    assert len(feats["input_ids"]) == 1
+    assert span_text(feats, 0, "the tower is old .") == "old"
+
+
+def hand_logits(feats, picks, seq_len):
+    """Logits of -5 everywhere, +`value` at the chosen (window, start, end) positions."""
+    n = len(feats["input_ids"])
+    start = np.full((n, seq_len), -5.0)
+    end = np.full((n, seq_len), -5.0)
+    for window, s, e, value in picks:
+        start[window, s] += value
+        end[window, e] += value
+    return start, end
+
+
+def test_postprocess_on_hand_built_logits(tokenizer):
+    config = WindowConfig(max_seq_length=64, doc_stride=16, max_query_length=16)
+    context = "the tower is old . the bridge is new ."
+    records = [record("a", "what is old ?", context, "the tower"), record("b", "what is blue ?", context)]
+    examples = examples_of(records)
+    features = build_windows(examples, tokenizer, config, with_labels=True, with_postprocess_columns=True)
+    seq_len = max(len(ids) for ids in features["input_ids"])
+    offsets = features["offset_mapping"]
+    cs = features["context_start"]
+    # Example a (window 0): best span = tokens "tower is" (+4 each), CLS = +1 each -> odds 2 - 8 - (-10)...
+    tower = next(i for i in range(cs[0], len(offsets[0])) if context[offsets[0][i][0]:offsets[0][i][1]] == "tower")
+    bridge = next(i for i in range(cs[1], len(offsets[1])) if context[offsets[1][i][0]:offsets[1][i][1]] == "bridge")
+    start, end = hand_logits(
+        features, [(0, tower, tower + 1, 4.0), (0, 0, 0, 1.0), (1, 0, 0, 6.0), (1, bridge, bridge, 3.0)], seq_len
+    )
+    # A high-scoring "span" in the question part (token 1) must be ignored: it is not in the context.
+    start[1, 1] = end[1, 1] = 9.0
+    out = postprocess_qa_predictions(examples, features, start, end, version_2_with_negative=True, n_best_size=5,
+                                     max_answer_length=10)
+    assert out.predictions["a"] == "tower is"
+    # null score of a = (-5 + 1) * 2 = -8; best span = (-5 + 4) * 2 = -2 -> odds -6
+    assert out.null_odds["a"] == pytest.approx(-6.0)
+    assert out.predictions["b"] == ""  # null 2 beats "bridge" at -4
+    assert out.null_odds["b"] == pytest.approx(2.0 - (-4.0))
+    assert out.nbest["a"][0]["text"] == "tower is"
+    assert sum(e["probability"] for e in out.nbest["a"]) == pytest.approx(1.0)
+    assert any(e["text"] == "" for e in out.nbest["b"])
+    # A raised threshold answers b anyway; the max answer length rules out the 2-token span.
+    out = postprocess_qa_predictions(examples, features, start, end, version_2_with_negative=True, n_best_size=5,
+                                     max_answer_length=1, null_score_diff_threshold=100.0)
+    assert out.predictions["b"] == "bridge"
+    assert out.predictions["a"] == "" and out.null_odds["a"] == float("inf")  # no 1-token span among the top 5
+    # SQuAD 1.1 mode never abstains and records no null odds.
+    out = postprocess_qa_predictions(examples, features, start, end, version_2_with_negative=False, n_best_size=5)
+    assert out.predictions["b"] != "" and out.null_odds == {}
+
+
+@pytest.mark.parametrize("version_2", [True, False])
+@pytest.mark.parametrize("pad", [True, False])
+def test_vectorised_postprocess_matches_reference_loop(tokenizer, version_2, pad):
+    rng = np.random.default_rng(0)
+    words = "the old tower stands on north bank of river museum was built in 1887 by city people walk".split()
+    records = []
+    for i in range(25):
+        context = " ".join(rng.choice(words, size=int(rng.integers(5, 90))))
+        records.append(record(f"q{i}", " ".join(rng.choice(words, size=5)) + " ?", context))
+    examples = examples_of(records)
+    config = WindowConfig(max_seq_length=40, doc_stride=10, max_query_length=10, pad_to_max_length=pad)
+    features = build_windows(examples, tokenizer, config, with_labels=False, with_postprocess_columns=True)
+    seq_len = 40
+    start = rng.normal(size=(len(features), seq_len)).round(1)  # rounding makes ties, which must agree too
+    end = rng.normal(size=(len(features), seq_len)).round(1)
+    kwargs = dict(version_2_with_negative=version_2, n_best_size=7, max_answer_length=6, null_score_diff_threshold=0.5)
+    fast = postprocess_qa_predictions(examples, features, start, end, **kwargs)
+    preds, nbest, odds = reference_postprocess(examples, features, start, end, **kwargs)
+    assert fast.predictions == preds
+    assert fast.null_odds == pytest.approx(odds)
+    assert fast.nbest.keys() == nbest.keys()
+    for qid in nbest:
+        assert [e["text"] for e in fast.nbest[qid]] == [e["text"] for e in nbest[qid]]
+        assert [e["score"] for e in fast.nbest[qid]] == pytest.approx([e["score"] for e in nbest[qid]])
+        assert [e["probability"] for e in fast.nbest[qid]] == pytest.approx([e["probability"] for e in nbest[qid]])
