@@ -27,18 +27,19 @@ from transformers import (
     AutoTokenizer,
     DataCollatorWithPadding,
     HfArgumentParser,
-    Trainer,
     TrainingArguments,
     default_data_collator,
     set_seed,
 )
 
+from plots import plot_loss_curve
 from qa_adapters import ADAPTERS
 from qa_data import QADataError, describe_source, has_unanswerable, load_qa_split, select_questions
 from results_io import write_json_atomic
 from utils_qa import (
     PostprocessConfig,
     QAEvaluator,
+    QATrainer,
     WindowConfig,
     build_windows,
     load_squad_v2_metric,
@@ -207,7 +208,7 @@ def main():
     )
     evaluator = QAEvaluator(eval_examples, eval_features, postprocess, metric) if eval_features is not None else None
 
-    trainer = Trainer(
+    trainer = QATrainer(
         model=model,
         args=training_args,
         train_dataset=train_features,
@@ -288,8 +289,6 @@ def main():
                 },
             }
             write_json_atomic(os.path.join(training_args.output_dir, RUN_INFO_FILE), run_info)
-            from plots import plot_loss_curve
-
             plot_loss_curve(trainer.state.log_history, os.path.join(training_args.output_dir, "loss_curve.png"))
 
 

@@ -13,7 +13,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from datasets import Dataset
-from transformers import EvalPrediction, PreTrainedTokenizerBase
+from transformers import EvalPrediction, PreTrainedTokenizerBase, Trainer
 
 from results_io import write_json_atomic
 
@@ -325,6 +325,24 @@ class QAEvaluator:
     def __call__(self, eval_prediction: EvalPrediction) -> dict[str, float]:
         start_logits, end_logits = eval_prediction.predictions[:2]
         return self.score(self.postprocess(start_logits, end_logits))
+
+
+class QATrainer(Trainer):
+    """The Trainer, except that evaluation and prediction batches always keep dataset order.
+
+    With `--train_sampling_strategy group_by_length` this transformers release length-groups evaluation batches
+    too, and QA post-processing matches logits to windows by position.
+    """
+
+    def _get_eval_sampler(self, eval_dataset):
+        strategy = self.args.train_sampling_strategy
+        if strategy != "group_by_length":
+            return super()._get_eval_sampler(eval_dataset)
+        self.args.train_sampling_strategy = "random"
+        try:
+            return super()._get_eval_sampler(eval_dataset)
+        finally:
+            self.args.train_sampling_strategy = strategy
 
 
 def load_squad_v2_metric(**kwargs: Any) -> Any:

