@@ -12,9 +12,11 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+import matplotlib
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 from sklearn.metrics import auc, confusion_matrix, roc_curve
 
 
@@ -125,4 +127,41 @@ def plot_confusion_matrix(
     axes.set_xlabel("predicted")
     axes.set_ylabel("true")
     axes.set_title(title)
+    save_png(figure, path)
+
+
+def plot_heatmap(
+    values: np.ndarray,
+    row_labels: Sequence[str],
+    column_labels: Sequence[str],
+    path: str | os.PathLike,
+    metric_name: str = "F1",
+    in_domain: Sequence[tuple[int, int]] = (),
+    title: str = "Fine-tuned on (rows) -> evaluated on (columns)",
+) -> None:
+    """An annotated matrix of scores in [0, 100]; NaN cells (not computed, or failed) are grey and marked "-".
+
+    The `in_domain` cells (row, column) are outlined, so the diagonal stays visible when rows and columns are
+    not in the same order or some datasets have no model.
+    """
+    values = np.asarray(values, dtype=float)
+    n_rows, n_columns = values.shape
+    figure = Figure(figsize=(1.5 * n_columns + 3, 0.9 * n_rows + 2.2), layout="constrained")
+    axes = figure.add_subplot()
+    colour_map = matplotlib.colormaps["viridis"].with_extremes(bad="lightgrey")
+    image = axes.imshow(np.ma.masked_invalid(values), cmap=colour_map, vmin=0, vmax=100, aspect="auto")
+    figure.colorbar(image, ax=axes, label=metric_name)
+    for row in range(n_rows):
+        for column in range(n_columns):
+            value = values[row, column]
+            text = "-" if np.isnan(value) else f"{value:.1f}"
+            colour = "black" if np.isnan(value) or value > 60 else "white"
+            axes.text(column, row, text, ha="center", va="center", color=colour, fontsize=10)
+    for row, column in in_domain:
+        axes.add_patch(Rectangle((column - 0.5, row - 0.5), 1, 1, fill=False, edgecolor="red", linewidth=2.5))
+    axes.set_xticks(range(n_columns), labels=column_labels, rotation=30, ha="right")
+    axes.set_yticks(range(n_rows), labels=row_labels)
+    axes.set_xlabel("evaluated on")
+    axes.set_ylabel("fine-tuned on")
+    axes.set_title(title + (" (in-domain outlined)" if in_domain else ""))
     save_png(figure, path)

@@ -215,22 +215,27 @@ def check_record(record: Any, where: str, require_answers: bool, repair_offsets:
     }
 
 
-def validate_records(
-    records: Iterable[tuple[str, Any]], source: str, require_answers: bool = True, repair_offsets: bool = False
-) -> tuple[list[dict], RecordStats]:
-    """Check every (where, record) pair; ids must be unique. Returns the records and what was seen."""
-    stats = RecordStats()
+def iter_checked_records(
+    records: Iterable[tuple[str, Any]], source: str, require_answers: bool, repair_offsets: bool, stats: RecordStats
+) -> Iterator[dict]:
+    """Check every (where, record) pair as it comes, counting into `stats`; ids must be unique."""
     seen: dict[str, str] = {}
-    checked = []
     for where, record in records:
         flat = check_record(record, where, require_answers, repair_offsets, stats)
         if flat["id"] in seen:
             raise QADataError(f"{where}: duplicate id {flat['id']!r} (first seen at {seen[flat['id']]})")
         seen[flat["id"]] = where
-        checked.append(flat)
-    if not checked:
+        yield flat
+    if not seen:
         raise QADataError(f"{source}: no questions found")
-    return checked, stats
+
+
+def validate_records(
+    records: Iterable[tuple[str, Any]], source: str, require_answers: bool = True, repair_offsets: bool = False
+) -> tuple[list[dict], RecordStats]:
+    """Check every (where, record) pair; ids must be unique. Returns the records and what was seen."""
+    stats = RecordStats()
+    return list(iter_checked_records(records, source, require_answers, repair_offsets, stats)), stats
 
 
 def load_qa_file(path: str | os.PathLike, require_answers: bool = True, repair_offsets: bool = False) -> Dataset:
@@ -241,13 +246,26 @@ def load_qa_file(path: str | os.PathLike, require_answers: bool = True, repair_o
 
 
 def validate_dataset(dataset: Dataset, source: str, require_answers: bool = True, repair_offsets: bool = False) -> Dataset:
-    """Validate a dataset already in the flat schema (e.g. from the hub); returns it, repaired if asked."""
+    """Validate a dataset already in the flat schema (e.g. from the hub); returns it, repaired if asked.
+
+    Rows are checked one at a time and not kept, so a large converted split (TriviaQA, NQ) stays in its Arrow
+    file; only when offsets were repaired is the split rewritten, again through Arrow (`Dataset.map`).
+    """
+    stats = RecordStats()
     rows = ((f"{source}: row {i}", row) for i, row in enumerate(dataset))
-    records, stats = validate_records(rows, source, require_answers, repair_offsets)
+    for _ in iter_checked_records(rows, source, require_answers, repair_offsets, stats):
+        pass
     logger.info("%s: %s", source, stats.summary())
-    if stats.repaired_offsets:
-        return Dataset.from_list(records, features=FLAT_FEATURES)
-    return dataset
+    if not stats.repaired_offsets:
+        return dataset
+
+    def repaired(row: dict, index: int) -> dict:
+        # map() hands over a LazyRow; check_record wants a plain dict, as read from a file.
+        return check_record(dict(row), f"{source}: row {index}", require_answers, True, RecordStats())
+
+    extra_columns = [name for name in dataset.column_names if name not in FLAT_FEATURES]
+    return dataset.map(repaired, with_indices=True, features=FLAT_FEATURES, remove_columns=extra_columns,
+                       desc="Repairing answer offsets")
 
 
 def select_questions(dataset: Dataset, max_samples: int | None, fraction: float | None, strategy: str, seed: int) -> Dataset:
@@ -266,6 +284,17 @@ def select_questions(dataset: Dataset, max_samples: int | None, fraction: float 
     if strategy == "random":
         return dataset.shuffle(seed=seed).select(range(count)).flatten_indices()
     raise ValueError(f"unknown subset strategy {strategy!r}: use 'first' or 'random'")
+
+
+def oversample_unanswerable(dataset: Dataset, copies: int) -> Dataset:
+    """Each unanswerable question `copies` times (the copies follow the original questions), to correct a training
+    set whose share of unanswerable questions is far below the evaluation data's; 1 leaves the set as it is."""
+    if copies < 1:
+        raise ValueError(f"--oversample_unanswerable must be at least 1, got {copies}")
+    if copies == 1:
+        return dataset
+    unanswerable = [i for i, texts in enumerate(dataset["answers"]["text"]) if len(texts) == 0]
+    return dataset.select(list(range(len(dataset))) + unanswerable * (copies - 1)).flatten_indices()
 
 
 def has_unanswerable(dataset: Dataset) -> bool:
@@ -304,6 +333,17 @@ def load_qa_split(
     return validate_dataset(dataset, f"{dataset_name}/{split}", require_answers, repair_offsets)
 
 
+def parse_name_value_pairs(items: list[str], flag: str) -> dict[str, str]:
+    """`["NAME=VALUE", ...]` from a command line as {NAME: VALUE}; a malformed item is a ValueError naming `flag`."""
+    pairs: dict[str, str] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name or not value:
+            raise ValueError(f"{flag} takes NAME=VALUE pairs, got {item!r}")
+        pairs[name] = value
+    return pairs
+
+
 def describe_source(dataset_name: str | None, data_file: str | None) -> str:
     """A short label for where a split came from, recorded in the run's metadata."""
     if data_file is not None:
@@ -316,9 +356,12 @@ __all__ = [
     "RecordStats",
     "describe_source",
     "has_unanswerable",
+    "iter_checked_records",
     "load_qa_file",
     "load_qa_split",
+    "parse_name_value_pairs",
     "open_text",
+    "oversample_unanswerable",
     "read_raw_records",
     "select_questions",
     "validate_dataset",

@@ -533,16 +533,20 @@ class WeightedCrossEntropy:
 
     Each example's loss is multiplied by its class weight and the sum divided by the number of examples
     (the Trainer's `num_items_in_batch` across gradient-accumulation steps, when it gives one), so that
-    gradient accumulation gives the same loss as one large batch.
+    gradient accumulation gives the same loss as one large batch. `label_smoothing` (the Trainer's
+    `--label_smoothing_factor`, which a custom loss would otherwise ignore) mixes the one-hot target with the
+    uniform distribution, as `torch.nn.functional.cross_entropy` defines it.
     """
 
-    def __init__(self, weights: list[float]):
+    def __init__(self, weights: list[float], label_smoothing: float = 0.0):
         self.weights = torch.tensor(weights, dtype=torch.float32)
+        self.label_smoothing = label_smoothing
 
     def __call__(self, outputs: Any, labels: torch.Tensor, num_items_in_batch: Any = None) -> torch.Tensor:
         logits = outputs["logits"].float()
         losses = torch.nn.functional.cross_entropy(
-            logits, labels, weight=self.weights.to(logits.device), reduction="none"
+            logits, labels, weight=self.weights.to(logits.device), reduction="none",
+            label_smoothing=self.label_smoothing,
         )
         if num_items_in_batch is None:
             return losses.mean()
@@ -697,7 +701,7 @@ def main(argv: list[str] | None = None) -> None:
     if model_args.class_weights == "balanced" and "train" in raw_datasets:
         weights = balanced_class_weights(list(raw_datasets["train"][LABEL_IDS_COLUMN]), len(label_names))
         logger.info(f"Class weights: {dict(zip(label_names, weights, strict=True))}")
-        compute_loss_func = WeightedCrossEntropy(weights)
+        compute_loss_func = WeightedCrossEntropy(weights, training_args.label_smoothing_factor)
 
     def compute_metrics(prediction: EvalPrediction) -> dict[str, float]:
         return classification_metrics(

@@ -25,25 +25,30 @@ from transformers import (
     AutoConfig,
     AutoModelForQuestionAnswering,
     AutoTokenizer,
-    DataCollatorWithPadding,
     HfArgumentParser,
     TrainingArguments,
-    default_data_collator,
     set_seed,
 )
 
 from plots import plot_loss_curve
 from qa_adapters import ADAPTERS
-from qa_data import QADataError, describe_source, has_unanswerable, load_qa_split, select_questions
+from qa_data import (
+    QADataError,
+    describe_source,
+    has_unanswerable,
+    load_qa_split,
+    oversample_unanswerable,
+    select_questions,
+)
 from results_io import write_json_atomic
 from utils_qa import (
-    PostprocessConfig,
+    QAEvalArguments,
     QAEvaluator,
     QATrainer,
-    WindowConfig,
     build_windows,
     load_squad_v2_metric,
     model_inputs,
+    qa_data_collator,
     write_prediction_files,
 )
 
@@ -63,7 +68,10 @@ class ModelArguments:
 
 
 @dataclass
-class DataTrainingArguments:
+class DataTrainingArguments(QAEvalArguments):
+    """Where the data comes from and how much of it, on top of the windowing and answer settings shared with
+    cross_eval.py."""
+
     dataset: str | None = field(
         default=None,
         metadata={"help": f"A named dataset: {', '.join(sorted(ADAPTERS))}. From the hub, or from --data_dir."},
@@ -72,48 +80,36 @@ class DataTrainingArguments:
     train_file: str | None = field(default=None, metadata={"help": "SQuAD-format JSON, or flat JSON/JSONL records."})
     validation_file: str | None = field(default=None, metadata={"help": "Evaluation file, same formats."})
     test_file: str | None = field(default=None, metadata={"help": "Questions to answer with --do_predict."})
-    max_seq_length: int = field(default=384, metadata={"help": "Tokens per window (question + context)."})
-    doc_stride: int = field(default=128, metadata={"help": "Tokens of overlap between consecutive windows."})
-    max_query_length: int = field(default=64, metadata={"help": "Questions are cut to this many tokens."})
-    pad_to_max_length: bool = field(
-        default=False, metadata={"help": "Pad every window to max_seq_length (default: pad each batch to its longest)."}
-    )
     max_train_samples: int | None = field(default=None, metadata={"help": "Train on at most this many questions."})
     train_fraction: float | None = field(default=None, metadata={"help": "Train on this fraction of the questions."})
-    max_eval_samples: int | None = field(default=None, metadata={"help": "Evaluate on at most this many questions."})
     max_predict_samples: int | None = field(default=None, metadata={"help": "Predict at most this many questions."})
-    subset_strategy: str = field(
-        default="random",
-        metadata={"help": "How --max_*_samples/--train_fraction pick questions: 'random' (seeded by --seed) or 'first'."},
+    oversample_unanswerable: int = field(
+        default=1,
+        metadata={"help": "Train on each unanswerable question this many times (after the subset is drawn), for "
+                          "training data with far fewer unanswerable questions than the evaluation data."},
     )
-    version_2_with_negative: bool | None = field(
-        default=None, metadata={"help": "Allow 'no answer' (default: whether the data has unanswerable questions)."}
-    )
-    null_score_diff_threshold: float = field(
-        default=0.0, metadata={"help": "Answer '' when null score - best span score exceeds this (see best_f1_thresh)."}
-    )
-    n_best_size: int = field(default=20, metadata={"help": "Start/end candidates per window, and answers kept."})
-    max_answer_length: int = field(default=30, metadata={"help": "Longest answer, in tokens."})
     repair_answer_offsets: bool = field(
         default=False, metadata={"help": "Fix an answer_start that misses its text when the text occurs once."}
     )
-    preprocessing_num_workers: int | None = field(default=None, metadata={"help": "Processes for windowing."})
-    overwrite_cache: bool = field(default=False, metadata={"help": "Recompute cached windows."})
 
     def __post_init__(self):
+        super().__post_init__()
+        if self.oversample_unanswerable < 1:
+            raise ValueError(f"--oversample_unanswerable must be at least 1, got {self.oversample_unanswerable}")
         if self.dataset is not None and self.dataset not in ADAPTERS:
             raise ValueError(f"--dataset {self.dataset!r} is not known: choose one of {', '.join(sorted(ADAPTERS))}")
-        if self.doc_stride >= self.max_seq_length - self.max_query_length - 3:
-            raise ValueError("--doc_stride must leave room for new context in each window: lower it or raise --max_seq_length")
 
 
 def main():
     # --- Parse --------------------------------------------------------------------------------------
     parser = HfArgumentParser((ModelArguments, DataTrainingArguments, TrainingArguments))
-    if len(sys.argv) == 2 and sys.argv[1].endswith(".json"):
-        model_args, data_args, training_args = parser.parse_json_file(json_file=os.path.abspath(sys.argv[1]))
-    else:
-        model_args, data_args, training_args = parser.parse_args_into_dataclasses()
+    try:
+        if len(sys.argv) == 2 and sys.argv[1].endswith(".json"):
+            model_args, data_args, training_args = parser.parse_json_file(json_file=os.path.abspath(sys.argv[1]))
+        else:
+            model_args, data_args, training_args = parser.parse_args_into_dataclasses()
+    except ValueError as err:  # an argument check in __post_init__
+        sys.exit(f"error: {err}")
 
     logging.basicConfig(format="%(asctime)s - %(levelname)s - %(name)s - %(message)s", handlers=[logging.StreamHandler(sys.stdout)])
     log_level = training_args.get_process_log_level()
@@ -178,8 +174,7 @@ def main():
         model_args.model_name_or_path, config=config, cache_dir=model_args.cache_dir,
         revision=model_args.model_revision,
     )
-    max_seq_length = min(data_args.max_seq_length, tokenizer.model_max_length)
-    windows = WindowConfig(max_seq_length, data_args.doc_stride, data_args.max_query_length, data_args.pad_to_max_length)
+    windows = data_args.window_config(tokenizer)
 
     # --- Preprocess: one windowing function for every split -------------------------------------------
     def windowed(examples: datasets.Dataset, with_labels: bool, postprocess_columns: bool, desc: str) -> datasets.Dataset:
@@ -190,22 +185,18 @@ def main():
                 desc=desc,
             )
 
-    train_features = windowed(train_examples, True, False, "Windowing train") if train_examples is not None else None
+    train_features = None
+    if train_examples is not None:
+        training_questions = oversample_unanswerable(train_examples, data_args.oversample_unanswerable)
+        train_features = windowed(training_questions, True, False, "Windowing train")
     eval_features = windowed(eval_examples, True, True, "Windowing validation") if eval_examples is not None else None
     predict_features = (
         windowed(predict_examples, False, True, "Windowing test") if predict_examples is not None else None
     )
 
-    if data_args.pad_to_max_length:
-        data_collator = default_data_collator
-    else:
-        mixed = training_args.fp16 or training_args.bf16
-        data_collator = DataCollatorWithPadding(tokenizer, pad_to_multiple_of=8 if mixed else None)
-
+    data_collator = qa_data_collator(tokenizer, data_args.pad_to_max_length, training_args)
     metric = load_squad_v2_metric()
-    postprocess = PostprocessConfig(
-        version_2, data_args.n_best_size, data_args.max_answer_length, data_args.null_score_diff_threshold
-    )
+    postprocess = data_args.postprocess_config(version_2)
     evaluator = QAEvaluator(eval_examples, eval_features, postprocess, metric) if eval_features is not None else None
 
     trainer = QATrainer(

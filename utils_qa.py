@@ -13,7 +13,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from datasets import Dataset
-from transformers import EvalPrediction, PreTrainedTokenizerBase, Trainer
+from transformers import (
+    DataCollatorWithPadding,
+    EvalPrediction,
+    PreTrainedTokenizerBase,
+    Trainer,
+    TrainingArguments,
+    default_data_collator,
+)
 
 from results_io import write_json_atomic
 
@@ -22,6 +29,60 @@ logger = logging.getLogger(__name__)
 METRIC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "squad_v2_metric")
 # Feature columns that post-processing needs but the model must not see.
 POSTPROCESS_COLUMNS = ["example_id", "offset_mapping", "context_start", "context_end"]
+
+
+@dataclass
+class QAEvalArguments:
+    """How questions are windowed, sampled and turned into answers: the arguments that run_qa.py and
+    cross_eval.py share, so that a cross-evaluation cell is computed exactly as `run_qa.py --do_eval` would."""
+
+    max_seq_length: int = field(default=384, metadata={"help": "Tokens per window (question + context)."})
+    doc_stride: int = field(default=128, metadata={"help": "Tokens of overlap between consecutive windows."})
+    max_query_length: int = field(default=64, metadata={"help": "Questions are cut to this many tokens."})
+    pad_to_max_length: bool = field(
+        default=False, metadata={"help": "Pad every window to max_seq_length (default: pad each batch to its longest)."}
+    )
+    max_eval_samples: int | None = field(default=None, metadata={"help": "Evaluate on at most this many questions."})
+    subset_strategy: str = field(
+        default="random",
+        metadata={"help": "How --max_*_samples/--train_fraction pick questions: 'random' (seeded by --seed) or 'first'."},
+    )
+    version_2_with_negative: bool | None = field(
+        default=None, metadata={"help": "Allow 'no answer' (default: whether the data has unanswerable questions)."}
+    )
+    null_score_diff_threshold: float = field(
+        default=0.0, metadata={"help": "Answer '' when null score - best span score exceeds this (see best_f1_thresh)."}
+    )
+    n_best_size: int = field(default=20, metadata={"help": "Start/end candidates per window, and answers kept."})
+    max_answer_length: int = field(default=30, metadata={"help": "Longest answer, in tokens."})
+    preprocessing_num_workers: int | None = field(default=None, metadata={"help": "Processes for windowing."})
+    overwrite_cache: bool = field(default=False, metadata={"help": "Recompute cached windows."})
+
+    def __post_init__(self):
+        if self.subset_strategy not in ("random", "first"):
+            raise ValueError(f"--subset_strategy must be 'random' or 'first', not {self.subset_strategy!r}")
+        if self.doc_stride >= self.max_seq_length - self.max_query_length - 3:
+            raise ValueError("--doc_stride must leave room for new context in each window: lower it or raise --max_seq_length")
+
+    def window_config(self, tokenizer: PreTrainedTokenizerBase) -> "WindowConfig":
+        return WindowConfig(
+            min(self.max_seq_length, tokenizer.model_max_length), self.doc_stride, self.max_query_length,
+            self.pad_to_max_length,
+        )
+
+    def postprocess_config(self, version_2_with_negative: bool) -> "PostprocessConfig":
+        return PostprocessConfig(
+            version_2_with_negative, self.n_best_size, self.max_answer_length, self.null_score_diff_threshold
+        )
+
+
+def qa_data_collator(tokenizer: PreTrainedTokenizerBase, pad_to_max_length: bool, training_args: TrainingArguments):
+    """Windows are already padded with --pad_to_max_length; otherwise pad each batch to its longest window
+    (to a multiple of 8 under mixed precision, for tensor cores)."""
+    if pad_to_max_length:
+        return default_data_collator
+    mixed = training_args.fp16 or training_args.bf16
+    return DataCollatorWithPadding(tokenizer, pad_to_multiple_of=8 if mixed else None)
 
 
 @dataclass

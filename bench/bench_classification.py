@@ -50,13 +50,14 @@ def parse_arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data_dir", type=Path, default=DEFAULT_DATA_DIR, help="Folder with the vaccine CSV files.")
     parser.add_argument("--model", default=run_classification.PACKAGED_MINILM, help="--model_name_or_path to use.")
-    parser.add_argument("--epochs", type=float, default=4, help="Epochs of the main run.")
+    parser.add_argument("--epochs", type=float, default=3, help="Epochs of the main run.")
     parser.add_argument("--learning_rate", type=float, default=1e-4)
     parser.add_argument("--warmup", type=float, default=0.1, help="Warm-up, as a share of the training steps.")
     parser.add_argument("--weight_decay", type=float, default=0.01)
     parser.add_argument("--batch_size", type=int, default=32)
     parser.add_argument("--max_seq_length", type=int, default=80)
     parser.add_argument("--class_weights", choices=["none", "balanced"], default="balanced")
+    parser.add_argument("--label_smoothing", type=float, default=0.0, help="--label_smoothing_factor of the runs.")
     parser.add_argument("--lemmatize", action="store_true", help="Lemmatize in the main run (default: off).")
     parser.add_argument(
         "--train_all_embeddings",
@@ -88,6 +89,7 @@ def common_arguments(args: argparse.Namespace, output_dir: Path) -> list[str]:
         "--warmup_steps", str(args.warmup),
         "--weight_decay", str(args.weight_decay),
         "--class_weights", args.class_weights,
+        "--label_smoothing_factor", str(args.label_smoothing),
         "--save_strategy", "no",
         "--seed", str(args.seed),
         "--disable_tqdm", "true",
@@ -187,6 +189,7 @@ def summary(report: dict, args: argparse.Namespace) -> str:
         "=== Tweet stance benchmark: packaged MiniLM on vaccine_stance ===",
         f"main run: {args.epochs:g} epochs, lr {args.learning_rate:g}, warm-up {args.warmup:g}, "
         f"batch {args.batch_size}, max length {args.max_seq_length}, class weights {args.class_weights}, "
+        f"label smoothing {args.label_smoothing:g}, "
         f"lemmatize {args.lemmatize}, "
         f"word embeddings {'trained' if args.train_all_embeddings else 'frozen'}; "
         f"{main_run['train_samples']} training / {main_run['eval_samples']} validation tweets",

@@ -7,9 +7,17 @@ best_f1, wall time, training samples/s. Presets:
 - `hf_compare`: the work the transformers example run_qa.py was measured on here: the first 2,000 train questions
   -> the first 1,000 questions of the genuine dev subset, 1 epoch, max_seq_length 256, doc_stride 64, batch 16,
   lr 5e-5, seed 42 (the example gave EM 23.0 / F1 24.8 / HasAns_f1 10.7 / best_f1 50.3, 506 s training, 50 s eval).
-- `quality`: the whole train subset (4,719 questions, shuffled: its few unanswerable questions all sit in the last
-  articles), 2 epochs, lr 1e-4, evaluated on 1,500 seeded-random questions of the full dev set; meant to fit in
-  about 30 minutes on 2 CPU cores.
+- `quality`: the whole train subset (4,719 questions), 384/128 windows, 2 epochs, lr 2e-4 with 10 % warm-up, batch
+  16 drawn at random and length-grouped for speed, evaluated on 2,000 seeded-random questions of the full dev set;
+  sized to under 30 minutes on 2 idle CPU cores. Only 7.4 % of the subset's questions are unanswerable (all in its
+  last articles) against 33 % of the full train set and half of the dev set; trained like that, the model almost
+  never abstains (run 1: HasAns_f1 61.9 but NoAns_f1 1.0, F1 30.8). `--oversample_unanswerable 6` trains on each
+  unanswerable question six times, which restores the full train set's share (32 %).
+
+The null-score threshold is where such a model is most fragile, so the figures include a calibrated score: the
+threshold is chosen on the dev questions of every third article (their best_f1_thresh) and applied to the
+questions of the other articles, which it never saw; next to it, the all-empty baseline of those same questions.
+`best_f1` on all questions picks the threshold on the very questions it scores: an upper bound.
 
     python bench/bench_qa.py --preset hf_compare
     python bench/bench_qa.py --preset quality [-- extra run_qa.py flags]
@@ -37,12 +45,14 @@ PRESETS = {
         "--seed", "42",
     ],
     "quality": [
+        "--dataset", "squad_v2",  # labels the model for cross_eval.py; the data comes from the files
         "--train_file", f"{DATA}/train-v2.0.first10articles.json.gz",
         "--validation_file", f"{DATA}/dev-v2.0.reconstructed.json.gz",
-        "--max_eval_samples", "1500", "--subset_strategy", "random",
-        "--num_train_epochs", "2", "--max_seq_length", "256", "--doc_stride", "64",
-        "--per_device_train_batch_size", "16", "--per_device_eval_batch_size", "32", "--learning_rate", "1e-4",
-        "--eval_strategy", "epoch", "--seed", "42",
+        "--max_eval_samples", "2000", "--subset_strategy", "random",
+        "--num_train_epochs", "2", "--max_seq_length", "384", "--doc_stride", "128",
+        "--per_device_train_batch_size", "16", "--per_device_eval_batch_size", "64", "--learning_rate", "2e-4",
+        "--warmup_steps", "0.1", "--weight_decay", "0.01", "--train_sampling_strategy", "group_by_length",
+        "--oversample_unanswerable", "6", "--seed", "42",
     ],
 }
 
@@ -51,10 +61,56 @@ REPORTED = ["eval_exact", "eval_f1", "eval_HasAns_exact", "eval_HasAns_f1", "eva
             "train_samples", "train_windows", "train_runtime", "train_samples_per_second", "eval_runtime"]
 
 
+def calibrated_scores(output_dir: str, validation_file: str) -> dict[str, float] | None:
+    """Squad_v2 scores on the evaluated questions outside every third dev article, at the null threshold that is
+    best on the questions inside them (None without null odds, e.g. SQuAD 1.1 data)."""
+    odds_path = os.path.join(output_dir, "eval_null_odds.json")
+    if not os.path.exists(odds_path):
+        return None
+    with open(odds_path, encoding="utf-8") as handle:
+        null_odds = json.load(handle)
+    with open(os.path.join(output_dir, "eval_nbest_predictions.json"), encoding="utf-8") as handle:
+        nbest = json.load(handle)
+
+    sys.path.insert(0, REPO)
+    from qa_data import load_qa_split
+    from utils_qa import load_squad_v2_metric
+
+    examples = load_qa_split("validation", data_file=validation_file)
+    titles = list(dict.fromkeys(examples["title"]))
+    calibration_titles = set(titles[::3])
+    groups: dict[bool, tuple[list[dict], list[dict]]] = {True: ([], []), False: ([], [])}
+    for example_id, title, answers in zip(examples["id"], examples["title"], examples["answers"]):
+        if example_id not in null_odds:
+            continue  # not among the evaluated questions
+        # The best non-null answer; the threshold alone decides between it and "no answer".
+        spans = [entry["text"] for entry in nbest[example_id] if entry["offsets"] != [0, 0]]
+        predictions, references = groups[title in calibration_titles]
+        predictions.append({"id": example_id, "prediction_text": spans[0] if spans else "",
+                            "no_answer_probability": null_odds[example_id]})
+        references.append({"id": example_id, "answers": answers})
+
+    metric = load_squad_v2_metric()
+    calibration = metric.compute(predictions=groups[True][0], references=groups[True][1], no_answer_threshold=float("inf"))
+    threshold = calibration["best_f1_thresh"]
+    held_out = metric.compute(predictions=groups[False][0], references=groups[False][1], no_answer_threshold=threshold)
+    at_zero = metric.compute(predictions=groups[False][0], references=groups[False][1], no_answer_threshold=0.0)
+    all_empty = 100.0 * held_out.get("NoAns_total", 0) / held_out["total"]
+    return {
+        "calibration_questions": calibration["total"], "threshold": threshold,
+        "held_out_questions": held_out["total"],
+        **{f"held_out_{key}": held_out[key] for key in ("exact", "f1", "HasAns_f1", "NoAns_f1")},
+        "held_out_f1_at_threshold_0": at_zero["f1"],
+        "held_out_HasAns_f1_at_threshold_0": at_zero.get("HasAns_f1", float("nan")),
+        "held_out_all_empty_f1": all_empty,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", choices=sorted(PRESETS), required=True)
     parser.add_argument("--output_dir", default=None, help="Default: bench/results/qa_<preset>.")
+    parser.add_argument("--report_only", action="store_true", help="Print the figures of an earlier run again.")
     parser.add_argument("extra", nargs="*", help="More run_qa.py flags, after '--'.")
     args = parser.parse_args()
 
@@ -66,18 +122,27 @@ def main() -> None:
         "--do_train", "--do_eval", "--output_dir", output_dir, "--report_to", "none", "--logging_steps", "25",
         "--save_strategy", "no", *PRESETS[args.preset], *args.extra,
     ]
-    print("running:", " ".join(command), flush=True)
-    start = time.perf_counter()
-    subprocess.run(command, check=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
-    wall = time.perf_counter() - start
+    wall = None
+    if not args.report_only:
+        print("running:", " ".join(command), flush=True)
+        start = time.perf_counter()
+        subprocess.run(command, check=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+        wall = time.perf_counter() - start
     with open(os.path.join(output_dir, "all_results.json"), encoding="utf-8") as handle:
         results = json.load(handle)
     print(f"\n== bench_qa preset {args.preset} (packaged all-MiniLM-L6-v2, CPU) ==")
     for key in REPORTED:
         if key in results:
             value = results[key]
-            print(f"{key:28s} {value:.3f}" if isinstance(value, float) else f"{key:28s} {value}")
-    print(f"{'wall time (s)':28s} {wall:.1f}")
+            print(f"{key:36s} {value:.3f}" if isinstance(value, float) else f"{key:36s} {value}")
+    if wall is not None:
+        print(f"{'wall time (s)':36s} {wall:.1f}")
+    preset = PRESETS[args.preset]
+    calibrated = calibrated_scores(output_dir, preset[preset.index("--validation_file") + 1])
+    if calibrated:
+        print("\n-- null threshold chosen on every third dev article, scored on the others --")
+        for key, value in calibrated.items():
+            print(f"{key:36s} {value:.3f}" if isinstance(value, float) else f"{key:36s} {value}")
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from qa_data import QADataError, load_qa_file, select_questions
+from qa_data import QADataError, load_qa_file, oversample_unanswerable, select_questions, validate_dataset
 
 CONTEXT = "The tower was built in 1887 by the city."
 
@@ -89,3 +89,27 @@ def test_subsets_are_deterministic_and_count_questions(tmp_path):
     assert a == select_questions(ds, 5, None, "random", 42)["id"] and a != [f"q{i}" for i in range(5)]
     assert len(select_questions(ds, None, 0.25, "random", 1)) == 5
     assert len(select_questions(ds, 100, None, "random", 1)) == 20
+
+
+def test_oversampling_repeats_only_the_unanswerable_questions(tmp_path):
+    ds = load_qa_file(write(tmp_path, "o.json", squad([qa("a"), qa("b", impossible=True), qa("c"), qa("d", impossible=True)])))
+    assert oversample_unanswerable(ds, 1)["id"] == ["a", "b", "c", "d"]
+    assert oversample_unanswerable(ds, 3)["id"] == ["a", "b", "c", "d", "b", "d", "b", "d"]
+    with pytest.raises(ValueError, match="at least 1"):
+        oversample_unanswerable(ds, 0)
+
+
+def test_validating_a_converted_split_streams_and_repairs_only_when_asked(tmp_path):
+    from datasets import Dataset
+
+    from qa_data import FLAT_FEATURES
+
+    good = load_qa_file(write(tmp_path, "g.json", squad([qa("a"), qa("b", impossible=True)])))
+    assert validate_dataset(good, "hub/validation") is good  # nothing repaired: the same Arrow table, no copy
+    rows = good.to_list()
+    rows[0]["answers"] = {"text": ["1887"], "answer_start": [3]}
+    shifted = Dataset.from_list(rows, features=FLAT_FEATURES)
+    with pytest.raises(QADataError, match=r"hub/validation: row 0 \(id 'a'\): answer 0 '1887' is not at answer_start 3"):
+        validate_dataset(shifted, "hub/validation")
+    repaired = validate_dataset(shifted, "hub/validation", repair_offsets=True)
+    assert repaired[0]["answers"] == {"text": ["1887"], "answer_start": [23]} and repaired["id"] == ["a", "b"]

@@ -276,6 +276,12 @@ def test_balanced_class_weights_and_weighted_loss():
     assert torch.allclose(loss({"logits": logits}, labels), per_example.mean())
     # with gradient accumulation the Trainer gives the example count of the whole accumulated batch
     assert torch.allclose(loss({"logits": logits}, labels, num_items_in_batch=8), per_example.sum() / 8)
+    # --label_smoothing_factor 0.1 reaches the weighted loss: target 0.9 one-hot + 0.1 uniform, each class weighted
+    smoothed = WeightedCrossEntropy([0.5, 1.5, 0.75], label_smoothing=0.1)
+    weights = torch.tensor([0.5, 1.5, 0.75])
+    nll = -torch.log_softmax(logits, dim=-1)
+    by_hand = 0.9 * weights[labels] * nll[torch.arange(4), labels] + 0.1 / 3 * (nll * weights).sum(dim=-1)
+    assert torch.allclose(smoothed({"logits": logits}, labels), by_hand.mean())
 
 
 def test_classification_metrics_against_hand_counts():

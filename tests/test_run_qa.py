@@ -1,15 +1,13 @@
 """run_qa.py end to end on the tiny BERT: outputs, prediction, bad input, and 2-process parity."""
 
 import json
-import os
-import socket
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
 import run_qa
+from distributed import accelerate_launch
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE = REPO / "examples" / "qa_sample"
@@ -121,24 +119,13 @@ def test_bad_input_exits_with_one_error_and_writes_nothing(tiny_qa_model, tmp_pa
     assert not out.exists()
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_two_processes_give_the_same_metrics_and_predictions(tiny_qa_model, tmp_path):
     args = [*common(tiny_qa_model, "OUT"), "--validation_file", SAMPLE / "dev.json", "--do_eval",
             "--per_device_eval_batch_size", "3"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
     outputs = {}
     for procs in (1, 2):
         out = tmp_path / f"p{procs}"
-        argv = [str(a) if a != "OUT" else str(out) for a in args]
-        launch = [sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", str(procs),
-                  "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-                  "--main_process_port", str(free_port()), str(REPO / "run_qa.py")]
-        done = subprocess.run(launch + argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+        done = accelerate_launch("run_qa.py", [out if a == "OUT" else a for a in args], procs)
         assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
         outputs[procs] = out
     one, two = outputs[1], outputs[2]

@@ -1,0 +1,466 @@
+#!/usr/bin/env python
+"""Evaluate every fine-tuned QA model on every dataset: the generalisation matrix of Sen & Saffari (2020), Table 3.
+
+    python cross_eval.py --models DIR
+    python cross_eval.py --models DIR --datasets squad_v2 natural_questions --max_eval_samples 1000
+    python cross_eval.py --models DIR --datasets squad_v2=dev-v2.0.json nq=nq_dev.jsonl --output_dir OUT
+    accelerate launch cross_eval.py --models DIR --bf16 --per_device_eval_batch_size 128
+
+Rows are the model directories under DIR that run_qa.py wrote, labelled by the dataset recorded in their
+qa_run_info.json (`run_qa.py --dataset NAME`, also with local files), else by the folder name; the column of that
+name is the row's in-domain cell. Columns are the evaluation datasets: names from the dataset adapters (hub, or --data_dir
+NAME=DIR) or NAME=FILE pairs (SQuAD-format or flat JSON/JSONL). Each cell is computed by the same windowing,
+post-processing and squad_v2 metric as `run_qa.py --do_eval`, and stored under OUT/cells/ as soon as it is done;
+a rerun skips finished cells (--overwrite recomputes them). Outputs: matrix.json (every cell's metrics),
+matrix.csv, matrix.md (with each cell's drop from its row's in-domain score) and heatmap.png.
+Exit status 1 when a model, a dataset or a cell failed; the other cells are still computed.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import math
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import datasets
+import numpy as np
+import transformers
+from transformers import AutoConfig, AutoModelForQuestionAnswering, AutoTokenizer, HfArgumentParser, TrainingArguments
+
+from plots import plot_heatmap
+from qa_adapters import ADAPTERS
+from qa_data import describe_source, has_unanswerable, load_qa_split, parse_name_value_pairs, select_questions
+from results_io import read_json, write_json_atomic, write_text_atomic
+from run_qa import RUN_INFO_FILE
+from utils_qa import (
+    QAEvalArguments,
+    QAEvaluator,
+    QATrainer,
+    build_windows,
+    load_squad_v2_metric,
+    model_inputs,
+    qa_data_collator,
+    write_prediction_files,
+)
+
+logger = logging.getLogger("cross_eval")
+
+# The five datasets of the paper, in its order.
+PAPER_DATASETS = ["squad_v2", "trivia_qa", "natural_questions", "quac", "newsqa"]
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
+CELL_FILE = "metrics.json"  # written last in a cell's folder: its presence marks the cell finished
+METRIC_CHOICES = ("exact", "f1", "HasAns_exact", "HasAns_f1", "NoAns_exact", "NoAns_f1", "best_exact", "best_f1")
+
+
+@dataclass
+class CrossEvalArguments:
+    models: str = field(metadata={"help": "Folder of model directories written by run_qa.py (or one such directory)."})
+    datasets: list[str] = field(
+        default_factory=lambda: list(PAPER_DATASETS),
+        metadata={"help": f"Evaluation sets: names ({', '.join(sorted(ADAPTERS))}) and/or NAME=FILE pairs."},
+    )
+    data_dir: list[str] = field(
+        default_factory=list, metadata={"help": "NAME=DIR pairs: read a named dataset's official files from DIR."}
+    )
+    cache_dir: str | None = field(default=None, metadata={"help": "Where hub datasets are cached."})
+    metric: str = field(default="f1", metadata={"help": f"Score shown in matrix.csv/.md and the heatmap: {', '.join(METRIC_CHOICES)}."})
+    overwrite: bool = field(default=False, metadata={"help": "Recompute cells that are already stored."})
+
+    def __post_init__(self):
+        if self.metric not in METRIC_CHOICES:
+            raise ValueError(f"--metric must be one of {', '.join(METRIC_CHOICES)}, not {self.metric!r}")
+
+
+@dataclass
+class ModelRow:
+    label: str
+    path: str
+    fine_tuned_on: str  # the dataset recorded in qa_run_info.json, else the folder name: its column is in-domain
+    run_info: dict[str, Any]
+
+
+@dataclass
+class EvalColumn:
+    name: str
+    source: str
+    examples: datasets.Dataset | None = None
+    error: str | None = None
+
+
+# --- Discovery ----------------------------------------------------------------------------------------
+
+
+def inspect_model_dir(path: str) -> tuple[dict[str, Any] | None, str | None]:
+    """(run info, None) for a usable QA model directory, (None, reason) for a broken one, (None, None) for a
+    folder that is not a model at all."""
+    run_info_path = os.path.join(path, RUN_INFO_FILE)
+    has_run_info = os.path.isfile(run_info_path)
+    if not os.path.isfile(os.path.join(path, "config.json")):
+        return None, ("no config.json (did training finish?)" if has_run_info else None)
+    try:
+        config = AutoConfig.from_pretrained(path)
+    except Exception as err:  # any unreadable config makes the directory unusable; say why
+        return None, f"config.json does not load: {err}"
+    architectures = config.architectures or []
+    if not any(name.endswith("ForQuestionAnswering") for name in architectures):
+        return None, f"no question-answering head (architectures: {', '.join(architectures) or 'none recorded'})"
+    if not any(os.path.isfile(os.path.join(path, name)) for name in WEIGHT_FILES):
+        return None, "no model weights (model.safetensors or pytorch_model.bin)"
+    if not any(os.path.isfile(os.path.join(path, name)) for name in ("tokenizer.json", "tokenizer_config.json", "vocab.txt")):
+        return None, "no tokenizer files"
+    if not has_run_info:
+        return {}, None
+    try:
+        return read_json(run_info_path), None
+    except ValueError as err:
+        return None, f"{RUN_INFO_FILE} is not valid JSON: {err}"
+
+
+def discover_models(models_dir: str, output_dir: str) -> tuple[list[ModelRow], list[tuple[str, str]]]:
+    """The usable model directories under `models_dir` (or `models_dir` itself), and (path, reason) for the
+    unusable ones. Folders that are not models (no config.json, no qa_run_info.json) are passed over."""
+    if not os.path.isdir(models_dir):
+        raise FileNotFoundError(f"--models {models_dir}: no such directory")
+    if os.path.isfile(os.path.join(models_dir, "config.json")) or os.path.isfile(os.path.join(models_dir, RUN_INFO_FILE)):
+        candidates = [models_dir]
+    else:
+        candidates = [
+            os.path.join(models_dir, name) for name in sorted(os.listdir(models_dir))
+            if not name.startswith(".") and os.path.isdir(os.path.join(models_dir, name))
+            and os.path.abspath(os.path.join(models_dir, name)) != os.path.abspath(output_dir)
+        ]
+    rows: list[ModelRow] = []
+    skipped: list[tuple[str, str]] = []
+    for path in candidates:
+        run_info, reason = inspect_model_dir(path)
+        if reason is not None:
+            skipped.append((path, reason))
+        elif run_info is None:
+            logger.info("passing over %s: not a model directory", path)
+        else:
+            dataset = run_info.get("dataset")
+            if not run_info:
+                logger.warning("%s has no %s (not written by run_qa.py --do_train): its row is labelled by its folder "
+                               "name", path, RUN_INFO_FILE)
+            # Without a recorded dataset the folder name labels the row (fine_tune_all.py names folders by dataset).
+            folder = os.path.basename(os.path.normpath(path))
+            rows.append(ModelRow(dataset or folder, path, dataset or folder, run_info))
+    # Two models fine-tuned on the same dataset keep apart by their folder names.
+    labels = [row.label for row in rows]
+    for row in rows:
+        if labels.count(row.label) > 1:
+            row.label = f"{row.label}:{os.path.basename(os.path.normpath(row.path))}"
+    order = {name: i for i, name in enumerate(PAPER_DATASETS)}
+    rows.sort(key=lambda row: (order.get(row.fine_tuned_on, len(order)), row.label))
+    return rows, skipped
+
+
+# --- Evaluation data ----------------------------------------------------------------------------------
+
+
+def load_columns(args: CrossEvalArguments, eval_args: QAEvalArguments, seed: int) -> list[EvalColumn]:
+    """Every evaluation set, loaded and validated up front; a set that cannot be loaded keeps its error."""
+    data_dirs = parse_name_value_pairs(args.data_dir, "--data_dir")
+    columns: list[EvalColumn] = []
+    for spec in args.datasets:
+        name, _, data_file = spec.partition("=")
+        data_file = data_file or None
+        column = EvalColumn(name, describe_source(name, data_file))
+        if any(other.name == name for other in columns):
+            raise ValueError(f"--datasets names {name!r} twice")
+        columns.append(column)
+        if data_file is None and name not in ADAPTERS:
+            column.error = f"unknown dataset {name!r}: choose one of {', '.join(sorted(ADAPTERS))}, or pass NAME=FILE"
+            continue
+        if data_file is not None and not os.path.isfile(data_file):
+            column.error = f"{data_file}: no such file"
+            continue
+        try:
+            examples = load_qa_split(
+                "validation", dataset_name=name if name in ADAPTERS else None, data_file=data_file,
+                data_dir=data_dirs.get(name), cache_dir=args.cache_dir,
+            )
+        except Exception as err:  # hub, network, format: the column fails, the others run
+            column.error = f"{type(err).__name__}: {err}"
+            continue
+        column.examples = select_questions(examples, eval_args.max_eval_samples, None, eval_args.subset_strategy, seed)
+    return columns
+
+
+# --- Cells --------------------------------------------------------------------------------------------
+
+
+def cell_settings(row: ModelRow, column: EvalColumn, eval_args: QAEvalArguments, seed: int) -> dict[str, Any]:
+    """What a stored cell was computed from: a stored cell with other settings is computed again."""
+    weights = [os.path.join(row.path, name) for name in WEIGHT_FILES if os.path.isfile(os.path.join(row.path, name))]
+    return {
+        "model_dir": os.path.abspath(row.path),
+        "model_weights_mtime": max(os.path.getmtime(path) for path in weights),
+        "dataset_source": column.source,
+        "seed": seed,
+        **{key: value for key, value in asdict(eval_args).items()
+           if key not in ("preprocessing_num_workers", "overwrite_cache")},
+    }
+
+
+def stored_cell(cell_dir: str, settings: dict[str, Any]) -> dict[str, Any] | None:
+    path = os.path.join(cell_dir, CELL_FILE)
+    if not os.path.isfile(path):
+        return None
+    try:
+        cell = read_json(path)
+    except ValueError:
+        return None
+    if cell.get("settings") != settings:
+        logger.info("%s was computed with other settings: computing it again", cell_dir)
+        return None
+    return cell
+
+
+def cell_value(metrics: dict[str, Any], metric: str) -> float:
+    """The score shown for a cell; on a set without unanswerable questions HasAns_x is x."""
+    if metric in metrics:
+        return float(metrics[metric])
+    if metric.startswith("HasAns_") and "NoAns_total" not in metrics and metric[len("HasAns_"):] in metrics:
+        return float(metrics[metric[len("HasAns_"):]])
+    return math.nan
+
+
+def safe_name(label: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in label)
+
+
+# --- Reports ------------------------------------------------------------------------------------------
+
+
+def matrix_values(rows: list[ModelRow], columns: list[EvalColumn], cells: dict, metric: str) -> np.ndarray:
+    values = np.full((len(rows), len(columns)), math.nan)
+    for i, row in enumerate(rows):
+        for j, column in enumerate(columns):
+            cell = cells.get(row.label, {}).get(column.name)
+            if cell and "metrics" in cell:
+                values[i, j] = cell_value(cell["metrics"], metric)
+    return values
+
+
+def in_domain_cells(rows: list[ModelRow], columns: list[EvalColumn]) -> list[tuple[int, int]]:
+    names = [column.name for column in columns]
+    return [(i, names.index(row.fine_tuned_on)) for i, row in enumerate(rows) if row.fine_tuned_on in names]
+
+
+def drop_lines(rows: list[ModelRow], columns: list[EvalColumn], values: np.ndarray, metric: str) -> list[str]:
+    """One line per off-diagonal cell: its score against its row's in-domain score."""
+    lines = []
+    for i, j_in in in_domain_cells(rows, columns):
+        in_domain = values[i, j_in]
+        if math.isnan(in_domain):
+            continue
+        for j, column in enumerate(columns):
+            if j == j_in or math.isnan(values[i, j]):
+                continue
+            change = values[i, j] - in_domain
+            relative = f", {100 * change / in_domain:+.0f} %" if in_domain else ""
+            lines.append(f"{rows[i].label} -> {column.name}: {metric} {values[i, j]:.1f} vs {in_domain:.1f} "
+                         f"in-domain ({change:+.1f}{relative})")
+    return lines
+
+
+def write_reports(output_dir: str, rows: list[ModelRow], columns: list[EvalColumn], cells: dict, metric: str,
+                  failures: list[str]) -> list[str]:
+    """matrix.json, matrix.csv, matrix.md and heatmap.png; returns the drop lines."""
+    values = matrix_values(rows, columns, cells, metric)
+    drops = drop_lines(rows, columns, values, metric)
+    diagonal = set(in_domain_cells(rows, columns))
+    write_json_atomic(os.path.join(output_dir, "matrix.json"), {
+        "metric": metric,
+        "rows": [row.label for row in rows],
+        "columns": [column.name for column in columns],
+        "models": {row.label: {"dir": os.path.abspath(row.path), "fine_tuned_on": row.fine_tuned_on,
+                               "train_source": row.run_info.get("train_source"),
+                               "train_samples": row.run_info.get("train_samples"),
+                               "base_model": row.run_info.get("base_model"),
+                               "training": row.run_info.get("training")} for row in rows},
+        "datasets": {column.name: {"source": column.source, "error": column.error,
+                                   "questions": len(column.examples) if column.examples is not None else None}
+                     for column in columns},
+        "cells": cells,
+        "failures": failures,
+    })
+
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["fine-tuned on \\ evaluated on", *[column.name for column in columns]])
+    for i, row in enumerate(rows):
+        writer.writerow([row.label, *["" if math.isnan(v) else f"{v:.2f}" for v in values[i]]])
+    write_text_atomic(os.path.join(output_dir, "matrix.csv"), buffer.getvalue())
+
+    def shown(i: int, j: int) -> str:
+        if math.isnan(values[i, j]):
+            return "–"
+        return f"**{values[i, j]:.1f}**" if (i, j) in diagonal else f"{values[i, j]:.1f}"
+
+    lines = [f"# Cross-dataset {metric}", "",
+             "Rows: fine-tuned on; columns: evaluated on; in-domain cells in bold; – not computed or failed.", "",
+             "| fine-tuned on \\ evaluated on | " + " | ".join(column.name for column in columns) + " |",
+             "|---|" + "---:|" * len(columns)]
+    lines += [f"| {row.label} | " + " | ".join(shown(i, j) for j in range(len(columns))) + " |"
+              for i, row in enumerate(rows)]
+    if drops:
+        lines += ["", "## Change from the in-domain score", ""] + [f"- {line}" for line in drops]
+    if failures:
+        lines += ["", "## Failed", ""] + [f"- {line}" for line in failures]
+    write_text_atomic(os.path.join(output_dir, "matrix.md"), "\n".join(lines) + "\n")
+
+    if rows and columns:
+        plot_heatmap(values, [row.label for row in rows], [column.name for column in columns],
+                     os.path.join(output_dir, "heatmap.png"), metric_name=metric, in_domain=sorted(diagonal))
+    return drops
+
+
+def evaluate_cell(
+    row: ModelRow,
+    column: EvalColumn,
+    model: Any,
+    tokenizer: Any,
+    eval_args: QAEvalArguments,
+    training_args: TrainingArguments,
+    metric: Any,
+    cell_dir: str,
+    settings: dict[str, Any],
+    windows_cache: dict[tuple[str, str], datasets.Dataset],
+    progress: str,
+) -> dict[str, Any]:
+    """One model on one dataset, exactly as `run_qa.py --do_eval` computes it; stores and returns the cell."""
+    examples = column.examples
+    # The model's recorded setting wins: a model trained to abstain keeps abstaining on fully answerable sets.
+    version_2 = eval_args.version_2_with_negative
+    if version_2 is None:
+        version_2 = bool(row.run_info.get("version_2_with_negative")) or has_unanswerable(examples)
+    cache_key = (tokenizer.backend_tokenizer.to_str(), column.name)
+    if cache_key not in windows_cache:
+        with training_args.main_process_first(desc=f"Windowing {column.name}"):
+            windows_cache[cache_key] = build_windows(
+                examples, tokenizer, eval_args.window_config(tokenizer), with_labels=True,
+                with_postprocess_columns=True, num_proc=eval_args.preprocessing_num_workers,
+                load_from_cache_file=not eval_args.overwrite_cache, desc=f"Windowing {column.name}",
+            )
+    features = windows_cache[cache_key]
+    logger.info("%s: %d questions, %d windows", progress, len(examples), len(features))
+
+    evaluator = QAEvaluator(examples, features, eval_args.postprocess_config(version_2), metric)
+    trainer = QATrainer(
+        model=model, args=training_args, eval_dataset=model_inputs(features), processing_class=tokenizer,
+        data_collator=qa_data_collator(tokenizer, eval_args.pad_to_max_length, training_args),
+        compute_metrics=evaluator,
+    )
+    start = time.perf_counter()
+    results = trainer.evaluate()
+    seconds = time.perf_counter() - start
+    metrics = {key.removeprefix("eval_"): value for key, value in results.items()}
+    metrics["samples"], metrics["windows"] = len(examples), len(features)
+    cell = {"model": row.label, "dataset": column.name, "version_2_with_negative": version_2,
+            "seconds": round(seconds, 2), "metrics": metrics, "settings": settings}
+    if trainer.is_world_process_zero():
+        # Predictions first, metrics.json last: a cell counts as finished only once everything is written.
+        write_prediction_files(cell_dir, "eval", evaluator.last_output)
+        write_json_atomic(os.path.join(cell_dir, CELL_FILE), cell)
+    logger.info("%s: exact %.2f, f1 %.2f in %.1f s", progress, metrics["exact"], metrics["f1"], seconds)
+    return cell
+
+
+def main() -> int:
+    # --- Parse --------------------------------------------------------------------------------------
+    parser = HfArgumentParser((CrossEvalArguments, QAEvalArguments, TrainingArguments))
+    try:
+        if len(sys.argv) == 2 and sys.argv[1].endswith(".json"):
+            args, eval_args, training_args = parser.parse_json_file(json_file=os.path.abspath(sys.argv[1]))
+            output_given = "output_dir" in read_json(sys.argv[1])
+        else:
+            args, eval_args, training_args = parser.parse_args_into_dataclasses()
+            output_given = any(arg == "--output_dir" or arg.startswith("--output_dir=") for arg in sys.argv[1:])
+    except ValueError as err:  # an argument check in __post_init__
+        sys.exit(f"error: {err}")
+    if not output_given:
+        training_args.output_dir = os.path.join(args.models, "cross_eval")
+    output_dir = training_args.output_dir
+
+    logging.basicConfig(format="%(asctime)s - %(levelname)s - %(name)s - %(message)s", handlers=[logging.StreamHandler(sys.stdout)])
+    log_level = training_args.get_process_log_level()
+    logger.setLevel(logging.INFO if training_args.should_log else log_level)
+    datasets.utils.logging.set_verbosity(log_level)
+    transformers.utils.logging.set_verbosity(log_level)
+    seed = training_args.seed
+
+    # --- Discover the models and load every evaluation set ------------------------------------------
+    try:
+        rows, skipped = discover_models(args.models, output_dir)
+        columns = load_columns(args, eval_args, seed)
+    except (FileNotFoundError, ValueError) as err:
+        sys.exit(f"error: {err}")
+    failures = [f"model {path}: skipped: {reason}" for path, reason in skipped]
+    failures += [f"dataset {column.name}: {column.error}" for column in columns if column.error]
+    for line in failures:
+        logger.error("%s", line)
+    if not rows:
+        sys.exit(f"error: no usable model directory under {args.models}")
+    logger.info("models: %s", ", ".join(f"{row.label} ({row.path})" for row in rows))
+    logger.info("datasets: %s", ", ".join(f"{c.name} ({len(c.examples)} questions)" for c in columns if c.examples is not None))
+
+    # --- Evaluate each cell that is not stored yet --------------------------------------------------
+    metric = load_squad_v2_metric()
+    cells: dict[str, dict[str, Any]] = {row.label: {} for row in rows}
+    total = len(rows) * len(columns)
+    windows_cache: dict[tuple[str, str], datasets.Dataset] = {}
+    position = 0
+    for row in rows:
+        model = tokenizer = None
+        for column in columns:
+            position += 1
+            cell_dir = os.path.join(output_dir, "cells", safe_name(row.label), safe_name(column.name))
+            if column.error:
+                cells[row.label][column.name] = {"error": column.error}
+                continue
+            settings = cell_settings(row, column, eval_args, seed)
+            cell = None if args.overwrite else stored_cell(cell_dir, settings)
+            if cell is not None:
+                logger.info("[cell %d/%d] %s -> %s: stored, %s %.2f", position, total, row.label, column.name,
+                            args.metric, cell_value(cell["metrics"], args.metric))
+                cells[row.label][column.name] = cell
+                continue
+            try:
+                if model is None:
+                    tokenizer = AutoTokenizer.from_pretrained(row.path)
+                    if not tokenizer.is_fast:
+                        raise ValueError("needs a fast tokenizer (answers map back to text through offsets)")
+                    model = AutoModelForQuestionAnswering.from_pretrained(row.path)
+                cell = evaluate_cell(row, column, model, tokenizer, eval_args, training_args, metric, cell_dir,
+                                     settings, windows_cache, f"[cell {position}/{total}] {row.label} -> {column.name}")
+            except Exception as err:  # one broken cell (or model) must not stop the others
+                message = f"cell {row.label} -> {column.name}: {type(err).__name__}: {err}"
+                logger.error("%s", message)
+                failures.append(message)
+                cells[row.label][column.name] = {"error": f"{type(err).__name__}: {err}"}
+                continue
+            cells[row.label][column.name] = cell
+        del model
+
+    # --- Write the matrix ---------------------------------------------------------------------------
+    if training_args.process_index == 0:
+        drops = write_reports(output_dir, rows, columns, cells, args.metric, failures)
+        with open(os.path.join(output_dir, "matrix.md"), encoding="utf-8") as handle:
+            print(handle.read())
+        logger.info("wrote matrix.json, matrix.csv, matrix.md and heatmap.png to %s (%d lines of drops)", output_dir, len(drops))
+    if failures:
+        logger.error("%d failure(s); the other cells were computed", len(failures))
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

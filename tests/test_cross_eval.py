@@ -1,0 +1,213 @@
+"""cross_eval.py and fine_tune_all.py on tiny BERTs: a 2x2 matrix with every file, cells equal to
+run_qa.py --do_eval, resuming, failures that leave the other cells running, and 2-process parity."""
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import cross_eval
+import fine_tune_all
+import run_qa
+from distributed import accelerate_launch
+from tiny_models import save_tiny_bert
+
+REPO = Path(__file__).resolve().parent.parent
+SAMPLE = REPO / "examples" / "qa_sample"
+NEWS = REPO / "examples" / "news_sample"
+SMALL_WINDOWS = ["--max_seq_length", "64", "--doc_stride", "16", "--max_query_length", "16"]
+# Two evaluation sets from local files: SQuAD-format with unanswerable questions, and flat JSONL, all answerable.
+LOCAL_DATASETS = ["--datasets", f"squad_v2={SAMPLE / 'dev.json'}", f"newsqa={NEWS / 'dev.jsonl'}"]
+
+
+def run_cross_eval(monkeypatch, models, out, *extra) -> int:
+    argv = ["cross_eval.py", "--models", models, "--output_dir", out, "--report_to", "none",
+            "--per_device_eval_batch_size", "4", *SMALL_WINDOWS, *LOCAL_DATASETS, *extra]
+    monkeypatch.setattr(sys, "argv", [str(a) for a in argv])
+    return cross_eval.main()
+
+
+@pytest.fixture(scope="module")
+def models_dir(tiny_qa_model, tmp_path_factory):
+    """Two tiny models fine-tuned by fine_tune_all.py (run_qa.py underneath) on the two local datasets, plus a
+    folder that is a model without a QA head and one that is no model at all."""
+    root = tmp_path_factory.mktemp("models")
+    command = [
+        sys.executable, str(REPO / "fine_tune_all.py"), "--output_root", str(root), "--launcher", "python",
+        "--datasets", "squad_v2", "newsqa", "--model_name_or_path", str(tiny_qa_model),
+        "--train_file", f"squad_v2={SAMPLE / 'train.json'}", f"newsqa={NEWS / 'train.jsonl'}",
+        "--validation_file", f"squad_v2={SAMPLE / 'dev.json'}", f"newsqa={NEWS / 'dev.jsonl'}",
+        "--", "--num_train_epochs", "2", "--learning_rate", "1e-3", "--per_device_train_batch_size", "8",
+        "--report_to", "none", "--seed", "3", "--save_strategy", "no", *SMALL_WINDOWS,
+    ]
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    save_tiny_bert(root / "base_encoder", task="cls")  # a model, but without a question-answering head
+    (root / "notes").mkdir()
+    (root / "notes" / "readme.txt").write_text("not a model")
+    return root
+
+
+@pytest.fixture(scope="module")
+def matrix(models_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("matrix")
+    mp = pytest.MonkeyPatch()
+    try:
+        status = run_cross_eval(mp, models_dir, out)
+    finally:
+        mp.undo()
+    return out, status
+
+
+def test_fine_tune_all_records_each_dataset_and_skips_finished_ones(models_dir):
+    for name in ("squad_v2", "newsqa"):
+        info = json.loads((models_dir / name / run_qa.RUN_INFO_FILE).read_text())
+        assert info["dataset"] == name
+    done = subprocess.run(
+        [sys.executable, str(REPO / "fine_tune_all.py"), "--output_root", str(models_dir), "--launcher", "python",
+         "--datasets", "squad_v2", "newsqa", "--dry_run"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.count("done already") == 2, done.stdout + done.stderr
+
+
+def test_the_recipe_comes_first_so_extra_flags_override_it(tmp_path):
+    args = fine_tune_all.argparse.Namespace(
+        launcher="accelerate launch", model_name_or_path="bert-base-uncased", data_dir={"quac": "/data/quac"},
+        train_file={}, validation_file={}, overwrite=False)
+    command = fine_tune_all.run_qa_command(args, "quac", str(tmp_path / "quac"), ["--num_train_epochs", "3"])
+    assert command[:2] == ["accelerate", "launch"] and command[-2:] == ["--num_train_epochs", "3"]
+    assert command.index("--learning_rate") < command.index("--data_dir") < len(command) - 2
+    assert "--resume_from_checkpoint" not in command
+    (tmp_path / "quac" / "checkpoint-10").mkdir(parents=True)
+    assert "--resume_from_checkpoint" in fine_tune_all.run_qa_command(args, "quac", str(tmp_path / "quac"), [])
+
+
+def test_a_2x2_matrix_with_every_file(matrix):
+    out, status = matrix
+    assert status == 1, "the model folder without a QA head counts as a failure"
+    for name in ("matrix.json", "matrix.csv", "matrix.md", "heatmap.png"):
+        assert (out / name).is_file(), name
+    result = json.loads((out / "matrix.json").read_text())
+    assert result["rows"] == ["squad_v2", "newsqa"] and result["columns"] == ["squad_v2", "newsqa"]
+    for row in result["rows"]:
+        for column in result["columns"]:
+            cell = result["cells"][row][column]
+            assert {"exact", "f1", "total", "loss", "samples", "windows"} <= set(cell["metrics"]), (row, column)
+            for name in ("eval_predictions.json", "eval_nbest_predictions.json", "metrics.json"):
+                assert (out / "cells" / row / column / name).is_file(), (row, column, name)
+    squad_cell = result["cells"]["newsqa"]["squad_v2"]["metrics"]
+    assert squad_cell["total"] == 14 and "NoAns_f1" in squad_cell and "best_f1" in squad_cell
+    # The squad_v2-trained model keeps abstaining on the all-answerable set (no NoAns questions there).
+    assert result["cells"]["squad_v2"]["newsqa"]["version_2_with_negative"] is True
+    assert result["cells"]["newsqa"]["newsqa"]["version_2_with_negative"] is False
+    assert result["models"]["squad_v2"]["train_samples"] == 42
+    failures = result["failures"]
+    assert len(failures) == 1 and "base_encoder" in failures[0] and "no question-answering head" in failures[0]
+
+    csv_lines = (out / "matrix.csv").read_text().splitlines()
+    assert csv_lines[0] == "fine-tuned on \\ evaluated on,squad_v2,newsqa" and len(csv_lines) == 3
+    f1 = result["cells"]["squad_v2"]["newsqa"]["metrics"]["f1"]
+    assert csv_lines[1].split(",")[2] == f"{f1:.2f}"
+    markdown = (out / "matrix.md").read_text()
+    in_domain = result["cells"]["squad_v2"]["squad_v2"]["metrics"]["f1"]
+    assert f"**{in_domain:.1f}**" in markdown
+    assert f"squad_v2 -> newsqa: f1 {f1:.1f} vs {in_domain:.1f} in-domain ({f1 - in_domain:+.1f}" in markdown
+
+
+def test_each_cell_equals_run_qa_do_eval(matrix, models_dir, tmp_path, monkeypatch):
+    out, _ = matrix
+    cell = json.loads((out / "cells" / "newsqa" / "squad_v2" / "metrics.json").read_text())
+    eval_out = tmp_path / "run_qa_eval"
+    monkeypatch.setattr(sys, "argv", [str(a) for a in [
+        "run_qa.py", "--model_name_or_path", models_dir / "newsqa", "--validation_file", SAMPLE / "dev.json",
+        "--do_eval", "--output_dir", eval_out, "--report_to", "none", "--per_device_eval_batch_size", "4",
+        *SMALL_WINDOWS]])
+    run_qa.main()
+    reference = json.loads((eval_out / "eval_results.json").read_text())
+    for key in ("exact", "f1", "HasAns_f1", "NoAns_f1", "best_f1", "best_f1_thresh", "total", "samples", "windows"):
+        assert cell["metrics"][key] == reference[f"eval_{key}"], key
+    assert cell["metrics"]["loss"] == pytest.approx(reference["eval_loss"], rel=1e-6)
+    for name in ("eval_predictions.json", "eval_null_odds.json"):
+        assert json.loads((out / "cells" / "newsqa" / "squad_v2" / name).read_text()) == \
+            json.loads((eval_out / name).read_text()), name
+
+
+def test_resume_recomputes_only_unfinished_cells(matrix, models_dir, tmp_path, monkeypatch):
+    out = tmp_path / "resume"
+    shutil.copytree(matrix[0], out)
+    stored = {path: path.stat().st_mtime_ns for path in out.glob("cells/*/*/metrics.json")}
+    assert len(stored) == 4
+    interrupted = out / "cells" / "newsqa" / "newsqa"
+    (interrupted / "metrics.json").unlink()  # stopped after the predictions, before the cell was finished
+    before = json.loads((matrix[0] / "cells" / "newsqa" / "newsqa" / "metrics.json").read_text())
+    assert run_cross_eval(monkeypatch, models_dir, out) == 1
+    for path, mtime in stored.items():
+        if path.parent != interrupted:
+            assert path.stat().st_mtime_ns == mtime, f"{path} was recomputed"
+    again = json.loads((interrupted / "metrics.json").read_text())
+    assert again["metrics"]["f1"] == before["metrics"]["f1"]
+    # Other settings are other cells; --overwrite recomputes everything.
+    assert run_cross_eval(monkeypatch, models_dir, out, "--max_eval_samples", "5", "--overwrite") == 1
+    result = json.loads((out / "matrix.json").read_text())
+    assert all(cell["metrics"]["samples"] == 5 for row in result["cells"].values() for cell in row.values())
+    assert all(path.stat().st_mtime_ns != mtime for path, mtime in stored.items())
+
+
+def test_bad_datasets_fail_their_column_and_the_other_cells_run(models_dir, tmp_path, monkeypatch, capsys):
+    out = tmp_path / "bad"
+    argv = ["cross_eval.py", "--models", models_dir / "squad_v2", "--output_dir", out, "--report_to", "none",
+            *SMALL_WINDOWS, "--datasets", "no_such_set", f"newsqa={tmp_path / 'missing.jsonl'}",
+            f"sample={SAMPLE / 'dev.json'}"]
+    monkeypatch.setattr(sys, "argv", [str(a) for a in argv])
+    assert cross_eval.main() == 1
+    result = json.loads((out / "matrix.json").read_text())
+    assert result["rows"] == ["squad_v2"], "one model directory given directly is the one row"
+    cells = result["cells"]["squad_v2"]
+    assert "unknown dataset 'no_such_set'" in cells["no_such_set"]["error"]
+    assert "missing.jsonl: no such file" in cells["newsqa"]["error"]
+    assert cells["sample"]["metrics"]["total"] == 14
+    assert len(result["failures"]) == 2
+    assert "no_such_set" in (out / "matrix.md").read_text()
+
+
+def test_no_usable_model_is_one_clear_error(tmp_path, monkeypatch):
+    (tmp_path / "empty").mkdir()
+    monkeypatch.setattr(sys, "argv", ["cross_eval.py", "--models", str(tmp_path / "empty"), "--report_to", "none"])
+    with pytest.raises(SystemExit) as exit_info:
+        cross_eval.main()
+    assert str(exit_info.value.code) == f"error: no usable model directory under {tmp_path / 'empty'}"
+
+
+def test_two_processes_fill_the_same_cells(models_dir, tmp_path):
+    outputs = {}
+    for processes in (1, 2):
+        out = tmp_path / f"p{processes}"
+        args = ["--models", models_dir, "--output_dir", out, "--report_to", "none", "--per_device_eval_batch_size",
+                "3", *SMALL_WINDOWS, "--datasets", f"squad_v2={SAMPLE / 'dev.json'}"]
+        done = accelerate_launch("cross_eval.py", args, processes)
+        assert done.returncode == 1, done.stdout[-3000:] + done.stderr[-3000:]  # 1: the folder without a QA head
+        outputs[processes] = out
+    for row in ("squad_v2", "newsqa"):
+        one, two = (json.loads((outputs[p] / "cells" / row / "squad_v2" / "metrics.json").read_text()) for p in (1, 2))
+        squad_keys = [k for k in one["metrics"] if not k.endswith(("runtime", "per_second", "loss", "preparation_time"))]
+        assert {k: one["metrics"][k] for k in squad_keys} == {k: two["metrics"][k] for k in squad_keys}
+        for name in ("eval_predictions.json", "eval_null_odds.json"):
+            paths = [outputs[p] / "cells" / row / "squad_v2" / name for p in (1, 2)]
+            assert json.loads(paths[0].read_text()) == json.loads(paths[1].read_text())
+
+
+def test_a_bad_argument_is_one_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setattr(sys, "argv", ["cross_eval.py", "--models", str(tmp_path), "--metric", "accuracy"])
+    with pytest.raises(SystemExit) as exit_info:
+        cross_eval.main()
+    assert str(exit_info.value.code).startswith("error: --metric must be one of exact, f1")
+
+
+def test_hasans_of_a_fully_answerable_set_is_its_score():
+    answerable_only = {"exact": 40.0, "f1": 50.0, "total": 10}
+    assert cross_eval.cell_value(answerable_only, "HasAns_f1") == 50.0
+    mixed = {"exact": 40.0, "f1": 50.0, "HasAns_f1": 30.0, "NoAns_total": 4}
+    assert cross_eval.cell_value(mixed, "HasAns_f1") == 30.0
+    assert cross_eval.math.isnan(cross_eval.cell_value({"f1": 50.0, "NoAns_total": 4}, "HasAns_f1"))
