@@ -122,9 +122,12 @@ def inspect_model_dir(path: str) -> tuple[dict[str, Any] | None, str | None]:
         return None, f"{RUN_INFO_FILE} is not valid JSON: {err}"
 
 
-def discover_models(models_dir: str, output_dir: str) -> tuple[list[ModelRow], list[tuple[str, str]]]:
+def discover_models(
+    models_dir: str, output_dir: str, column_names: list[str]
+) -> tuple[list[ModelRow], list[tuple[str, str]]]:
     """The usable model directories under `models_dir` (or `models_dir` itself), and (path, reason) for the
-    unusable ones. Folders that are not models (no config.json, no qa_run_info.json) are passed over."""
+    unusable ones. Folders that are not models (no config.json, no qa_run_info.json) are passed over. Rows come
+    in the order of their in-domain columns, so the in-domain cells form the diagonal."""
     if not os.path.isdir(models_dir):
         raise FileNotFoundError(f"--models {models_dir}: no such directory")
     if os.path.isfile(os.path.join(models_dir, "config.json")) or os.path.isfile(os.path.join(models_dir, RUN_INFO_FILE)):
@@ -156,7 +159,7 @@ def discover_models(models_dir: str, output_dir: str) -> tuple[list[ModelRow], l
     for row in rows:
         if labels.count(row.label) > 1:
             row.label = f"{row.label}:{os.path.basename(os.path.normpath(row.path))}"
-    order = {name: i for i, name in enumerate(PAPER_DATASETS)}
+    order = {name: i for i, name in enumerate(dict.fromkeys(column_names + PAPER_DATASETS))}
     rows.sort(key=lambda row: (order.get(row.fine_tuned_on, len(order)), row.label))
     return rows, skipped
 
@@ -399,7 +402,8 @@ def main() -> int:
 
     # --- Discover the models and load every evaluation set ------------------------------------------
     try:
-        rows, skipped = discover_models(args.models, output_dir)
+        column_names = [spec.partition("=")[0] for spec in args.datasets]
+        rows, skipped = discover_models(args.models, output_dir, column_names)
         columns = load_columns(args, eval_args, seed)
     except (FileNotFoundError, ValueError) as err:
         sys.exit(f"error: {err}")

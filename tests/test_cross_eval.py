@@ -211,3 +211,11 @@ def test_hasans_of_a_fully_answerable_set_is_its_score():
     mixed = {"exact": 40.0, "f1": 50.0, "HasAns_f1": 30.0, "NoAns_total": 4}
     assert cross_eval.cell_value(mixed, "HasAns_f1") == 30.0
     assert cross_eval.math.isnan(cross_eval.cell_value({"f1": 50.0, "NoAns_total": 4}, "HasAns_f1"))
+
+
+def test_rows_follow_the_column_order_and_unusable_folders_say_why(models_dir, tmp_path):
+    rows, skipped = cross_eval.discover_models(str(models_dir), str(tmp_path / "out"), ["newsqa", "squad_v2"])
+    assert [row.label for row in rows] == ["newsqa", "squad_v2"]
+    assert [row.fine_tuned_on for row in rows] == ["newsqa", "squad_v2"]
+    assert skipped == [(str(models_dir / "base_encoder"),
+                        "no question-answering head (architectures: BertForSequenceClassification)")]
