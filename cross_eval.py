@@ -90,6 +90,7 @@ class EvalColumn:
     name: str
     source: str
     examples: datasets.Dataset | None = None
+    has_unanswerable: bool = False
     error: str | None = None
 
 
@@ -167,16 +168,25 @@ def discover_models(
 # --- Evaluation data ----------------------------------------------------------------------------------
 
 
-def load_columns(args: CrossEvalArguments, eval_args: QAEvalArguments, seed: int) -> list[EvalColumn]:
+def dataset_specs(items: list[str]) -> list[tuple[str, str | None]]:
+    """--datasets as (name, file or None) pairs, in order; a name given twice is a ValueError."""
+    specs = []
+    for item in items:
+        name, _, data_file = item.partition("=")
+        if any(other == name for other, _ in specs):
+            raise ValueError(f"--datasets names {name!r} twice")
+        specs.append((name, data_file or None))
+    return specs
+
+
+def load_columns(
+    specs: list[tuple[str, str | None]], args: CrossEvalArguments, eval_args: QAEvalArguments, seed: int
+) -> list[EvalColumn]:
     """Every evaluation set, loaded and validated up front; a set that cannot be loaded keeps its error."""
     data_dirs = parse_name_value_pairs(args.data_dir, "--data_dir")
     columns: list[EvalColumn] = []
-    for spec in args.datasets:
-        name, _, data_file = spec.partition("=")
-        data_file = data_file or None
+    for name, data_file in specs:
         column = EvalColumn(name, describe_source(name, data_file))
-        if any(other.name == name for other in columns):
-            raise ValueError(f"--datasets names {name!r} twice")
         columns.append(column)
         if data_file is None and name not in ADAPTERS:
             column.error = f"unknown dataset {name!r}: choose one of {', '.join(sorted(ADAPTERS))}, or pass NAME=FILE"
@@ -193,6 +203,7 @@ def load_columns(args: CrossEvalArguments, eval_args: QAEvalArguments, seed: int
             column.error = f"{type(err).__name__}: {err}"
             continue
         column.examples = select_questions(examples, eval_args.max_eval_samples, None, eval_args.subset_strategy, seed)
+        column.has_unanswerable = has_unanswerable(column.examples)
     return columns
 
 
@@ -326,9 +337,21 @@ def write_reports(output_dir: str, rows: list[ModelRow], columns: list[EvalColum
     return drops
 
 
+def window_column(column: EvalColumn, tokenizer: Any, eval_args: QAEvalArguments,
+                  training_args: TrainingArguments) -> datasets.Dataset:
+    """An evaluation set's windows, with labels (for the evaluation loss) and the post-processing columns."""
+    with training_args.main_process_first(desc=f"Windowing {column.name}"):
+        return build_windows(
+            column.examples, tokenizer, eval_args.window_config(tokenizer), with_labels=True,
+            with_postprocess_columns=True, num_proc=eval_args.preprocessing_num_workers,
+            load_from_cache_file=not eval_args.overwrite_cache, desc=f"Windowing {column.name}",
+        )
+
+
 def evaluate_cell(
     row: ModelRow,
     column: EvalColumn,
+    features: datasets.Dataset,
     model: Any,
     tokenizer: Any,
     eval_args: QAEvalArguments,
@@ -336,24 +359,15 @@ def evaluate_cell(
     metric: Any,
     cell_dir: str,
     settings: dict[str, Any],
-    windows_cache: dict[tuple[str, str], datasets.Dataset],
     progress: str,
 ) -> dict[str, Any]:
-    """One model on one dataset, exactly as `run_qa.py --do_eval` computes it; stores and returns the cell."""
+    """One model on one dataset's windows, exactly as `run_qa.py --do_eval` computes it; stores and returns the
+    cell."""
     examples = column.examples
     # The model's recorded setting wins: a model trained to abstain keeps abstaining on fully answerable sets.
     version_2 = eval_args.version_2_with_negative
     if version_2 is None:
-        version_2 = bool(row.run_info.get("version_2_with_negative")) or has_unanswerable(examples)
-    cache_key = (tokenizer.backend_tokenizer.to_str(), column.name)
-    if cache_key not in windows_cache:
-        with training_args.main_process_first(desc=f"Windowing {column.name}"):
-            windows_cache[cache_key] = build_windows(
-                examples, tokenizer, eval_args.window_config(tokenizer), with_labels=True,
-                with_postprocess_columns=True, num_proc=eval_args.preprocessing_num_workers,
-                load_from_cache_file=not eval_args.overwrite_cache, desc=f"Windowing {column.name}",
-            )
-    features = windows_cache[cache_key]
+        version_2 = bool(row.run_info.get("version_2_with_negative")) or column.has_unanswerable
     logger.info("%s: %d questions, %d windows", progress, len(examples), len(features))
 
     evaluator = QAEvaluator(examples, features, eval_args.postprocess_config(version_2), metric)
@@ -402,9 +416,9 @@ def main() -> int:
 
     # --- Discover the models and load every evaluation set ------------------------------------------
     try:
-        column_names = [spec.partition("=")[0] for spec in args.datasets]
-        rows, skipped = discover_models(args.models, output_dir, column_names)
-        columns = load_columns(args, eval_args, seed)
+        specs = dataset_specs(args.datasets)
+        rows, skipped = discover_models(args.models, output_dir, [name for name, _ in specs])
+        columns = load_columns(specs, args, eval_args, seed)
     except (FileNotFoundError, ValueError) as err:
         sys.exit(f"error: {err}")
     failures = [f"model {path}: skipped: {reason}" for path, reason in skipped]
@@ -420,10 +434,11 @@ def main() -> int:
     metric = load_squad_v2_metric()
     cells: dict[str, dict[str, Any]] = {row.label: {} for row in rows}
     total = len(rows) * len(columns)
+    # Windows depend on the tokenizer, not the model: rows that share a tokenizer share them.
     windows_cache: dict[tuple[str, str], datasets.Dataset] = {}
     position = 0
     for row in rows:
-        model = tokenizer = None
+        model = tokenizer = tokenizer_key = None
         for column in columns:
             position += 1
             cell_dir = os.path.join(output_dir, "cells", safe_name(row.label), safe_name(column.name))
@@ -442,9 +457,13 @@ def main() -> int:
                     tokenizer = AutoTokenizer.from_pretrained(row.path)
                     if not tokenizer.is_fast:
                         raise ValueError("needs a fast tokenizer (answers map back to text through offsets)")
+                    tokenizer_key = tokenizer.backend_tokenizer.to_str()
                     model = AutoModelForQuestionAnswering.from_pretrained(row.path)
-                cell = evaluate_cell(row, column, model, tokenizer, eval_args, training_args, metric, cell_dir,
-                                     settings, windows_cache, f"[cell {position}/{total}] {row.label} -> {column.name}")
+                if (tokenizer_key, column.name) not in windows_cache:
+                    windows_cache[tokenizer_key, column.name] = window_column(column, tokenizer, eval_args, training_args)
+                cell = evaluate_cell(row, column, windows_cache[tokenizer_key, column.name], model, tokenizer,
+                                     eval_args, training_args, metric, cell_dir, settings,
+                                     f"[cell {position}/{total}] {row.label} -> {column.name}")
             except Exception as err:  # one broken cell (or model) must not stop the others
                 message = f"cell {row.label} -> {column.name}: {type(err).__name__}: {err}"
                 logger.error("%s", message)
@@ -452,7 +471,6 @@ def main() -> int:
                 cells[row.label][column.name] = {"error": f"{type(err).__name__}: {err}"}
                 continue
             cells[row.label][column.name] = cell
-        del model
 
     # --- Write the matrix ---------------------------------------------------------------------------
     if training_args.process_index == 0:
