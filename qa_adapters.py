@@ -2,8 +2,13 @@
 
 `run_qa.py --dataset NAME`, `cross_eval.py` and `convert_qa.py` reach every dataset through
 `load_named_split(name, split, data_dir, cache_dir)`, and a raw official file given with `--train_file` /
-`--validation_file` through `load_named_file(name, path, cache_dir)`. An adapter loads from the hub when `data_dir`
-is None (users with internet) and from the official files in `data_dir` otherwise.
+`--validation_file` through `load_named_file(name, path, cache_dir)`. An adapter loads from the official files in
+`data_dir` when given; otherwise (users with internet) from the hub, or, for datasets without a loadable hub copy
+(QuAC, MRQA's NewsQA), by downloading the official files from their public location with `datasets`' download
+manager (cached; an interrupted transfer is retried) and converting them like files in `data_dir`.
+
+Every dataset is converted by the rules of the paper's converter unless its name says otherwise; `conversion_name`
+gives the name of the conversion behind a dataset or file, which run_qa.py and cross_eval.py record.
 
 The conversions themselves live in `qa_sources/` (one module per dataset). A conversion streams its records into
 `Dataset.from_generator`, which writes Arrow under `<cache_dir>/qa_converted/`; the cache is keyed by the source
@@ -19,22 +24,29 @@ import hashlib
 import json
 import logging
 import os
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import datasets
-from datasets import Dataset, NamedSplit, load_dataset
+from datasets import Dataset, DownloadConfig, DownloadManager, NamedSplit, load_dataset
 from datasets.exceptions import DatasetGenerationError
+from huggingface_hub.errors import OfflineModeIsEnabled
 
 from qa_data import FLAT_FEATURES, QADataError, RecordStats, load_qa_file, read_raw_records, validate_records
 from qa_sources import mrqa, natural_questions, newsqa, quac, triviaqa
-from qa_sources.common import ConversionStats, OfficialSource
+from qa_sources.common import ConversionStats, OfficialSource, RemoteFiles
 from results_io import write_json_atomic
 
 logger = logging.getLogger(__name__)
 
 # Bump when any conversion's output changes, so that conversions cached by older code are not reused.
-CONVERSION_VERSION = 1
+CONVERSION_VERSION = 2
+# The conversion name of data used as published (SQuAD), and of a SQuAD-format file whose making is not known here.
+AS_PUBLISHED = "as_published"
+SQUAD_FORMAT_FILE = "squad_format_file"
+# Attempts per file before a download is given up; each failed one leaves nothing in the cache.
+DOWNLOAD_ATTEMPTS = 3
 
 
 @dataclass(frozen=True)
@@ -76,8 +88,8 @@ def convert_named_file(
     name: str, path: str, cache_dir: str | None = None, split: str | None = None
 ) -> tuple[Dataset, RecordStats]:
     """`load_named_file` plus the counts of what the conversion kept, repaired and dropped."""
-    source = get_adapter(name).source
-    if source is None or not source.is_official_file(path):
+    source = file_source(name, path)
+    if source is None:
         records, stats = validate_records(read_raw_records(path), path)
         return Dataset.from_list(records, features=FLAT_FEATURES), stats
 
@@ -86,6 +98,23 @@ def convert_named_file(
 
     key = {"files": [_file_identity(p) for p in [path, *source.related_paths(path)]], "split": split}
     return cached_conversion(source, key, records, cache_dir, label=f"{path} ({name})")
+
+
+def file_source(name: str, path: str) -> OfficialSource | None:
+    """How dataset `name`'s conversion reads the file `path`; None when it is a SQuAD-format file (or `name` has no
+    conversion)."""
+    source = get_adapter(name).source
+    return source.source_for_file(path) if source is not None else None
+
+
+def conversion_name(name: str | None, data_file: str | None = None) -> str:
+    """The name of the conversion that produces dataset `name` (or its file `data_file`): the paper's rules
+    (`qa_sources.common.PAPER_CONVERSION`) unless an alternative was asked for by name or by the file's layout."""
+    if data_file is not None:
+        source = file_source(name, data_file) if name in ADAPTERS else None
+        return source.conversion if source is not None else SQUAD_FORMAT_FILE
+    source = get_adapter(str(name)).source
+    return source.conversion if source is not None else AS_PUBLISHED
 
 
 def convert_named_split(
@@ -120,19 +149,15 @@ def find_split_files(source: OfficialSource, split: str, data_dir: str) -> list[
 def convert_source_split(
     source: OfficialSource, split: str, data_dir: str | None, cache_dir: str | None
 ) -> tuple[Dataset, ConversionStats]:
-    """One split of a converted dataset, from the official files in `data_dir`, or streamed from the hub."""
+    """One split of a converted dataset, from the official files in `data_dir`, else downloaded from the files'
+    public location, else streamed from the hub."""
     if split not in source.split_files:
         raise QADataError(f"{source.name} has no {split} split (it has {', '.join(source.split_files)})")
     if data_dir is not None:
-        paths = find_split_files(source, split, data_dir)
-
-        def file_records(stats: ConversionStats) -> Iterator[dict]:
-            for path in paths:
-                yield from source.convert_file(path, split, stats)
-
-        related = sorted({p for path in paths for p in source.related_paths(path)})
-        key = {"files": [_file_identity(p) for p in paths + related], "split": split}
-        return cached_conversion(source, key, file_records, cache_dir, label=f"{source.name}/{split} ({data_dir})")
+        return _convert_files(source, split, find_split_files(source, split, data_dir), cache_dir, data_dir)
+    if source.remote is not None:
+        paths = download_split_files(source.remote, split, cache_dir, source.no_hub_help)
+        return _convert_files(source, split, paths, cache_dir, "downloaded")
     hub = source.hub
     if hub is None:
         raise QADataError(source.no_hub_help)
@@ -153,6 +178,56 @@ def convert_source_split(
     return cached_conversion(source, key, hub_records, cache_dir, label=label)
 
 
+def _convert_files(
+    source: OfficialSource, split: str, paths: list[str], cache_dir: str | None, origin: str
+) -> tuple[Dataset, ConversionStats]:
+    def file_records(stats: ConversionStats) -> Iterator[dict]:
+        for path in paths:
+            yield from source.convert_file(path, split, stats)
+
+    related = sorted({p for path in paths for p in source.related_paths(path)})
+    key = {"files": [_file_identity(p) for p in paths + related], "split": split}
+    return cached_conversion(source, key, file_records, cache_dir, label=f"{source.name}/{split} ({origin})")
+
+
+def remote_urls(remote: RemoteFiles, split: str) -> list[str]:
+    """The download URLs of one split: under `$<base_url_env>` when that is set, else under the public location."""
+    base = (os.environ.get(remote.base_url_env) or remote.base_url).rstrip("/")
+    return [f"{base}/{name}" for name in remote.split_files[split]]
+
+
+def download_split_files(remote: RemoteFiles, split: str, cache_dir: str | None, manual_help: str) -> list[str]:
+    """Local paths of one split's official files, downloaded once into the datasets download cache (under
+    `<cache_dir>/downloads` when given) and reused offline. A transfer cut short is tried again from the start, up
+    to DOWNLOAD_ATTEMPTS times: datasets writes it to a `.incomplete` file that never enters the cache."""
+    urls = remote_urls(remote, split)
+    # use_etag=False: a cached file is reused without asking the server, so a cached download works offline.
+    config = DownloadConfig(
+        cache_dir=os.path.join(cache_dir, "downloads") if cache_dir else None, use_etag=False, disable_tqdm=True
+    )
+    manager = DownloadManager(download_config=config)
+    paths = []
+    for url in urls:
+        for attempt in range(1, DOWNLOAD_ATTEMPTS + 1):
+            try:
+                # .gz files are unpacked (and cached unpacked), so the conversion reads plain text.
+                paths.append(manager.download_and_extract(url))
+                break
+            except OfflineModeIsEnabled:
+                raise QADataError(f"{url}: not downloaded yet, and offline (HF_HUB_OFFLINE is set). {manual_help}") from None
+            except FileNotFoundError as err:
+                raise QADataError(f"{url}: not found ({err}); {manual_help}") from None
+            except Exception as err:  # noqa: BLE001 - a dropped connection, a transfer cut short: try again
+                if attempt == DOWNLOAD_ATTEMPTS:
+                    raise QADataError(
+                        f"{url}: download failed {attempt} times ({type(err).__name__}: {err}); {manual_help}"
+                    ) from err
+                logger.warning("%s: download attempt %d failed (%s: %s); trying again", url, attempt,
+                               type(err).__name__, err)
+                time.sleep(attempt)
+    return paths
+
+
 def _file_identity(path: str) -> dict:
     if not os.path.exists(path):
         raise QADataError(f"{path}: file not found")
@@ -161,7 +236,13 @@ def _file_identity(path: str) -> dict:
 
 
 def conversion_fingerprint(source: OfficialSource, source_key: dict) -> str:
-    key = {"dataset": source.name, "source": source_key, "options": source.options, "version": CONVERSION_VERSION}
+    key = {
+        "dataset": source.name,
+        "source": source_key,
+        "options": source.options,
+        "conversion": source.conversion,
+        "version": CONVERSION_VERSION,
+    }
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode("utf-8")).hexdigest()[:40]
 
 
@@ -264,18 +345,33 @@ register(
 register(
     _converting_adapter(
         quac.SOURCE,
-        "QuAC, each turn a standalone question (train_v0.2.json / val_v0.2.json in --data_dir; no hub copy)",
+        "QuAC, each turn a standalone question, the paper's conversion (train_v0.2.json / val_v0.2.json in "
+        "--data_dir, else downloaded from QuAC's public location)",
     )
 )
 register(
     _converting_adapter(
         newsqa.SOURCE,
-        "NewsQA (split_data/{train,dev,test}.csv or combined-newsqa-data-v1.json in --data_dir; no hub copy)",
+        "NewsQA, the paper's conversion of Maluuba's split_data/{train,dev,test}.csv in --data_dir (not downloadable: "
+        "the error gives Maluuba's steps); MRQA files given as files are read as newsqa_mrqa",
+    )
+)
+register(
+    _converting_adapter(
+        newsqa.COMBINED_JSON_SOURCE,
+        "NewsQA from Maluuba's combined-newsqa-data-v1.json in --data_dir, by consensus answers (not the paper's data)",
+    )
+)
+register(
+    _converting_adapter(
+        newsqa.MRQA_SOURCE,
+        "NewsQA as released by MRQA 2019, answerable questions only (train/ and dev/ NewsQA.jsonl.gz in --data_dir, "
+        "else downloaded from MRQA's public location; not the paper's data)",
     )
 )
 register(
     _converting_adapter(
         mrqa.SOURCE,
-        "MRQA 2019 shared-task files (train/ and dev/ <Dataset>.jsonl.gz in --data_dir)",
+        "MRQA 2019 shared-task files, with or without a header line (train/ and dev/ <Dataset>.jsonl.gz in --data_dir)",
     )
 )

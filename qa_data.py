@@ -318,10 +318,9 @@ def load_qa_split(
         if dataset_name is not None:
             # A named dataset's raw official file (QuAC's val_v0.2.json looks SQuAD-like but is not) is converted
             # by its adapter; anything else goes to the plain loader below.
-            from qa_adapters import ADAPTERS, load_named_file
+            from qa_adapters import ADAPTERS, file_source, load_named_file
 
-            source = ADAPTERS[dataset_name].source if dataset_name in ADAPTERS else None
-            if source is not None and source.is_official_file(data_file):
+            if dataset_name in ADAPTERS and file_source(dataset_name, data_file) is not None:
                 dataset = load_named_file(dataset_name, data_file, cache_dir=cache_dir, split=SPLIT_ALIASES[split])
                 return validate_dataset(dataset, data_file, require_answers, repair_offsets)
         return load_qa_file(data_file, require_answers=require_answers, repair_offsets=repair_offsets)

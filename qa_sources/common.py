@@ -67,6 +67,24 @@ class HubCopy:
     convert_rows: Callable[[Iterable[dict], str, ConversionStats], Iterator[dict]]
 
 
+# The conversion name of every dataset converted by the rules of the paper's converter (Sen & Saffari, EMNLP 2020:
+# amazon-science/qa-dataset-converter); each other conversion has its own name. Recorded in qa_run_info.json and
+# matrix.json, so a result says which data it came from.
+PAPER_CONVERSION = "sen_saffari_2020"
+
+
+@dataclass(frozen=True)
+class RemoteFiles:
+    """Where a dataset's official files can be downloaded from without a hub copy: `base_url` + each file name.
+
+    The environment variable `base_url_env`, when set, replaces `base_url` (a mirror, or a local server in tests)."""
+
+    base_url: str
+    base_url_env: str
+    # split -> file names under the base URL; each is downloaded as is and converted like a file in --data_dir
+    split_files: dict[str, tuple[str, ...]]
+
+
 @dataclass(frozen=True)
 class OfficialSource:
     """How one dataset's official files, and its hub copy if any, become flat records."""
@@ -85,6 +103,19 @@ class OfficialSource:
     options: dict = field(default_factory=dict)
     # other paths a file's conversion reads (e.g. TriviaQA's evidence folder); part of the cache key
     related_paths: Callable[[str], list[str]] = lambda path: []
+    # which rules produced the records: the paper's converter unless this source is a named alternative
+    conversion: str = PAPER_CONVERSION
+    # the official files' public download location, for datasets with no loadable hub copy
+    remote: RemoteFiles | None = None
+    # other layouts accepted for this dataset's files given one by one (--train_file ...), tried after this one
+    file_routes: tuple[OfficialSource, ...] = ()
+
+    def source_for_file(self, path: str) -> OfficialSource | None:
+        """The source whose layout `path` is in (this one first, then `file_routes`); None for SQuAD-format files."""
+        for candidate in (self, *self.file_routes):
+            if candidate.is_official_file(path):
+                return candidate
+        return None
 
 
 def require(obj: Any, key: str, where: str) -> Any:

@@ -1,15 +1,23 @@
-"""NewsQA, converted as Sen & Saffari (2020) did: the story text is the context and the answer is the first answer
-range, mapped back to the story's characters; a question without one is unanswerable.
+"""NewsQA, converted by the paper's rules (Sen & Saffari, 2020; amazon-science/qa-dataset-converter) from Maluuba's
+split CSVs `split_data/{train,dev,test}.csv` (`story_id, story_text, question, answer_token_ranges`), built with
+Maluuba's tools (https://github.com/Maluuba/newsqa):
 
-Official files, built with Maluuba's tools (https://github.com/Maluuba/newsqa):
-- the split CSVs `split_data/{train,dev,test}.csv` (`story_id, story_text, question, answer_token_ranges`; the
-  paper's source): token ranges `start:end` (end exclusive) over the whitespace tokens of `story_text`, several
-  separated by commas, `-1:-1` or nothing when no answer was found;
-- `combined-newsqa-data-v1.json`: character ranges in the `consensus` answer (`{"s", "e"}`, end exclusive, may
-  end on whitespace), or `{"noAnswer": true}`, or `{"badQuestion": true}` (such questions are dropped); each
-  story's `type` says its split.
-Record ids are `<story>_q<n>`, n counting the story's questions in file order, so they are the same on every run.
-There is no loadable hub copy with the original questions (MRQA's NewsQA keeps only answerable ones).
+- the context is `story_text`;
+- the answer is the story's whitespace tokens (`str.split()`) of the *first* token range (`start:end`, end
+  exclusive; several ranges are separated by commas) joined with single spaces, placed at its first `str.find` in
+  the story; no range, a range that selects no tokens (`-1:-1`), or a text not found in the story (tokens that
+  were separated by a newline or two spaces) means unanswerable. Nothing is dropped.
+Record ids are `<story>_q<n>`, n counting the story's questions in file order, so they are the same on every run
+(the converter draws random ones).
+
+Two named alternatives, never used silently:
+- `newsqa_combined_json`: Maluuba's `combined-newsqa-data-v1.json`, by each question's `consensus` character range
+  (`{"s", "e"}`, end exclusive, may end on whitespace), `{"noAnswer": true}` (unanswerable) or `{"badQuestion":
+  true}` (dropped); each story's `type` says its split. It keeps questions the split CSVs drop, so it is not the
+  paper's data.
+- `newsqa_mrqa`: the MRQA 2019 release of NewsQA (answerable questions only), downloadable; MRQA files given with
+  `--dataset newsqa` are read by it too.
+There is no loadable hub copy with the original questions.
 """
 
 from __future__ import annotations
@@ -21,21 +29,21 @@ from collections.abc import Iterator
 
 from qa_data import QADataError
 
+from . import mrqa
 from .common import (
     ConversionStats,
     OfficialSource,
+    RemoteFiles,
     flat_record,
     iter_csv_rows,
     peek_text,
     read_json_document,
     require,
     span_answer,
-    whitespace_token_spans,
 )
 
 CSV_COLUMNS = ("story_id", "story_text", "question", "answer_token_ranges")
 JSON_STORY_TYPES = {"train": "train", "validation": "dev", "test": "test"}
-_RANGE = re.compile(r"\s*(-?\d+)\s*:\s*(-?\d+)\s*")
 
 
 def story_key(story_id: str) -> str:
@@ -45,15 +53,23 @@ def story_key(story_id: str) -> str:
 
 
 def first_token_range(ranges: str, where: str) -> tuple[int, int] | None:
-    """The first `start:end` of an `answer_token_ranges` cell; None when there is none or it is empty."""
-    first = ranges.split(",")[0].strip()
-    if first in ("", "None", "nan"):
+    """The first `start:end` of an `answer_token_ranges` cell, as the converter reads it (the first two numbers of
+    the cell split at `:` and `,`); None when the cell is empty."""
+    if ranges.strip() in ("", "None", "nan"):  # pandas, which the converter reads with, sees these as missing
         return None
-    match = _RANGE.fullmatch(first)
-    if match is None:
-        raise QADataError(f"{where}: answer_token_ranges {ranges!r} is not of the form start:end[,start:end...]")
-    start, end = int(match.group(1)), int(match.group(2))
-    return (start, end) if 0 <= start < end else None
+    try:
+        start, end = (int(number) for number in re.split("[:,]", ranges)[:2])
+    except ValueError:
+        raise QADataError(f"{where}: answer_token_ranges {ranges!r} is not of the form start:end[,start:end...]") from None
+    return start, end
+
+
+def paper_answer(story: str, token_range: tuple[int, int]) -> tuple[str, int] | None:
+    """The converter's answer: the story's whitespace tokens in the range (a Python slice) joined with single
+    spaces, placed at its first occurrence in the story; None when that text is empty or not in the story."""
+    text = " ".join(story.split()[token_range[0] : token_range[1]])
+    start = story.find(text) if text else -1
+    return (text, start) if start >= 0 else None
 
 
 def _csv_records(path: str, split: str | None, stats: ConversionStats) -> Iterator[dict]:
@@ -64,18 +80,20 @@ def _csv_records(path: str, split: str | None, stats: ConversionStats) -> Iterat
         record_id = f"{story}_q{question_counts[story]}"
         question_counts[story] += 1
         token_range = first_token_range(row["answer_token_ranges"], f"{where} ({record_id})")
-        answers = []
+        answer = paper_answer(context, token_range) if token_range is not None else None
         if token_range is None:
-            stats.note("unanswerable (no or empty answer range)")
-        else:
-            tokens = whitespace_token_spans(context, limit=token_range[1])
-            if token_range[1] > len(tokens):
-                raise QADataError(
-                    f"{where} ({record_id}): answer tokens {token_range[0]}:{token_range[1]} lie beyond the story's "
-                    f"{len(tokens)} tokens"
-                )
-            answers.append((context[tokens[token_range[0]][0] : tokens[token_range[1] - 1][1]], tokens[token_range[0]][0]))
-        yield stats.keep(flat_record(record_id, story, context, row["question"], answers))
+            stats.note("unanswerable (no answer range)")
+        elif answer is None:
+            stats.note("unanswerable (the first range selects no tokens, or they are not in the story as joined)")
+        yield stats.keep(flat_record(record_id, story, context, row["question"], [answer] if answer else []))
+
+
+def _not_the_papers_file(path: str, split: str | None, stats: ConversionStats) -> Iterator[dict]:
+    raise QADataError(
+        f"{path}: this is Maluuba's combined JSON, not the split CSVs the paper converted (other questions are kept "
+        "and dropped): pass --dataset newsqa_combined_json to use it anyway, or build split_data/*.csv (see "
+        "--dataset newsqa without --data_dir for the steps)"
+    )
 
 
 def _json_records(path: str, split: str | None, stats: ConversionStats) -> Iterator[dict]:
@@ -113,31 +131,75 @@ def _json_records(path: str, split: str | None, stats: ConversionStats) -> Itera
 
 
 def convert_file(path: str, split: str | None, stats: ConversionStats) -> Iterator[dict]:
-    """Records from a split CSV, or from `combined-newsqa-data-v1.json` (only the stories of `split` when given)."""
+    """Records from a split CSV by the paper's rules; Maluuba's combined JSON is refused (see COMBINED_JSON_SOURCE)."""
     stem = path[:-3] if path.endswith(".gz") else path
     if stem.endswith(".csv"):
         return _csv_records(path, split, stats)
-    return _json_records(path, split, stats)
+    return _not_the_papers_file(path, split, stats)
 
 
 def is_official_file(path: str) -> bool:
     stem = path[:-3] if path.endswith(".gz") else path
-    return stem.endswith(".csv") or '"storyId"' in peek_text(path)
+    return stem.endswith(".csv") or is_combined_json(path)
 
+
+def is_combined_json(path: str) -> bool:
+    return '"storyId"' in peek_text(path)
+
+
+MALUUBA_STEPS = (
+    "NewsQA cannot be downloaded automatically: CNN's terms forbid redistributing the stories, so Maluuba's tools "
+    "build it from two downloads. (1) git clone https://github.com/Maluuba/newsqa && cd newsqa; (2) download the "
+    "questions and answers (newsqa-data-v1.tar.gz) from https://msropendata.com/datasets/939b1042-6402-4697-9c15-"
+    "7a28de7e1321 into maluuba/newsqa/ (do not extract it); (3) download the CNN stories (cnn_stories.tgz) from "
+    "https://cs.nyu.edu/~kcho/DMQA/ into maluuba/newsqa/; (4) docker build -t maluuba/newsqa . && docker run --rm "
+    "-it -v ${PWD}:/usr/src/newsqa --name newsqa maluuba/newsqa /bin/bash --login -c 'python "
+    "maluuba/newsqa/data_generator.py' (without Docker: Python 2.7 with its requirements.txt, a JDK and the Stanford "
+    "POS tagger 3.6.0 in maluuba/newsqa/, then python maluuba/newsqa/data_generator.py); (5) pass --data_dir to the "
+    "clone (it now holds split_data/train.csv, dev.csv and test.csv, the files the paper converted). "
+    "Or use --dataset newsqa_mrqa: the MRQA 2019 release of NewsQA, downloadable, answerable questions only "
+    "(not the paper's data)."
+)
+
+# The MRQA 2019 release of NewsQA: downloadable, but only answerable questions and MRQA's own answer spans. Files given
+# with --dataset newsqa in this layout are read by it too.
+MRQA_SOURCE = OfficialSource(
+    name="newsqa_mrqa",
+    split_files={"train": ("train/NewsQA.jsonl.gz", "train/NewsQA.jsonl"), "validation": ("dev/NewsQA.jsonl.gz", "dev/NewsQA.jsonl")},
+    convert_file=mrqa.convert_file,
+    is_official_file=mrqa.is_official_file,
+    no_hub_help=(
+        f"download {mrqa.DOWNLOAD_URL}/train/NewsQA.jsonl.gz and {mrqa.DOWNLOAD_URL}/dev/NewsQA.jsonl.gz into "
+        "DIR/train/ and DIR/dev/ and pass --data_dir DIR, or --train_file / --validation_file NewsQA.jsonl.gz"
+    ),
+    options=mrqa.SOURCE.options,
+    conversion=mrqa.CONVERSION,
+    remote=RemoteFiles(
+        mrqa.DOWNLOAD_URL, "MRQA_BASE_URL", {"train": ("train/NewsQA.jsonl.gz",), "validation": ("dev/NewsQA.jsonl.gz",)}
+    ),
+)
 
 SOURCE = OfficialSource(
     name="newsqa",
     split_files={
-        "train": ("split_data/train.csv", "train.csv", "combined-newsqa-data-v1.json"),
-        "validation": ("split_data/dev.csv", "dev.csv", "combined-newsqa-data-v1.json"),
-        "test": ("split_data/test.csv", "test.csv", "combined-newsqa-data-v1.json"),
+        "train": ("split_data/train.csv", "train.csv"),
+        "validation": ("split_data/dev.csv", "dev.csv"),
+        "test": ("split_data/test.csv", "test.csv"),
     },
     convert_file=convert_file,
     is_official_file=is_official_file,
-    no_hub_help=(
-        "NewsQA has no loadable hub copy with its unanswerable questions (CNN's terms forbid redistributing the "
-        "stories). Build it with https://github.com/Maluuba/newsqa and pass --data_dir DIR (holding split_data/ or "
-        "combined-newsqa-data-v1.json), or --train_file split_data/train.csv / --validation_file split_data/dev.csv"
-    ),
-    options={"answer": "first range"},
+    no_hub_help=MALUUBA_STEPS,
+    options={"answer": "first token range joined with spaces, at its first str.find"},
+    file_routes=(MRQA_SOURCE,),
+)
+
+# Maluuba's combined JSON, by each story's consensus answer: not the paper's data, so only under its own name.
+COMBINED_JSON_SOURCE = OfficialSource(
+    name="newsqa_combined_json",
+    split_files={split: ("combined-newsqa-data-v1.json", "combined-newsqa-data-v1.json.gz") for split in JSON_STORY_TYPES},
+    convert_file=_json_records,
+    is_official_file=is_combined_json,
+    no_hub_help=MALUUBA_STEPS.replace("split_data/train.csv, dev.csv and test.csv", "combined-newsqa-data-v1.json"),
+    options={"answer": "consensus character range"},
+    conversion="maluuba_combined_json_consensus",
 )
