@@ -11,8 +11,8 @@ qa_run_info.json (`run_qa.py --dataset NAME`, also with local files), else by th
 name is the row's in-domain cell. Columns are the evaluation datasets: names from the dataset adapters (hub, or --data_dir
 NAME=DIR) or NAME=FILE pairs (SQuAD-format or flat JSON/JSONL). Each cell is computed by the same windowing,
 post-processing and squad_v2 metric as `run_qa.py --do_eval`, and stored under OUT/cells/ as soon as it is done;
-a rerun skips finished cells (--overwrite recomputes them). Outputs: matrix.json (every cell's metrics),
-matrix.csv, matrix.md (with each cell's drop from its row's in-domain score) and heatmap.png.
+a rerun skips finished cells (--overwrite recomputes them). Outputs: matrix.json (every cell's metrics, and the
+conversion behind each model's training data and each column: `sen_saffari_2020` is the paper's), matrix.csv, matrix.md (with each cell's drop from its row's in-domain score) and heatmap.png.
 Exit status 1 when a model, a dataset or a cell failed; the other cells are still computed.
 """
 
@@ -34,7 +34,7 @@ import transformers
 from transformers import AutoConfig, AutoModelForQuestionAnswering, AutoTokenizer, HfArgumentParser, TrainingArguments
 
 from plots import plot_heatmap
-from qa_adapters import ADAPTERS
+from qa_adapters import ADAPTERS, conversion_name
 from qa_data import describe_source, has_unanswerable, load_qa_split, parse_name_value_pairs, select_questions
 from results_io import read_json, write_json_atomic, write_text_atomic
 from run_qa import RUN_INFO_FILE
@@ -90,6 +90,7 @@ class EvalColumn:
     name: str
     source: str
     examples: datasets.Dataset | None = None
+    conversion: str | None = None  # the rules that made the set (qa_adapters.conversion_name)
     has_unanswerable: bool = False
     error: str | None = None
 
@@ -202,6 +203,7 @@ def load_columns(
         except Exception as err:  # hub, network, format: the column fails, the others run
             column.error = f"{type(err).__name__}: {err}"
             continue
+        column.conversion = conversion_name(name if name in ADAPTERS else None, data_file)
         column.examples = select_questions(examples, eval_args.max_eval_samples, None, eval_args.subset_strategy, seed)
         column.has_unanswerable = has_unanswerable(column.examples)
     return columns
@@ -217,6 +219,7 @@ def cell_settings(row: ModelRow, column: EvalColumn, eval_args: QAEvalArguments,
         "model_dir": os.path.abspath(row.path),
         "model_weights_mtime": max(os.path.getmtime(path) for path in weights),
         "dataset_source": column.source,
+        "dataset_conversion": column.conversion,
         "seed": seed,
         **{key: value for key, value in asdict(eval_args).items()
            if key not in ("preprocessing_num_workers", "overwrite_cache")},
@@ -297,10 +300,11 @@ def write_reports(output_dir: str, rows: list[ModelRow], columns: list[EvalColum
         "columns": [column.name for column in columns],
         "models": {row.label: {"dir": os.path.abspath(row.path), "fine_tuned_on": row.fine_tuned_on,
                                "train_source": row.run_info.get("train_source"),
+                               "conversion": row.run_info.get("train_conversion"),
                                "train_samples": row.run_info.get("train_samples"),
                                "base_model": row.run_info.get("base_model"),
                                "training": row.run_info.get("training")} for row in rows},
-        "datasets": {column.name: {"source": column.source, "error": column.error,
+        "datasets": {column.name: {"source": column.source, "conversion": column.conversion, "error": column.error,
                                    "questions": len(column.examples) if column.examples is not None else None}
                      for column in columns},
         "cells": cells,

@@ -31,7 +31,7 @@ from transformers import (
 )
 
 from plots import plot_loss_curve
-from qa_adapters import ADAPTERS
+from qa_adapters import ADAPTERS, conversion_name
 from qa_data import (
     QADataError,
     describe_source,
@@ -261,6 +261,10 @@ def main():
                 "dataset": data_args.dataset,
                 "train_source": describe_source(data_args.dataset, data_args.train_file),
                 "validation_source": describe_source(data_args.dataset, data_args.validation_file)
+                if training_args.do_eval else None,
+                # which rules made the data: the paper's conversion unless an alternative was named
+                "train_conversion": conversion_name(data_args.dataset, data_args.train_file),
+                "validation_conversion": conversion_name(data_args.dataset, data_args.validation_file)
                 if training_args.do_eval else None,
                 "train_samples": len(train_examples),
                 "train_windows": len(train_features),
