@@ -15,9 +15,10 @@ import pytest
 
 import convert_qa
 import qa_adapters
-from qa_adapters import convert_named_file, convert_named_split, load_named_file, load_named_split
-from qa_data import QADataError, load_qa_file, load_qa_split
+from qa_adapters import convert_named_split, load_named_file, load_named_split
+from qa_data import QADataError, load_qa_file
 from qa_sources import quac
+from converter_oracle import newsqa_records, quac_records
 
 datasets.disable_progress_bars()
 
@@ -66,102 +67,8 @@ def fake_hub(monkeypatch):
     return serve
 
 
-# --- QuAC -----------------------------------------------------------------------------------------------------
-
-ADA = (
-    "In 1842 Lovelace translated an article by Luigi Menabrea on the Analytical Engine. She added notes that were "
-    "longer than the article itself. Note G describes an algorithm for computing Bernoulli numbers."
-)
-HOPPER = "Hopper was born in New York City. She studied mathematics at Vassar College."
-QUAC_DEV = [
-    rec("C_ada1_1_q#0", "Ada Lovelace: Analytical Engine", ADA, "What did she translate?", [("an article by Luigi Menabrea", 28)]),
-    rec(
-        "C_ada1_1_q#1",
-        "Ada Lovelace: Analytical Engine",
-        ADA,
-        "Did she add anything to it?",
-        [("She added notes that were longer than the article itself.", 83)],
-    ),
-    rec("C_ada1_1_q#2", "Ada Lovelace: Analytical Engine", ADA, "Who paid her for it?", []),
-    # answer_start was 3 off in the source and the text occurs once: repaired
-    rec("C_ada1_1_q#3", "Ada Lovelace: Analytical Engine", ADA, "What is in Note G?", [("an algorithm for computing Bernoulli numbers", 158)]),
-    # C_ada1_1_q#4: "article" is not at its answer_start and occurs twice, so it cannot be placed: dropped
-    rec("C_hop1_0_q#0", "Grace Hopper: Early life", HOPPER, "Where was she born?", [("New York City", 19)]),
-    rec("C_hop1_0_q#1", "Grace Hopper: Early life", HOPPER, "What about her father?", []),
-]
-
-
-def test_quac_turns_become_standalone_questions_without_the_sentinel(cache_dir):
-    dataset, stats = convert_named_split("quac", "validation", str(FIXTURES / "quac"), cache_dir)
-    records = list(dataset)
-    assert records == QUAC_DEV
-    assert_aligned(records)
-    assert all("CANNOTANSWER" not in r["context"] for r in records)
-    assert counts(stats) == (6, 4, 2, 1, 1)
-
-
-def test_quac_has_no_hub_copy_and_says_which_file_to_get():
-    with pytest.raises(QADataError, match=r"val_v0\.2\.json.*--data_dir"):
-        load_named_split("quac", "validation")
-
-
-def test_quac_file_through_load_qa_split_and_load_named_file(cache_dir):
-    via_split = load_qa_split("validation", dataset_name="quac", data_dir=str(FIXTURES / "quac"), cache_dir=cache_dir)
-    assert list(via_split) == QUAC_DEV
-    assert list(load_named_file("quac", str(FIXTURES / "quac" / "val_v0.2.json"), cache_dir)) == QUAC_DEV
-
-
-# --- NewsQA ---------------------------------------------------------------------------------------------------
-
-STORY_A = "WASHINGTON ( CNN ) -- The Senate passed the bill on Tuesday , 60 to 39 . The vote followed weeks  of debate ."
-STORY_B = "Rescuers found the hiker alive on Sunday ."
-NEWSQA_CSV_DEV = [
-    rec("aaa111_q0", "aaa111", STORY_A, "When did the Senate pass the bill ?", [("Tuesday", 52)]),  # first of two ranges
-    rec("aaa111_q1", "aaa111", STORY_A, "What was the vote ?", [("60 to 39", 62)]),
-    rec("aaa111_q2", "aaa111", STORY_A, "Who opposed the bill ?", []),  # empty cell
-    rec("aaa111_q3", "aaa111", STORY_A, "How long did the vote take ?", []),  # -1:-1
-    rec("aaa111_q4", "aaa111", STORY_A, "What came before the vote ?", [("weeks  of debate", 91)]),  # spacing kept
-    rec("bbb222_q0", "bbb222", STORY_B, "Who was found ?", [("the hiker", 15)]),
-    rec("bbb222_q1", "bbb222", STORY_B, "Where was the hiker ?", []),  # 5:5, an empty range
-]
-LOBSTER = (
-    "LONDON, England (CNN) -- A rare blue lobster was caught off the coast of Cornwall on Friday.\n\n"
-    "The lobster will live in an aquarium in Newquay."
-)
-LOUVRE = "PARIS, France (CNN) -- The Louvre closed for a day after staff walked out."
-NEWSQA_JSON_DEV = [
-    rec("ccc333_q0", "ccc333", LOBSTER, "What was caught?", [("A rare blue lobster", 25)]),  # trailing space trimmed
-    rec("ccc333_q1", "ccc333", LOBSTER, "Who caught it?", []),  # noAnswer
-    # ccc333_q2 is a badQuestion: dropped
-    rec("ccc333_q3", "ccc333", LOBSTER, "Where will it live?", [("in an aquarium in Newquay.", 116)]),  # end clipped
-]
-NEWSQA_JSON_TRAIN = [rec("ddd444_q0", "ddd444", LOUVRE, "What closed?", [("The Louvre", 23)])]
-
-
-def test_newsqa_split_csv_maps_the_first_token_range_to_characters(cache_dir):
-    dataset, stats = convert_named_split("newsqa", "validation", str(FIXTURES / "newsqa"), cache_dir)
-    records = list(dataset)
-    assert records == NEWSQA_CSV_DEV
-    assert_aligned(records)
-    assert counts(stats) == (7, 4, 3, 0, 0)
-
-
-def test_newsqa_combined_json_by_split(cache_dir):
-    path = str(FIXTURES / "newsqa" / "combined-newsqa-data-v1.json")
-    dataset, stats = convert_named_file("newsqa", path, cache_dir, split="validation")
-    assert list(dataset) == NEWSQA_JSON_DEV
-    assert_aligned(list(dataset))
-    assert counts(stats) == (3, 2, 1, 1, 1)
-    assert list(load_named_file("newsqa", path, cache_dir, split="train")) == NEWSQA_JSON_TRAIN
-    assert list(load_named_file("newsqa", path, cache_dir)) == NEWSQA_JSON_DEV + NEWSQA_JSON_TRAIN
-    # --data_dir without split CSVs for a split falls back to the combined JSON
-    assert list(load_named_split("newsqa", "train", str(FIXTURES / "newsqa"), cache_dir)) == NEWSQA_JSON_TRAIN
-
-
-def test_newsqa_ids_are_the_same_on_every_run(tmp_path):
-    first = load_named_split("newsqa", "validation", str(FIXTURES / "newsqa"), str(tmp_path / "a"))
-    second = load_named_split("newsqa", "validation", str(FIXTURES / "newsqa"), str(tmp_path / "b"))
-    assert first["id"][:] == second["id"][:] == [r["id"] for r in NEWSQA_CSV_DEV]
+# QuAC and NewsQA: tests/test_quac_newsqa.py (checked against the converter's rules in tests/converter_oracle.py).
+QUAC_DEV = quac_records(str(FIXTURES / "quac" / "val_v0.2.json"))
 
 
 # --- TriviaQA -------------------------------------------------------------------------------------------------
@@ -400,10 +307,14 @@ BAD_INPUTS = {
         ),
         r"dev\.csv: row 6 \(bbb222_q0\): answer_token_ranges 'two:three' is not of the form",
     ),
-    "NewsQA CSV range beyond the story": (
-        "newsqa",
-        lambda tmp: _replace_line(FIXTURES / "newsqa" / "split_data" / "dev.csv", tmp / "dev.csv", 2, "./cnn/stories/x.story,a b c,Who ?,2:7"),
-        r"dev\.csv: row 1 \(x_q0\): answer tokens 2:7 lie beyond the story's 3 tokens",
+    "QuAC orig_answer without an integer offset": (
+        "quac",
+        lambda tmp: _edit_json(
+            FIXTURES / "quac" / "val_v0.2.json",
+            tmp / "val_v0.2.json",
+            lambda obj: obj["data"][0]["paragraphs"][0]["qas"][3]["orig_answer"].update(answer_start="40"),
+        ),
+        r"val_v0\.2\.json: turn 'C_ada1_1_q#3': orig_answer needs a string 'text' and an integer 'answer_start'",
     ),
     "NewsQA CSV without its answer column": (
         "newsqa",
@@ -411,7 +322,7 @@ BAD_INPUTS = {
         r"dev\.csv: header lacks column\(s\) answer_token_ranges",
     ),
     "NewsQA question without consensus": (
-        "newsqa",
+        "newsqa_combined_json",
         lambda tmp: _edit_json(
             FIXTURES / "newsqa" / "combined-newsqa-data-v1.json",
             tmp / "combined-newsqa-data-v1.json",
@@ -462,12 +373,12 @@ def test_convert_cli_writes_squad_v2_that_loads_back_unchanged(tmp_path, cache_d
     argv = ["--dataset", "quac", "--input", str(FIXTURES / "quac" / "val_v0.2.json"), "--output", str(output)]
     assert convert_qa.main([*argv, "--cache_dir", cache_dir]) == 0
     printed = capsys.readouterr().out
-    assert "6 questions (4 answerable, 2 unanswerable), 1 answer offsets repaired, 1 dropped" in printed
+    assert "9 questions (7 answerable, 2 unanswerable), 0 answer offsets repaired, 0 dropped" in printed
 
     written = json.loads(output.read_text(encoding="utf-8"))
     assert written["version"] == "v2.0"
     assert [a["title"] for a in written["data"]] == ["Ada Lovelace: Analytical Engine", "Grace Hopper: Early life"]
-    assert [len(p["qas"]) for a in written["data"] for p in a["paragraphs"]] == [4, 2]
+    assert [len(p["qas"]) for a in written["data"] for p in a["paragraphs"]] == [5, 4]
     assert written["data"][0]["paragraphs"][0]["qas"][2] == {
         "id": "C_ada1_1_q#2",
         "question": "Who paid her for it?",
@@ -483,8 +394,8 @@ def test_convert_cli_from_a_data_dir(tmp_path, cache_dir, capsys):
     output = tmp_path / "newsqa_dev.json"
     argv = ["--dataset", "newsqa", "--data_dir", str(FIXTURES / "newsqa"), "--split", "dev", "--output", str(output)]
     assert convert_qa.main([*argv, "--cache_dir", cache_dir]) == 0
-    assert list(load_qa_file(output)) == NEWSQA_CSV_DEV
-    assert "7 questions (4 answerable, 3 unanswerable)" in capsys.readouterr().out
+    assert list(load_qa_file(output)) == newsqa_records(str(FIXTURES / "newsqa" / "split_data" / "dev.csv"))
+    assert "13 questions (8 answerable, 5 unanswerable)" in capsys.readouterr().out
 
 
 def test_convert_cli_error_writes_nothing(tmp_path, cache_dir, capsys):
