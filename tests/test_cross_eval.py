@@ -103,6 +103,9 @@ def test_a_2x2_matrix_with_every_file(matrix):
     assert result["cells"]["squad_v2"]["newsqa"]["version_2_with_negative"] is True
     assert result["cells"]["newsqa"]["newsqa"]["version_2_with_negative"] is False
     assert result["models"]["squad_v2"]["train_samples"] == 42
+    # every model and column records the conversion behind its data (here SQuAD-format files, made elsewhere)
+    assert {result["models"][row]["conversion"] for row in result["rows"]} == {"squad_format_file"}
+    assert {result["datasets"][column]["conversion"] for column in result["columns"]} == {"squad_format_file"}
     failures = result["failures"]
     assert len(failures) == 1 and "base_encoder" in failures[0] and "no question-answering head" in failures[0]
 

@@ -272,16 +272,51 @@ def test_offline_the_error_says_which_files_to_fetch(cache_dir):
     assert "https://s3.amazonaws.com/my89public/quac/val_v0.2.json" in message and "train_v0.2.json" in message
 
 
-def test_newsqa_mrqa_is_downloaded_by_name(online, serve, monkeypatch, tmp_path, cache_dir):
-    root = tmp_path / "mrqa"
-    (root / "dev").mkdir(parents=True)
+def _mrqa_newsqa_release(root: Path) -> Path:
+    """train/ and dev/ NewsQA.jsonl.gz in MRQA's layout (a header line, then the headerless sample's lines)."""
     lines = HEADERLESS_MRQA.read_text(encoding="utf-8")
-    header = json.dumps({"header": {"dataset": "NewsQA", "split": "dev"}}) + "\n"
-    (root / "dev" / "NewsQA.jsonl.gz").write_bytes(gzip.compress((header + lines).encode("utf-8")))
-    server = serve(root)
+    for folder, split in (("train", "train"), ("dev", "dev")):
+        (root / folder).mkdir(parents=True)
+        header = json.dumps({"header": {"dataset": "NewsQA", "split": split}}) + "\n"
+        (root / folder / "NewsQA.jsonl.gz").write_bytes(gzip.compress((header + lines).encode("utf-8")))
+    return root
+
+
+def test_newsqa_mrqa_is_downloaded_by_name(online, serve, monkeypatch, tmp_path, cache_dir):
+    server = serve(_mrqa_newsqa_release(tmp_path / "mrqa"))
     monkeypatch.setenv("MRQA_BASE_URL", server.url)
     dataset, stats = convert_named_split("newsqa_mrqa", "validation", None, cache_dir)
     assert list(dataset) == mrqa_records(str(HEADERLESS_MRQA), title="NewsQA")
     assert stats.unanswerable == 0 and server.gets("/dev/NewsQA.jsonl.gz") == 1
-    assert conversion_name("newsqa_mrqa") == "mrqa_2019"
 
+
+# --- The conversion in the results -----------------------------------------------------------------------------
+
+
+def test_run_qa_records_the_conversion_of_its_data(online, serve, monkeypatch, tmp_path, tiny_qa_model):
+    import run_qa
+
+    server = serve(_mrqa_newsqa_release(tmp_path / "mrqa"))
+    monkeypatch.setenv("MRQA_BASE_URL", server.url)
+    out = tmp_path / "model"
+    monkeypatch.setattr("sys.argv", [
+        "run_qa.py", "--dataset", "newsqa_mrqa", "--model_name_or_path", str(tiny_qa_model), "--output_dir", str(out),
+        "--cache_dir", str(tmp_path / "cache"), "--do_train", "--do_eval", "--max_steps", "1", "--report_to", "none",
+        "--max_seq_length", "64", "--doc_stride", "16", "--max_query_length", "16", "--save_strategy", "no",
+    ])
+    run_qa.main()
+    info = json.loads((out / run_qa.RUN_INFO_FILE).read_text())
+    assert info["dataset"] == "newsqa_mrqa"
+    assert info["train_conversion"] == info["validation_conversion"] == "mrqa_2019"
+
+
+def test_cross_eval_columns_carry_their_conversion(cache_dir):
+    import cross_eval
+    from utils_qa import QAEvalArguments
+
+    args = cross_eval.CrossEvalArguments(models="unused", data_dir=[f"quac={QUAC}"], cache_dir=cache_dir)
+    specs = cross_eval.dataset_specs(["quac", f"newsqa={HEADERLESS_MRQA}", "newsqa_combined_json"])
+    quac, newsqa, combined = cross_eval.load_columns(specs, args, QAEvalArguments(), seed=0)
+    assert (quac.conversion, quac.error) == (PAPER_CONVERSION, None)
+    assert (newsqa.conversion, newsqa.error) == ("mrqa_2019", None)
+    assert combined.error is not None  # no --data_dir for it: Maluuba's steps, not a silent stand-in

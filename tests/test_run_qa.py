@@ -62,6 +62,7 @@ def test_train_and_eval_write_every_output(trained_run):
     assert sum("eval_loss" in h for h in history) >= 2 and any("loss" in h for h in history)
     info = json.loads((out / "qa_run_info.json").read_text())
     assert info["train_samples"] == 42 and info["version_2_with_negative"] is True
+    assert info["train_conversion"] == info["validation_conversion"] == "squad_format_file"
     assert any(p.name.startswith("checkpoint-") for p in out.iterdir())
 
 
