@@ -2,7 +2,7 @@
 kept, repaired and dropped.
 
     python convert_qa.py --dataset quac --input val_v0.2.json --output quac_dev.json
-    python convert_qa.py --dataset newsqa --input combined-newsqa-data-v1.json --split validation --output newsqa_dev.json
+    python convert_qa.py --dataset newsqa_combined_json --input combined-newsqa-data-v1.json --split validation --output newsqa_dev.json
     python convert_qa.py --dataset trivia_qa --data_dir triviaqa-rc --split validation --output triviaqa_dev.json
     python convert_qa.py --dataset natural_questions --split validation --output nq_dev.json   # streamed from the hub
 
