@@ -19,20 +19,11 @@ from qa_adapters import convert_named_split, load_named_file, load_named_split
 from qa_data import QADataError, load_qa_file
 from qa_sources import quac
 from converter_oracle import newsqa_records, quac_records
+from converter_oracle import record as rec  # the flat layout, written out independently of the adapters
 
 datasets.disable_progress_bars()
 
 FIXTURES = Path(__file__).parent / "fixtures" / "adapters"
-
-
-def rec(record_id: str, title: str, context: str, question: str, answers: list[tuple[str, int]]) -> dict:
-    return {
-        "id": record_id,
-        "title": title,
-        "context": context,
-        "question": question,
-        "answers": {"text": [t for t, _ in answers], "answer_start": [s for _, s in answers]},
-    }
 
 
 def assert_aligned(records: list[dict]) -> None:
