@@ -88,14 +88,6 @@ def _csv_records(path: str, split: str | None, stats: ConversionStats) -> Iterat
         yield stats.keep(flat_record(record_id, story, context, row["question"], [answer] if answer else []))
 
 
-def _not_the_papers_file(path: str, split: str | None, stats: ConversionStats) -> Iterator[dict]:
-    raise QADataError(
-        f"{path}: this is Maluuba's combined JSON, not the split CSVs the paper converted (other questions are kept "
-        "and dropped): pass --dataset newsqa_combined_json to use it anyway, or build split_data/*.csv (see "
-        "--dataset newsqa without --data_dir for the steps)"
-    )
-
-
 def _json_records(path: str, split: str | None, stats: ConversionStats) -> Iterator[dict]:
     obj = read_json_document(path)
     if not isinstance(obj, dict) or not isinstance(obj.get("data"), list):
@@ -135,7 +127,11 @@ def convert_file(path: str, split: str | None, stats: ConversionStats) -> Iterat
     stem = path[:-3] if path.endswith(".gz") else path
     if stem.endswith(".csv"):
         return _csv_records(path, split, stats)
-    return _not_the_papers_file(path, split, stats)
+    raise QADataError(
+        f"{path}: this is Maluuba's combined JSON, not the split CSVs the paper converted (other questions are kept "
+        "and dropped): pass --dataset newsqa_combined_json to use it anyway, or build split_data/*.csv (see "
+        "--dataset newsqa without --data_dir for the steps)"
+    )
 
 
 def is_official_file(path: str) -> bool:
@@ -156,7 +152,8 @@ MALUUBA_STEPS = (
     "-it -v ${PWD}:/usr/src/newsqa --name newsqa maluuba/newsqa /bin/bash --login -c 'python "
     "maluuba/newsqa/data_generator.py' (without Docker: Python 2.7 with its requirements.txt, a JDK and the Stanford "
     "POS tagger 3.6.0 in maluuba/newsqa/, then python maluuba/newsqa/data_generator.py); (5) pass --data_dir to the "
-    "clone (it now holds split_data/train.csv, dev.csv and test.csv, the files the paper converted). "
+    "clone: it now holds split_data/train.csv, dev.csv and test.csv (the files the paper converted: --dataset newsqa) "
+    "and combined-newsqa-data-v1.json (--dataset newsqa_combined_json). "
     "Or use --dataset newsqa_mrqa: the MRQA 2019 release of NewsQA, downloadable, answerable questions only "
     "(not the paper's data)."
 )
@@ -199,7 +196,7 @@ COMBINED_JSON_SOURCE = OfficialSource(
     split_files={split: ("combined-newsqa-data-v1.json", "combined-newsqa-data-v1.json.gz") for split in JSON_STORY_TYPES},
     convert_file=_json_records,
     is_official_file=is_combined_json,
-    no_hub_help=MALUUBA_STEPS.replace("split_data/train.csv, dev.csv and test.csv", "combined-newsqa-data-v1.json"),
+    no_hub_help=MALUUBA_STEPS,
     options={"answer": "consensus character range"},
     conversion="maluuba_combined_json_consensus",
 )
