@@ -207,8 +207,11 @@ class FixtureServer:
 
 @pytest.fixture
 def online(monkeypatch):
-    """The tests run with HF_HUB_OFFLINE=1; the download tests lift it for datasets (their server is local)."""
+    """The tests run with HF_HUB_OFFLINE=1; the download tests lift it for datasets (their server is local, and
+    reached directly even where a proxy is configured)."""
     monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", False)
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.setenv(name, "127.0.0.1")
 
 
 @pytest.fixture
