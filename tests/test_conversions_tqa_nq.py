@@ -25,33 +25,12 @@ import run_qa
 from qa_adapters import StreamLimit, convert_named_file, convert_named_split, load_named_split
 from qa_data import QADataError, load_qa_split
 from qa_sources import triviaqa
+from test_adapters import FIXTURES, assert_aligned, cache_dir, rec  # noqa: F401 - cache_dir is a fixture
 
 datasets.disable_progress_bars()
 
-FIXTURES = Path(__file__).parent / "fixtures" / "adapters"
 TRIVIA = FIXTURES / "triviaqa"
 NQ = FIXTURES / "nq"
-
-
-@pytest.fixture
-def cache_dir(tmp_path: Path) -> str:
-    return str(tmp_path / "cache")
-
-
-def rec(record_id: str, title: str, context: str, question: str, answers: list[tuple[str, int]]) -> dict:
-    return {
-        "id": record_id,
-        "title": title,
-        "context": context,
-        "question": question,
-        "answers": {"text": [t for t, _ in answers], "answer_start": [s for _, s in answers]},
-    }
-
-
-def assert_aligned(records: list[dict]) -> None:
-    for record in records:
-        for text, start in zip(record["answers"]["text"], record["answers"]["answer_start"]):
-            assert record["context"][start : start + len(text)] == text, record["id"]
 
 
 # --- NLTK's English Punkt, offline -------------------------------------------------------------------------------
