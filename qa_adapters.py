@@ -183,7 +183,8 @@ def convert_source_split(
     key = {"hub": hub.repo_id, "config": hub.config, "split": split}
     if limit is not None:
         key.update(questions=limit.questions, seed=limit.seed)
-        label += f" (first {limit.questions} questions" + (f", shuffled with seed {limit.seed})" if limit.seed is not None else ")")
+        order = f"stream shuffled with seed {limit.seed}" if limit.seed is not None else "in the hub's order"
+        label += f" ({limit.questions} questions, {order})"
     return cached_conversion(source, key, hub_records, cache_dir, label=label)
 
 

@@ -124,7 +124,7 @@ def main():
     def load_split(
         split: str, data_file: str | None, require_answers: bool = True, max_questions: int | None = None
     ) -> datasets.Dataset:
-        # A hub stream stops once it has the questions asked for (NQ's train split alone is about 45 GB).
+        # A hub stream stops once it has the questions asked for (NQ's train split alone is about 43 GB).
         return load_qa_split(
             split, dataset_name=data_args.dataset, data_file=data_file, data_dir=data_args.data_dir,
             cache_dir=model_args.cache_dir, require_answers=require_answers,
