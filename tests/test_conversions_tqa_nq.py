@@ -459,3 +459,53 @@ def test_bad_nq_input_raises_one_clear_error_and_caches_nothing(case, tmp_path, 
     assert str(path) in str(error.value)
     arrow_files = list(Path(cache_dir).rglob("*.arrow")) if os.path.exists(cache_dir) else []
     assert arrow_files == []
+
+
+# The hub's features for google-research-datasets/natural_questions (its dataset card), to write the hub
+# fixture as Parquet and stream it through datasets itself.
+_SPAN = {name: datasets.Value("int64") for name in ("start_token", "end_token", "start_byte", "end_byte")}
+NQ_HUB_FEATURES = datasets.Features({
+    "id": datasets.Value("string"),
+    "document": {
+        "title": datasets.Value("string"), "url": datasets.Value("string"), "html": datasets.Value("string"),
+        "tokens": datasets.Sequence({"token": datasets.Value("string"), "is_html": datasets.Value("bool"),
+                                     "start_byte": datasets.Value("int64"), "end_byte": datasets.Value("int64")}),
+    },
+    "question": {"text": datasets.Value("string"), "tokens": datasets.Sequence(datasets.Value("string"))},
+    "long_answer_candidates": datasets.Sequence({**_SPAN, "top_level": datasets.Value("bool")}),
+    "annotations": datasets.Sequence({
+        "id": datasets.Value("string"),
+        "long_answer": {**_SPAN, "candidate_index": datasets.Value("int64")},
+        "short_answers": datasets.Sequence({**_SPAN, "text": datasets.Value("string")}),
+        "yes_no_answer": datasets.ClassLabel(names=["NO", "YES"]),
+    }),
+})
+
+
+def test_the_nq_stream_from_parquet_through_datasets_itself(monkeypatch, tmp_path):
+    """The hub route against datasets' own Parquet streaming: the column selection, the seeded shuffle and the
+    early stop work on a real IterableDataset, and the rows convert like the original files."""
+    rows = many_nq_rows(10)
+    shards = [str(tmp_path / f"train-{i}.parquet") for i in range(2)]
+    for i, shard in enumerate(shards):
+        datasets.Dataset.from_list(rows[i * 30 : (i + 1) * 30], features=NQ_HUB_FEATURES).to_parquet(shard)
+    calls = []
+
+    def local_hub(repo_id, config, split, streaming, columns):
+        calls.append(columns)
+        return datasets.load_dataset("parquet", data_files={split: shards}, split=split, streaming=streaming, columns=columns)
+
+    monkeypatch.setattr(qa_adapters, "load_dataset", local_hub)
+    source = qa_adapters.get_adapter("natural_questions").source
+    dataset, stats = qa_adapters.convert_source_split(source, "train", None, str(tmp_path / "a"), StreamLimit(5))
+    from_files = {r["id"]: r for r in load_named_split("natural_questions", "validation", str(NQ), str(tmp_path / "f"))}
+    assert [r["id"] for r in dataset] == ["5225754983651766092-0", "8811024938123477002-0", "-7123004588123999001-0",
+                                          "6600000000000000003-0", "5225754983651766092-1"]
+    for record in dataset:
+        assert {**record, "id": record["id"].rsplit("-", 1)[0]} == from_files[record["id"].rsplit("-", 1)[0]]
+    assert stats.reasons["hub rows read"] == 7
+    assert calls == [["id", "document", "question", "annotations"]]
+
+    seeded = [load_named_split("natural_questions", "train", None, str(tmp_path / c), StreamLimit(8, 3))["id"] for c in "bc"]
+    assert seeded[0] == seeded[1] and len(seeded[0]) == 8
+    assert seeded[0] != load_named_split("natural_questions", "train", None, str(tmp_path / "d"), StreamLimit(8, 4))["id"]
