@@ -506,6 +506,8 @@ def test_the_nq_stream_from_parquet_through_datasets_itself(monkeypatch, tmp_pat
     assert stats.reasons["hub rows read"] == 7
     assert calls == [["id", "document", "question", "annotations"]]
 
-    seeded = [load_named_split("natural_questions", "train", None, str(tmp_path / c), StreamLimit(8, 3))["id"] for c in "bc"]
-    assert seeded[0] == seeded[1] and len(seeded[0]) == 8
-    assert seeded[0] != load_named_split("natural_questions", "train", None, str(tmp_path / "d"), StreamLimit(8, 4))["id"]
+    # seeded: a shuffled sample (datasets pauses 5 s when a shuffled Parquet stream closes, so only one here;
+    # the same seed giving the same sample is tested above with the stand-in)
+    seeded = load_named_split("natural_questions", "train", None, str(tmp_path / "b"), StreamLimit(8, 3))["id"]
+    in_order = load_named_split("natural_questions", "train", None, str(tmp_path / "c"), StreamLimit(8))["id"]
+    assert len(set(seeded)) == 8 and seeded != in_order
