@@ -34,7 +34,7 @@ import transformers
 from transformers import AutoConfig, AutoModelForQuestionAnswering, AutoTokenizer, HfArgumentParser, TrainingArguments
 
 from plots import plot_heatmap
-from qa_adapters import ADAPTERS, conversion_name
+from qa_adapters import ADAPTERS, StreamLimit, conversion_name
 from qa_data import describe_source, has_unanswerable, load_qa_split, parse_name_value_pairs, select_questions
 from results_io import read_json, write_json_atomic, write_text_atomic
 from run_qa import RUN_INFO_FILE
@@ -199,6 +199,7 @@ def load_columns(
             examples = load_qa_split(
                 "validation", dataset_name=name if name in ADAPTERS else None, data_file=data_file,
                 data_dir=data_dirs.get(name), cache_dir=args.cache_dir,
+                stream_limit=StreamLimit.for_subset(eval_args.max_eval_samples, eval_args.subset_strategy, seed),
             )
         except Exception as err:  # hub, network, format: the column fails, the others run
             column.error = f"{type(err).__name__}: {err}"

