@@ -14,6 +14,10 @@ post-processing and squad_v2 metric as `run_qa.py --do_eval`, and stored under O
 a rerun skips finished cells (--overwrite recomputes them). Outputs: matrix.json (every cell's metrics),
 matrix.csv, matrix.md (with each cell's drop from its row's in-domain score) and heatmap.png.
 Exit status 1 when a model, a dataset or a cell failed; the other cells are still computed.
+
+--probes NAME ... (qa_probes.py: shuffled_context, question_prefix:N, no_question, filler, negation) adds one
+probed cell per (model, dataset), stored and resumed like the others; probes.md and probes.png show each probed
+score and its change from the unprobed cell, and matrix.json holds them under "probes".
 """
 
 from __future__ import annotations
