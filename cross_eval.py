@@ -40,7 +40,7 @@ from transformers import AutoConfig, AutoModelForQuestionAnswering, AutoTokenize
 from plots import plot_heatmap, plot_probe_changes
 from qa_adapters import ADAPTERS
 from qa_data import describe_source, has_unanswerable, load_qa_split, parse_name_value_pairs, select_questions
-from qa_probes import PROBES_VERSION, ProbeError, apply_probe, parse_probe
+from qa_probes import PROBES_VERSION, apply_probe, parse_probe
 from results_io import read_json, write_json_atomic, write_text_atomic
 from run_qa import RUN_INFO_FILE
 from utils_qa import (
