@@ -14,6 +14,10 @@ post-processing and squad_v2 metric as `run_qa.py --do_eval`, and stored under O
 a rerun skips finished cells (--overwrite recomputes them). Outputs: matrix.json (every cell's metrics, and the
 conversion behind each model's training data and each column: `sen_saffari_2020` is the paper's), matrix.csv, matrix.md (with each cell's drop from its row's in-domain score) and heatmap.png.
 Exit status 1 when a model, a dataset or a cell failed; the other cells are still computed.
+
+--probes NAME ... (qa_probes.py: shuffled_context, question_prefix:N, no_question, filler, negation) adds one
+probed cell per (model, dataset), stored and resumed like the others; probes.md and probes.png show each probed
+score and its change from the unprobed cell, and matrix.json holds them under "probes".
 """
 
 from __future__ import annotations
@@ -33,9 +37,10 @@ import numpy as np
 import transformers
 from transformers import AutoConfig, AutoModelForQuestionAnswering, AutoTokenizer, HfArgumentParser, TrainingArguments
 
-from plots import plot_heatmap
+from plots import plot_heatmap, plot_probe_changes
 from qa_adapters import ADAPTERS, StreamLimit, conversion_name
 from qa_data import describe_source, has_unanswerable, load_qa_split, parse_name_value_pairs, select_questions
+from qa_probes import PROBES_VERSION, apply_probe, parse_probe
 from results_io import read_json, write_json_atomic, write_text_atomic
 from run_qa import RUN_INFO_FILE
 from utils_qa import (
@@ -71,10 +76,19 @@ class CrossEvalArguments:
     cache_dir: str | None = field(default=None, metadata={"help": "Where hub datasets are cached."})
     metric: str = field(default="f1", metadata={"help": f"Score shown in matrix.csv/.md and the heatmap: {', '.join(METRIC_CHOICES)}."})
     overwrite: bool = field(default=False, metadata={"help": "Recompute cells that are already stored."})
+    probes: list[str] = field(
+        default_factory=list,
+        metadata={"help": "Robustness probes (Sen & Saffari 2020, sections 4-5), each evaluated on every dataset as "
+                          "well: shuffled_context, question_prefix:N, no_question, filler[:WORD], negation."},
+    )
 
     def __post_init__(self):
         if self.metric not in METRIC_CHOICES:
             raise ValueError(f"--metric must be one of {', '.join(METRIC_CHOICES)}, not {self.metric!r}")
+        for spec in self.probes:
+            parse_probe(spec)  # a ProbeError (ValueError) names a bad one
+        if len(set(self.probes)) < len(self.probes):
+            raise ValueError("--probes names a probe twice")
 
 
 @dataclass
@@ -93,6 +107,8 @@ class EvalColumn:
     conversion: str | None = None  # the rules that made the set (qa_adapters.conversion_name)
     has_unanswerable: bool = False
     error: str | None = None
+    probe: str | None = None  # a probed column: the probe, and the column it transforms
+    unprobed: str | None = None
 
 
 # --- Discovery ----------------------------------------------------------------------------------------
@@ -210,6 +226,24 @@ def load_columns(
     return columns
 
 
+def probe_columns(columns: list[EvalColumn], probes: list[str], seed: int) -> list[EvalColumn]:
+    """One probed column per (probe, evaluation set): the set transformed by the probe, seeded by `seed`."""
+    probed: list[EvalColumn] = []
+    for probe in probes:
+        for column in columns:
+            name = f"{column.name}+{probe}"
+            if column.error:
+                probed.append(EvalColumn(name, column.source, conversion=column.conversion, error=column.error,
+                                     probe=probe, unprobed=column.name))
+                continue
+            examples = apply_probe(column.examples, probe, seed)
+            error = None if len(examples) else f"the {probe} probe leaves no question of {column.name}"
+            probed.append(EvalColumn(name, column.source, examples if len(examples) else None,
+                                     conversion=column.conversion, has_unanswerable=has_unanswerable(examples),
+                                     error=error, probe=probe, unprobed=column.name))
+    return probed
+
+
 # --- Cells --------------------------------------------------------------------------------------------
 
 
@@ -221,6 +255,7 @@ def cell_settings(row: ModelRow, column: EvalColumn, eval_args: QAEvalArguments,
         "model_weights_mtime": max(os.path.getmtime(path) for path in weights),
         "dataset_source": column.source,
         "dataset_conversion": column.conversion,
+        **({"probe": column.probe, "probes_version": PROBES_VERSION} if column.probe else {}),
         "seed": seed,
         **{key: value for key, value in asdict(eval_args).items()
            if key not in ("preprocessing_num_workers", "overwrite_cache")},
@@ -252,6 +287,10 @@ def cell_value(metrics: dict[str, Any], metric: str) -> float:
 
 def safe_name(label: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in label)
+
+
+def cell_dir_of(output_dir: str, row: ModelRow, column_name: str) -> str:
+    return os.path.join(output_dir, "cells", safe_name(row.label), safe_name(column_name))
 
 
 # --- Reports ------------------------------------------------------------------------------------------
@@ -290,8 +329,9 @@ def drop_lines(rows: list[ModelRow], columns: list[EvalColumn], values: np.ndarr
 
 
 def write_reports(output_dir: str, rows: list[ModelRow], columns: list[EvalColumn], cells: dict, metric: str,
-                  failures: list[str]) -> list[str]:
-    """matrix.json, matrix.csv, matrix.md and heatmap.png; returns the drop lines."""
+                  failures: list[str], probes: dict | None = None) -> list[str]:
+    """matrix.json (with the probe results `probes`, if any), matrix.csv, matrix.md and heatmap.png; returns
+    the drop lines."""
     values = matrix_values(rows, columns, cells, metric)
     drops = drop_lines(rows, columns, values, metric)
     diagonal = set(in_domain_cells(rows, columns))
@@ -309,6 +349,7 @@ def write_reports(output_dir: str, rows: list[ModelRow], columns: list[EvalColum
                                    "questions": len(column.examples) if column.examples is not None else None}
                      for column in columns},
         "cells": cells,
+        **({"probes": probes} if probes else {}),
         "failures": failures,
     })
 
@@ -340,6 +381,73 @@ def write_reports(output_dir: str, rows: list[ModelRow], columns: list[EvalColum
         plot_heatmap(values, [row.label for row in rows], [column.name for column in columns],
                      os.path.join(output_dir, "heatmap.png"), metric_name=metric, in_domain=sorted(diagonal))
     return drops
+
+
+def same_predictions(unprobed_dir: str, probed_dir: str) -> float | None:
+    """The share (%) of a probed cell's questions answered exactly as without the probe ("" = no answer), or
+    None when either cell has no stored predictions."""
+    try:
+        before = read_json(os.path.join(unprobed_dir, "eval_predictions.json"))
+        after = read_json(os.path.join(probed_dir, "eval_predictions.json"))
+    except (OSError, ValueError):
+        return None
+    shared = [qid for qid in after if qid in before]
+    return 100.0 * sum(after[qid] == before[qid] for qid in shared) / len(shared) if shared else None
+
+
+def write_probe_reports(output_dir: str, rows: list[ModelRow], columns: list[EvalColumn], probed: list[EvalColumn],
+                        cells: dict, probe_cells: dict, metric: str) -> dict[str, Any]:
+    """probes.md (per probe: the probed score and its change from the unprobed cell, and how many answers stayed
+    the same) and probes.png; returns the probe results for matrix.json."""
+    results: dict[str, Any] = {}
+    for column in probed:
+        result = results.setdefault(column.probe, {"cells": {}, "change": {}, "same_predictions": {}})
+        for row in rows:
+            cell = probe_cells[row.label][column.name]
+            result["cells"].setdefault(row.label, {})[column.unprobed] = cell
+            before, after = (cell_value(c["metrics"], metric) if "metrics" in c else math.nan
+                             for c in (cells[row.label][column.unprobed], cell))
+            result["change"].setdefault(row.label, {})[column.unprobed] = None if math.isnan(after - before) else after - before
+            same = same_predictions(cell_dir_of(output_dir, row, column.unprobed), cell_dir_of(output_dir, row, column.name)) \
+                if "metrics" in cell else None
+            result["same_predictions"].setdefault(row.label, {})[column.unprobed] = same
+
+    def shown(value: float | None, change: float | None = None, suffix: str = "") -> str:
+        if value is None or math.isnan(value):
+            return "–"
+        return f"{value:.1f}{suffix}" + ("" if change is None else f" ({change:+.1f})")
+
+    names = [column.name for column in columns]
+    header = ["| model \\ dataset | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
+    lines = [f"# Robustness probes ({metric})", "",
+             "Each cell: the score on the probed set (its change from the same model on the unprobed set); "
+             "then the share of questions answered exactly as without the probe. – not computed or failed.", ""]
+    for probe, result in results.items():
+        lines += [f"## {probe}", ""] + header
+        for row in rows:
+            values = []
+            for name in names:
+                cell = result["cells"][row.label].get(name, {})
+                values.append(shown(cell_value(cell["metrics"], metric) if "metrics" in cell else None,
+                                    result["change"][row.label].get(name)))
+            lines.append(f"| {row.label} | " + " | ".join(values) + " |")
+        lines += ["", "Same answer as without the probe:", ""] + header
+        lines += [f"| {row.label} | " + " | ".join(shown(result["same_predictions"][row.label].get(name), suffix=" %")
+                                                   for name in names) + " |" for row in rows]
+        lines.append("")
+    write_text_atomic(os.path.join(output_dir, "probes.md"), "\n".join(lines))
+
+    pairs = [(row, column) for row in rows for column in columns]
+    scores = np.array([[cell_value(result["cells"][row.label][column.name]["metrics"], metric)
+                        if "metrics" in result["cells"][row.label].get(column.name, {}) else math.nan
+                        for result in results.values()] for row, column in pairs])
+    changes = np.array([[math.nan if result["change"][row.label].get(column.name) is None
+                         else result["change"][row.label][column.name] for result in results.values()]
+                        for row, column in pairs])
+    if pairs:
+        plot_probe_changes(scores, changes, [f"{row.label} -> {column.name}" for row, column in pairs],
+                           list(results), os.path.join(output_dir, "probes.png"), metric_name=metric)
+    return results
 
 
 def window_column(column: EvalColumn, tokenizer: Any, eval_args: QAEvalArguments,
@@ -424,6 +532,7 @@ def main() -> int:
         specs = dataset_specs(args.datasets)
         rows, skipped = discover_models(args.models, output_dir, [name for name, _ in specs])
         columns = load_columns(specs, args, eval_args, seed)
+        probed = probe_columns(columns, args.probes, seed)
     except (FileNotFoundError, ValueError) as err:
         sys.exit(f"error: {err}")
     failures = [f"model {path}: skipped: {reason}" for path, reason in skipped]
@@ -434,19 +543,24 @@ def main() -> int:
         sys.exit(f"error: no usable model directory under {args.models}")
     logger.info("models: %s", ", ".join(f"{row.label} ({row.path})" for row in rows))
     logger.info("datasets: %s", ", ".join(f"{c.name} ({len(c.examples)} questions)" for c in columns if c.examples is not None))
+    for column in probed:
+        if column.examples is not None:
+            logger.info("probe %s: %d questions", column.name, len(column.examples))
+        else:
+            logger.warning("probe %s: %s", column.name, column.error)
 
     # --- Evaluate each cell that is not stored yet --------------------------------------------------
     metric = load_squad_v2_metric()
     cells: dict[str, dict[str, Any]] = {row.label: {} for row in rows}
-    total = len(rows) * len(columns)
+    total = len(rows) * (len(columns) + len(probed))
     # Windows depend on the tokenizer, not the model: rows that share a tokenizer share them.
     windows_cache: dict[tuple[str, str], datasets.Dataset] = {}
     position = 0
     for row in rows:
         model = tokenizer = tokenizer_key = None
-        for column in columns:
+        for column in columns + probed:  # a row's unprobed cells first: the probed ones compare with them
             position += 1
-            cell_dir = os.path.join(output_dir, "cells", safe_name(row.label), safe_name(column.name))
+            cell_dir = cell_dir_of(output_dir, row, column.name)
             if column.error:
                 cells[row.label][column.name] = {"error": column.error}
                 continue
@@ -479,9 +593,14 @@ def main() -> int:
 
     # --- Write the matrix ---------------------------------------------------------------------------
     if training_args.process_index == 0:
-        drops = write_reports(output_dir, rows, columns, cells, args.metric, failures)
-        with open(os.path.join(output_dir, "matrix.md"), encoding="utf-8") as handle:
-            print(handle.read())
+        # Probed cells have their own report, and their own part of matrix.json.
+        probe_cells = {row.label: {column.name: cells[row.label].pop(column.name) for column in probed} for row in rows}
+        probe_results = write_probe_reports(output_dir, rows, columns, probed, cells, probe_cells, args.metric) \
+            if probed else None
+        drops = write_reports(output_dir, rows, columns, cells, args.metric, failures, probe_results)
+        for report in ("matrix.md", "probes.md") if probed else ("matrix.md",):
+            with open(os.path.join(output_dir, report), encoding="utf-8") as handle:
+                print(handle.read())
         logger.info("wrote matrix.json, matrix.csv, matrix.md and heatmap.png to %s (%d lines of drops)", output_dir, len(drops))
     if failures:
         logger.error("%d failure(s); the other cells were computed", len(failures))

@@ -165,3 +165,40 @@ def plot_heatmap(
     axes.set_ylabel("fine-tuned on")
     axes.set_title(title + (" (in-domain outlined)" if in_domain else ""))
     save_png(figure, path)
+
+
+def plot_probe_changes(
+    scores: np.ndarray,
+    changes: np.ndarray,
+    row_labels: Sequence[str],
+    probe_labels: Sequence[str],
+    path: str | os.PathLike,
+    metric_name: str = "F1",
+    title: str = "Robustness probes: change from the unprobed score",
+) -> None:
+    """One row per (model -> dataset) pair, one column per probe; each cell coloured by its change from the
+    unprobed score (red: the probe costs points, blue: it gains some, white: no change) and labelled with the
+    probed score and the change. NaN cells (not computed, or failed) are grey and marked "-"."""
+    scores, changes = np.asarray(scores, dtype=float), np.asarray(changes, dtype=float)
+    n_rows, n_columns = changes.shape
+    limit = max(10.0, float(np.nanmax(np.abs(changes)))) if np.isfinite(changes).any() else 10.0
+    figure = Figure(figsize=(1.7 * n_columns + 4, 0.55 * n_rows + 2.2), layout="constrained")
+    axes = figure.add_subplot()
+    colour_map = matplotlib.colormaps["RdBu"].with_extremes(bad="lightgrey")
+    image = axes.imshow(np.ma.masked_invalid(changes), cmap=colour_map, vmin=-limit, vmax=limit, aspect="auto")
+    figure.colorbar(image, ax=axes, label=f"change in {metric_name} (points)")
+    for row in range(n_rows):
+        for column in range(n_columns):
+            change = changes[row, column]
+            if np.isnan(change):
+                text = "-"
+            else:
+                text = f"{scores[row, column]:.1f} ({change:+.1f})"
+            colour = "white" if not np.isnan(change) and abs(change) > 0.6 * limit else "black"
+            axes.text(column, row, text, ha="center", va="center", color=colour, fontsize=9)
+    axes.set_xticks(range(n_columns), labels=probe_labels, rotation=20, ha="right")
+    axes.set_yticks(range(n_rows), labels=row_labels)
+    axes.set_xlabel("probe")
+    axes.set_ylabel("fine-tuned on -> evaluated on")
+    axes.set_title(f"{title}\n(cell: probed {metric_name} (change))")
+    save_png(figure, path)

@@ -40,6 +40,7 @@ from qa_data import (
     oversample_unanswerable,
     select_questions,
 )
+from qa_probes import randomize_answers
 from results_io import write_json_atomic
 from utils_qa import (
     QAEvalArguments,
@@ -91,11 +92,18 @@ class DataTrainingArguments(QAEvalArguments):
     repair_answer_offsets: bool = field(
         default=False, metadata={"help": "Fix an answer_start that misses its text when the text occurs once."}
     )
+    random_label_fraction: float = field(
+        default=0.0,
+        metadata={"help": "Answer this seeded fraction of the answerable training questions by a random span of "
+                          "their context with as many words (the random-label probe of Sen & Saffari, 2020)."},
+    )
 
     def __post_init__(self):
         super().__post_init__()
         if self.oversample_unanswerable < 1:
             raise ValueError(f"--oversample_unanswerable must be at least 1, got {self.oversample_unanswerable}")
+        if not 0 <= self.random_label_fraction <= 1:
+            raise ValueError(f"--random_label_fraction must be in [0, 1], got {self.random_label_fraction}")
         if self.dataset is not None and self.dataset not in ADAPTERS:
             raise ValueError(f"--dataset {self.dataset!r} is not known: choose one of {', '.join(sorted(ADAPTERS))}")
 
@@ -142,6 +150,11 @@ def main():
                 train_examples, data_args.max_train_samples, data_args.train_fraction,
                 data_args.subset_strategy, training_args.seed,
             )
+            if data_args.random_label_fraction:
+                train_examples, relabelled = randomize_answers(
+                    train_examples, data_args.random_label_fraction, training_args.seed
+                )
+                logger.info("random labels: %d training questions answered by a random span", relabelled)
         if training_args.do_eval:
             eval_examples = load_split("validation", data_args.validation_file, max_questions=data_args.max_eval_samples)
             eval_examples = select_questions(

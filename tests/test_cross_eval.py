@@ -222,3 +222,62 @@ def test_rows_follow_the_column_order_and_unusable_folders_say_why(models_dir, t
     assert [row.fine_tuned_on for row in rows] == ["newsqa", "squad_v2"]
     assert skipped == [(str(models_dir / "base_encoder"),
                         "no question-answering head (architectures: BertForSequenceClassification)")]
+
+
+def test_probes_are_cells_with_their_own_report_and_resume(models_dir, matrix, tmp_path, monkeypatch):
+    out = tmp_path / "probes"
+    shutil.copytree(matrix[0], out)  # the unprobed cells are stored: a probe run reuses them
+    stored = {path: path.stat().st_mtime_ns for path in out.glob("cells/*/*/metrics.json")}
+    probes = ["--probes", "shuffled_context", "question_prefix:2", "negation"]
+    assert run_cross_eval(monkeypatch, models_dir, out, *probes) == 1  # 1: the folder without a QA head
+    assert all(path.stat().st_mtime_ns == mtime for path, mtime in stored.items()), "unprobed cells recomputed"
+    result = json.loads((out / "matrix.json").read_text())
+    assert result["columns"] == ["squad_v2", "newsqa"], "probed sets are no columns of the matrix"
+    assert set(result["cells"]["squad_v2"]) == {"squad_v2", "newsqa"}
+    assert list(result["probes"]) == ["shuffled_context", "question_prefix:2", "negation"]
+    for probe, probe_result in result["probes"].items():
+        for row in ("squad_v2", "newsqa"):
+            for dataset in ("squad_v2", "newsqa"):
+                cell = probe_result["cells"][row][dataset]
+                assert cell["settings"]["probe"] == probe
+                unprobed = result["cells"][row][dataset]["metrics"]["f1"]
+                assert probe_result["change"][row][dataset] == pytest.approx(cell["metrics"]["f1"] - unprobed)
+                assert 0 <= probe_result["same_predictions"][row][dataset] <= 100
+    shuffled = result["probes"]["shuffled_context"]["cells"]["newsqa"]["squad_v2"]["metrics"]
+    assert shuffled["total"] == 14 and shuffled["HasAns_total"] == result["cells"]["newsqa"]["squad_v2"]["metrics"]["HasAns_total"]
+    # Negation keeps the answerable questions that have an auxiliary verb, all of them now unanswerable.
+    negated = result["probes"]["negation"]["cells"]["squad_v2"]["newsqa"]
+    assert "HasAns_total" not in negated["metrics"] and negated["metrics"]["NoAns_total"] == negated["metrics"]["total"] > 0
+    assert negated["version_2_with_negative"] is True
+    predictions = json.loads((out / "cells" / "squad_v2" / "newsqa_negation" / "eval_predictions.json").read_text())
+    assert len(predictions) == negated["metrics"]["total"]
+    report = (out / "probes.md").read_text()
+    for probe in ("## shuffled_context", "## question_prefix:2", "## negation"):
+        assert probe in report
+    change = result["probes"]["question_prefix:2"]["change"]["squad_v2"]["newsqa"]
+    assert f"({change:+.1f})" in report
+    assert (out / "probes.png").is_file()
+
+    # A rerun computes only the cells of a probe it has not seen.
+    stored = {path: path.stat().st_mtime_ns for path in out.glob("cells/*/*/metrics.json")}
+    assert len(stored) == 4 * 4
+    assert run_cross_eval(monkeypatch, models_dir, out, "--probes", "negation", "filler") == 1
+    assert all(path.stat().st_mtime_ns == mtime for path, mtime in stored.items())
+    assert len(list(out.glob("cells/*/*_filler/metrics.json"))) == 4
+    assert list(json.loads((out / "matrix.json").read_text())["probes"]) == ["negation", "filler"]
+
+
+def test_a_bad_probe_is_one_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setattr(sys, "argv", ["cross_eval.py", "--models", str(tmp_path), "--probes", "scrambled"])
+    with pytest.raises(SystemExit) as exit_info:
+        cross_eval.main()
+    assert str(exit_info.value.code).startswith("error: unknown probe 'scrambled'")
+
+
+def test_fine_tune_all_passes_the_random_label_fraction_to_run_qa(tmp_path):
+    done = subprocess.run(
+        [sys.executable, str(REPO / "fine_tune_all.py"), "--output_root", str(tmp_path), "--launcher", "python",
+         "--datasets", "squad_v2", "--dry_run", "--", "--random_label_fraction", "0.5"],
+        cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().endswith("--random_label_fraction 0.5")

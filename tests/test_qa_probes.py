@@ -1,0 +1,200 @@
+"""The robustness probes of qa_probes.py on fixtures: answers stay aligned, nothing else changes, the same seed
+gives the same output and another seed another one; and run_qa.py's random labels."""
+
+import json
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from datasets import Dataset
+
+import run_qa
+from qa_data import FLAT_FEATURES, load_qa_file
+from qa_probes import FILLER_WORDS, ProbeError, apply_probe, parse_probe, randomize_answers, sentence_spans
+
+REPO = Path(__file__).resolve().parent.parent
+SAMPLE = REPO / "examples" / "qa_sample"
+EVALUATION_PROBES = ["shuffled_context", "question_prefix:3", "no_question", "filler", "filler:really", "negation"]
+
+CONTEXT = (
+    "The bridge was built in 1901 by Mr. J. Smith. It crosses the river at its widest point! "
+    "Who paid for it? The city did, with help from the U.S. Army. Tolls ended in 1950. "
+    "\"It was a bargain,\" said the mayor. Today 20,000 cars cross it each day."
+)
+RECORDS = [
+    {"id": "q1", "title": "Bridge", "context": CONTEXT, "question": "When was the bridge built?",
+     "answers": {"text": ["1901"], "answer_start": [CONTEXT.index("1901")]}},
+    # Two answers in different sentences, one of them spanning a sentence end.
+    {"id": "q2", "title": "Bridge", "context": CONTEXT, "question": "Who paid for the bridge?",
+     "answers": {"text": ["The city did", "Who paid for it? The city"],
+                 "answer_start": [CONTEXT.index("The city did"), CONTEXT.index("Who paid")]}},
+    {"id": "q3", "title": "Bridge", "context": CONTEXT, "question": "Which mayor opened the tunnel?",
+     "answers": {"text": [], "answer_start": []}},
+    {"id": "q4", "title": "Bridge", "context": CONTEXT, "question": "Which army helped the city?",
+     "answers": {"text": ["the U.S. Army"], "answer_start": [CONTEXT.index("the U.S. Army")]}},
+    {"id": "q5", "title": "Bridge", "context": CONTEXT, "question": "  How many cars does it carry each day?",
+     "answers": {"text": ["20,000"], "answer_start": [CONTEXT.index("20,000")]}},
+]
+
+
+@pytest.fixture(scope="module")
+def fixtures() -> Dataset:
+    """Our records above and the 14 questions of the shipped QA sample (a third unanswerable)."""
+    sample = load_qa_file(SAMPLE / "dev.json").to_list()
+    return Dataset.from_list(RECORDS + sample, features=FLAT_FEATURES)
+
+
+def aligned(record: dict) -> bool:
+    answers = record["answers"]
+    return all(record["context"][start:start + len(text)] == text
+               for text, start in zip(answers["text"], answers["answer_start"]))
+
+
+def by_id(dataset: Dataset) -> dict[str, dict]:
+    return {record["id"]: record for record in dataset}
+
+
+@pytest.mark.parametrize("probe", EVALUATION_PROBES)
+def test_answers_stay_aligned_and_the_same_seed_gives_the_same_set(fixtures, probe):
+    probed = apply_probe(fixtures, probe, seed=1)
+    assert probed.features == fixtures.features
+    assert all(aligned(record) for record in probed)
+    assert probed.to_list() == apply_probe(fixtures, probe, seed=1).to_list()
+    original = by_id(fixtures)
+    for record in probed:
+        before = original[record["id"]]
+        assert record["title"] == before["title"]
+        if probe != "negation":
+            assert sorted(record["answers"]["text"]) == sorted(before["answers"]["text"])
+    if probe != "negation":
+        assert [r["id"] for r in probed] == [r["id"] for r in fixtures]
+
+
+@pytest.mark.parametrize("probe", ["shuffled_context", "filler"])
+def test_another_seed_gives_another_set(fixtures, probe):
+    assert apply_probe(fixtures, probe, seed=1).to_list() != apply_probe(fixtures, probe, seed=2).to_list()
+
+
+def test_the_probes_do_not_depend_on_which_other_records_come_along(fixtures):
+    whole = by_id(apply_probe(fixtures, "shuffled_context", seed=3))
+    part = apply_probe(fixtures.select([4, 0]), "shuffled_context", seed=3)
+    assert all(record == whole[record["id"]] for record in part)
+
+
+def test_shuffled_context_reorders_whole_sentences_and_keeps_an_answer_that_spans_two_together(fixtures):
+    probed = by_id(apply_probe(Dataset.from_list(RECORDS, features=FLAT_FEATURES), "shuffled_context", seed=0))
+    sentences = Counter(CONTEXT[begin:end] for begin, end in sentence_spans(CONTEXT))
+    assert len(sentences) == 7
+    for record in probed.values():
+        assert record["question"] == next(r["question"] for r in RECORDS if r["id"] == record["id"])
+        assert len(record["context"]) == len(CONTEXT)  # single spaces between sentences, as in the fixture
+        assert all(sentence in record["context"] for sentence in sentences)
+    shuffled = probed["q1"]["context"]
+    assert shuffled != CONTEXT and sorted(shuffled.split()) == sorted(CONTEXT.split())
+    assert all(sentence in shuffled for sentence in sentences)
+    assert "Who paid for it? The city did, with help from the U.S. Army." in probed["q2"]["context"]
+    assert probed["q3"]["answers"] == {"text": [], "answer_start": []}
+
+
+def test_sentences_do_not_end_at_abbreviations_initials_or_lowercase_words():
+    text = "Dr. Who met J. Smith in the U.S. in 1990. Then e.g. things. happened!  Was it 5 p.m.? Yes"
+    assert [text[b:e] for b, e in sentence_spans(text)] == [
+        "Dr. Who met J. Smith in the U.S. in 1990.", "Then e.g. things. happened!", "Was it 5 p.m.?", "Yes"]
+
+
+def test_question_prefix_keeps_the_first_words_and_no_question_leaves_it_out(fixtures):
+    original = by_id(fixtures)
+    for probe, expected in (("question_prefix:3", lambda q: " ".join(q.split()[:3])), ("no_question", lambda q: "")):
+        for record in apply_probe(fixtures, probe, seed=0):
+            before = original[record["id"]]
+            assert record["question"] == expected(before["question"])
+            assert {k: v for k, v in record.items() if k != "question"} == \
+                {k: v for k, v in before.items() if k != "question"}
+    assert by_id(apply_probe(fixtures, "question_prefix:3", seed=0))["q5"]["question"] == "How many cars"
+
+
+def test_filler_adds_one_filler_word_before_the_first_auxiliary_verb(fixtures):
+    original = by_id(fixtures)
+    probed = by_id(apply_probe(fixtures, "filler", seed=0))
+    for qid, record in probed.items():
+        before_words, after_words = original[qid]["question"].split(), record["question"].split()
+        added = Counter(after_words) - Counter(before_words)
+        assert len(after_words) == len(before_words) + 1 and sum(added.values()) == 1
+        assert next(iter(added)) in FILLER_WORDS
+        assert {k: v for k, v in record.items() if k != "question"} == \
+            {k: v for k, v in original[qid].items() if k != "question"}
+    fillers = {word for qid, record in probed.items()
+               for word in Counter(record["question"].split()) - Counter(original[qid]["question"].split())}
+    assert len(fillers) >= 2, "the filler word is drawn per question"
+    really = by_id(apply_probe(fixtures, "filler:really", seed=0))
+    assert really["q1"]["question"] == "When really was the bridge built?"
+    assert really["q4"]["question"] == "Which really army helped the city?"  # no auxiliary verb: after the first word
+    assert really["q5"]["question"] == "How many cars really does it carry each day?"
+
+
+def test_negation_makes_answerable_questions_unanswerable_and_leaves_the_others_out(fixtures):
+    probed = by_id(apply_probe(fixtures, "negation", seed=0))
+    original = by_id(fixtures)
+    assert probed["q1"]["question"] == "When wasn't the bridge built?"
+    assert probed["q5"]["question"] == "How many cars doesn't it carry each day?"
+    assert "q3" not in probed, "unanswerable already"
+    assert "q4" not in probed and "q2" not in probed, "no auxiliary verb to negate"
+    for qid, record in probed.items():
+        assert original[qid]["answers"]["text"] and record["answers"] == {"text": [], "answer_start": []}
+        assert record["context"] == original[qid]["context"]
+        assert ("n't" in record["question"]) or (" not " in record["question"])
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("scrambled", "unknown probe 'scrambled'"), ("question_prefix:x", "takes a number of words"),
+    ("question_prefix:0", "at least one word"), ("filler:two words", "one word"), ("negation:3", "unknown probe"),
+])
+def test_bad_probe_names_are_errors(spec, message):
+    with pytest.raises(ProbeError, match=message):
+        parse_probe(spec)
+
+
+def test_random_labels_replace_a_seeded_fraction_of_answers_by_spans_of_the_same_length(fixtures):
+    relabelled, changed = randomize_answers(fixtures, 0.5, seed=4)
+    answerable = [record for record in fixtures if record["answers"]["text"]]
+    assert changed == round(len(answerable) / 2)
+    original = by_id(fixtures)
+    differing = 0
+    for record in relabelled:
+        before = original[record["id"]]
+        assert aligned(record)
+        assert {k: v for k, v in record.items() if k != "answers"} == {k: v for k, v in before.items() if k != "answers"}
+        if not before["answers"]["text"]:
+            assert record["answers"] == before["answers"]
+        elif record["answers"] != before["answers"]:
+            differing += 1
+            assert len(record["answers"]["text"]) == 1
+            assert len(record["answers"]["text"][0].split()) == len(before["answers"]["text"][0].split())
+    assert differing >= changed - 1  # a random span may, rarely, be the answer itself
+    assert relabelled.to_list() == randomize_answers(fixtures, 0.5, seed=4)[0].to_list()
+    assert relabelled.to_list() != randomize_answers(fixtures, 0.5, seed=5)[0].to_list()
+    assert randomize_answers(fixtures, 0.0, seed=4) == (fixtures, 0)
+    everything, count = randomize_answers(fixtures, 1.0, seed=4)
+    assert count == len(answerable) and all(aligned(record) for record in everything)
+    with pytest.raises(ValueError, match="random_label_fraction"):
+        randomize_answers(fixtures, 1.5, seed=4)
+
+
+def test_run_qa_trains_on_random_labels(tiny_qa_model, tmp_path, monkeypatch, caplog):
+    out = tmp_path / "random_labels"
+    monkeypatch.setattr(sys, "argv", [str(a) for a in [
+        "run_qa.py", "--model_name_or_path", tiny_qa_model, "--train_file", SAMPLE / "train.json",
+        "--do_train", "--max_steps", "1", "--per_device_train_batch_size", "4", "--output_dir", out,
+        "--report_to", "none", "--max_seq_length", "64", "--doc_stride", "16", "--max_query_length", "16",
+        "--random_label_fraction", "0.5", "--log_level", "info"]])
+    with caplog.at_level("INFO", logger="run_qa"):
+        run_qa.main()
+    answerable = sum(1 for texts in load_qa_file(SAMPLE / "train.json")["answers"]["text"] if texts)
+    assert f"random labels: {round(answerable / 2)} training questions answered by a random span" in caplog.text
+    info = json.loads((out / run_qa.RUN_INFO_FILE).read_text())
+    assert info["data_args"]["random_label_fraction"] == 0.5
+    monkeypatch.setattr(sys, "argv", ["run_qa.py", "--model_name_or_path", str(tiny_qa_model), "--output_dir",
+                                      str(out), "--random_label_fraction", "2"])
+    with pytest.raises(SystemExit, match=r"--random_label_fraction must be in \[0, 1\], got 2"):
+        run_qa.main()
