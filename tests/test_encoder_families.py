@@ -11,7 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from transformers import AutoTokenizer
+import torch
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 import cross_eval
 import run_classification
@@ -188,6 +189,11 @@ def test_classification_trains_and_padding_does_not_change_predictions(cls_model
     ])  # fmt: skip
     results = json.loads((out / "all_results.json").read_text())
     assert results["eval_samples"] > 0 and 0 <= results["eval_accuracy"] <= 1
+    # --freeze_lower_layers 1: the embeddings and layer 0 keep their weights, layer 1 and the head train.
+    before, after = (AutoModelForSequenceClassification.from_pretrained(path).state_dict() for path in (cls_model, out))
+    changed = {name for name in before if not torch.equal(before[name], after[name])}
+    assert changed and not any(".embeddings." in name or ".layer.0." in name for name in changed), changed
+    assert any(".layer.1." in name for name in changed), changed
     batched = read_probabilities(out / "predictions.csv")
 
     # One tweet per batch (no padding) gives the same probabilities as batches padded with the family's pad id.
