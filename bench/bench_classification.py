@@ -20,8 +20,9 @@ comparison.md) stay under bench/results/classification/.
     python bench/bench_classification.py --max_train_samples 300 --max_eval_samples 200 --epochs 1 \\
         --ablation_epochs 1 --speed_steps 5                     # a smoke run
     python bench/bench_classification.py --model all-mpnet-base-v2 --results_dir bench/results/mpnet \\
-        --epochs 2 --learning_rate 5e-5 --max_seq_length 64 --skip_ablation --skip_speed \\
-        --save_strategy epoch                                  # the MPNet-base run in the README
+        --epochs 1 --batch_size 16 --learning_rate 5e-5 --max_seq_length 64 --skip_ablation --skip_speed \\
+        --max_steps 360 --freeze_lower_layers 6 --save_strategy steps --save_steps 120 \\
+        --logging_steps 20                                      # the MPNet-base run in the README
 """
 
 from __future__ import annotations
