@@ -22,7 +22,7 @@ comparison.md) stay under bench/results/classification/.
     python bench/bench_classification.py --model all-mpnet-base-v2 --results_dir bench/results/mpnet \\
         --epochs 1 --batch_size 16 --learning_rate 5e-5 --max_seq_length 64 --skip_ablation --skip_speed \\
         --max_steps 360 --freeze_lower_layers 6 --save_strategy steps --save_steps 120 \\
-        --logging_steps 20                                      # the MPNet-base run in the README
+        --logging_strategy steps --logging_steps 20             # the MPNet-base run in the README
 """
 
 from __future__ import annotations
