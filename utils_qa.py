@@ -65,14 +65,38 @@ class QAEvalArguments:
             raise ValueError("--doc_stride must leave room for new context in each window: lower it or raise --max_seq_length")
 
     def window_config(self, tokenizer: PreTrainedTokenizerBase) -> "WindowConfig":
-        return WindowConfig(
-            min(self.max_seq_length, tokenizer.model_max_length), self.doc_stride, self.max_query_length,
-            self.pad_to_max_length,
-        )
+        """The windowing for this tokenizer; a ValueError when --doc_stride leaves it no new context per window
+        (the special tokens of a question/context pair differ: 3 for BERT, 4 for RoBERTa and MPNet)."""
+        check_qa_tokenizer(tokenizer)
+        max_seq_length = min(self.max_seq_length, tokenizer.model_max_length)
+        context_room = max_seq_length - self.max_query_length - tokenizer.num_special_tokens_to_add(pair=True)
+        if self.doc_stride >= context_room:
+            raise ValueError(
+                f"--doc_stride {self.doc_stride} must be below {context_room} for this tokenizer ({max_seq_length} "
+                f"tokens per window - {self.max_query_length} of question - "
+                f"{tokenizer.num_special_tokens_to_add(pair=True)} special): lower it or raise --max_seq_length"
+            )
+        return WindowConfig(max_seq_length, self.doc_stride, self.max_query_length, self.pad_to_max_length)
 
     def postprocess_config(self, version_2_with_negative: bool) -> "PostprocessConfig":
         return PostprocessConfig(
             version_2_with_negative, self.n_best_size, self.max_answer_length, self.null_score_diff_threshold
+        )
+
+
+def check_qa_tokenizer(tokenizer: PreTrainedTokenizerBase) -> None:
+    """A ValueError unless the tokenizer can window QA examples: a fast tokenizer (answers map back to text
+    through its character offsets) that pads on the right. Windows are question first, context second, and the
+    unanswerable target is the first token ([CLS] or <s>); left padding would move both under dynamic padding."""
+    if not tokenizer.is_fast:
+        raise ValueError(
+            f"{type(tokenizer).__name__} is not a fast tokenizer; QA needs one (answers map back to text through "
+            "its character offsets)"
+        )
+    if tokenizer.padding_side != "right":
+        raise ValueError(
+            f"the tokenizer pads on the {tokenizer.padding_side}; QA windows need right padding: set "
+            '"padding_side": "right" in the model\'s tokenizer_config.json'
         )
 
 
@@ -113,21 +137,24 @@ def window_features(
     with_labels: bool,
     with_postprocess_columns: bool,
 ) -> dict[str, list]:
-    """Tokenize a batch of examples into overlapping windows over each context.
+    """Tokenize a batch of examples into overlapping windows over each context: question first, then a slice
+    of the context, right-padded (see `check_qa_tokenizer`), whatever the special tokens and token types.
 
     One function for training, evaluation and prediction:
-    - `with_labels`: start/end token positions of the first gold answer; the [CLS] position (0) for unanswerable
-      questions and for windows that do not contain the whole answer, so the model learns to abstain there.
+    - `with_labels`: start/end token positions of the first gold answer; the first token (position 0: [CLS],
+      <s>) for unanswerable questions and for windows that do not contain the whole answer, so the model learns
+      to abstain there.
     - `with_postprocess_columns`: the example id, token character offsets and the window's context token range,
-      which post-processing needs to map logits back to answer text.
+      which post-processing needs to map logits back to answer text. A context token's offsets leave out any
+      whitespace it starts with: sentencepiece-style tokens ("▁word", DeBERTa-v2, XLM-R) carry the space before
+      the word, and an answer text must not begin with it.
     """
-    question_first = tokenizer.padding_side == "right"
     questions = truncate_questions(examples["question"], tokenizer, config.max_query_length)
     contexts = examples["context"]
     encoded = tokenizer(
-        questions if question_first else contexts,
-        contexts if question_first else questions,
-        truncation="only_second" if question_first else "only_first",
+        questions,
+        contexts,
+        truncation="only_second",
         max_length=config.max_seq_length,
         stride=config.doc_stride,
         return_overflowing_tokens=True,
@@ -136,16 +163,17 @@ def window_features(
     )
     sample_map = encoded.pop("overflow_to_sample_mapping")
     offset_mapping = encoded.pop("offset_mapping")
-    context_seq_id = 1 if question_first else 0
-    starts, ends, example_ids, context_starts, context_ends = [], [], [], [], []
+    starts, ends, example_ids, context_starts, context_ends, window_offsets = [], [], [], [], [], []
     for i, offsets in enumerate(offset_mapping):
         sequence_ids = encoded.sequence_ids(i)
-        context_start = sequence_ids.index(context_seq_id)
-        context_end = len(sequence_ids) - 1 - sequence_ids[::-1].index(context_seq_id)
+        context_start = sequence_ids.index(1)
+        context_end = len(sequence_ids) - 1 - sequence_ids[::-1].index(1)
         sample = sample_map[i]
         context_starts.append(context_start)
         context_ends.append(context_end)
         example_ids.append(examples["id"][sample])
+        if with_postprocess_columns:
+            window_offsets.append(trimmed_offsets(offsets, contexts[sample], context_start, context_end))
         if not with_labels:
             continue
         answers = examples["answers"][sample]
@@ -169,10 +197,23 @@ def window_features(
         encoded["end_positions"] = ends
     if with_postprocess_columns:
         encoded["example_id"] = example_ids
-        encoded["offset_mapping"] = [[list(pair) for pair in offsets] for offsets in offset_mapping]
+        encoded["offset_mapping"] = window_offsets
         encoded["context_start"] = context_starts
         encoded["context_end"] = context_ends
     return dict(encoded)
+
+
+def trimmed_offsets(
+    offsets: list[tuple[int, int]], context: str, context_start: int, context_end: int
+) -> list[list[int]]:
+    """A window's token offsets, each context token's start moved past any whitespace it begins with."""
+    trimmed = []
+    for index, (start, end) in enumerate(offsets):
+        if context_start <= index <= context_end:
+            while start < end and context[start].isspace():
+                start += 1
+        trimmed.append([start, end])
+    return trimmed
 
 
 def build_windows(
@@ -241,7 +282,7 @@ def postprocess_qa_predictions(
     Per window, the `n_best_size` best start and end tokens (stable order on ties) are paired; a pair is a
     candidate when both tokens lie in the window's context, end >= start and the span has at most
     `max_answer_length` tokens. Each example keeps its `n_best_size` best candidates over all its windows
-    (score = start logit + end logit). With negatives, the null score is the lowest [CLS] score over the
+    (score = start logit + end logit). With negatives, the null score is the lowest first-token score over the
     example's windows; the null-odds are null score - best span score, and the answer is "" when they exceed
     `null_score_diff_threshold`.
     """

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Benchmark: vaccine-stance classification with the packaged MiniLM, fine-tuned on this machine.
+"""Benchmark: vaccine-stance classification with a packaged encoder (MiniLM by default), fine-tuned on this machine.
 
 In one process, through run_classification.main:
 
@@ -10,12 +10,19 @@ In one process, through run_classification.main:
 3. speed: training samples/s over the same --speed_steps steps with dynamic padding (length-grouped
    batches, as recommended), dynamic padding with random batches, and every batch padded to max length.
 
+Any other flag is passed to every run_classification run, after this script's own (so it wins): e.g.
+`--save_strategy epoch` to keep a checkpoint per epoch, `--logging_steps 25` to see progress.
+
 Prints the figures and writes them to bench/results/classification.json; each run's outputs (metrics, plots,
 comparison.md) stay under bench/results/classification/.
 
     python bench/bench_classification.py                       # the full benchmark
     python bench/bench_classification.py --max_train_samples 300 --max_eval_samples 200 --epochs 1 \\
         --ablation_epochs 1 --speed_steps 5                     # a smoke run
+    python bench/bench_classification.py --model all-mpnet-base-v2 --results_dir bench/results/mpnet \\
+        --epochs 1 --batch_size 16 --learning_rate 5e-5 --max_seq_length 64 --skip_ablation --skip_speed \\
+        --max_steps 360 --freeze_lower_layers 6 --save_strategy steps --save_steps 120 \\
+        --logging_strategy steps --logging_steps 20             # the MPNet-base run in the README
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
 import run_classification  # noqa: E402
+from packaged_models import PACKAGED_MINILM  # noqa: E402
 from results_io import write_json_atomic  # noqa: E402
 
 DEFAULT_DATA_DIR = REPO_ROOT.parent / "shared" / "data" / "vaccine_stance"
@@ -47,9 +55,12 @@ REFERENCES = {
 
 
 def parse_arguments() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    # No abbreviations: a Trainer flag must not be taken for a prefix of this script's own.
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False
+    )
     parser.add_argument("--data_dir", type=Path, default=DEFAULT_DATA_DIR, help="Folder with the vaccine CSV files.")
-    parser.add_argument("--model", default=run_classification.PACKAGED_MINILM, help="--model_name_or_path to use.")
+    parser.add_argument("--model", default=PACKAGED_MINILM, help="--model_name_or_path to use.")
     parser.add_argument("--epochs", type=float, default=3, help="Epochs of the main run.")
     parser.add_argument("--learning_rate", type=float, default=1e-4)
     parser.add_argument("--warmup", type=float, default=0.1, help="Warm-up, as a share of the training steps.")
@@ -72,7 +83,8 @@ def parse_arguments() -> argparse.Namespace:
     parser.add_argument("--speed_steps", type=int, default=40, help="Training steps timed for each padding mode.")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--results_dir", type=Path, default=REPO_ROOT / "bench" / "results")
-    return parser.parse_args()
+    args, args.trainer_flags = parser.parse_known_args()
+    return args
 
 
 def common_arguments(args: argparse.Namespace, output_dir: Path) -> list[str]:
@@ -99,7 +111,7 @@ def common_arguments(args: argparse.Namespace, output_dir: Path) -> list[str]:
         argv.append("--freeze_word_embeddings")
     if args.max_train_samples is not None:
         argv += ["--max_train_samples", str(args.max_train_samples)]
-    return argv
+    return argv + args.trainer_flags
 
 
 def fine_tune_and_evaluate(
@@ -186,7 +198,7 @@ def summary(report: dict, args: argparse.Namespace) -> str:
     main_run = report["main"]
     lines = [
         "",
-        "=== Tweet stance benchmark: packaged MiniLM on vaccine_stance ===",
+        f"=== Tweet stance benchmark: {args.model} on vaccine_stance ===",
         f"main run: {args.epochs:g} epochs, lr {args.learning_rate:g}, warm-up {args.warmup:g}, "
         f"batch {args.batch_size}, max length {args.max_seq_length}, class weights {args.class_weights}, "
         f"label smoothing {args.label_smoothing:g}, "
@@ -197,7 +209,7 @@ def summary(report: dict, args: argparse.Namespace) -> str:
         f"{'model':<58}{'accuracy':>10}{'macro-F1':>10}{'weighted-F1':>13}",
     ]
     rows = [
-        ("fine-tuned MiniLM (this run)", main_run),
+        (f"fine-tuned {args.model} (this run)", main_run),
         ("TF-IDF + logistic regression (this run)", report["baseline_tfidf"]),
     ]
     rows += [(f"reference: {name}", figures) for name, figures in REFERENCES.items()]
@@ -218,7 +230,7 @@ def summary(report: dict, args: argparse.Namespace) -> str:
         for side in ("lemmatize_off", "lemmatize_on"):
             run = ablation[side]
             lines.append(
-                f"  {side:<14} MiniLM accuracy {run['accuracy']:.3f}, macro-F1 {run['f1_macro']:.3f}; "
+                f"  {side:<14} fine-tuned accuracy {run['accuracy']:.3f}, macro-F1 {run['f1_macro']:.3f}; "
                 f"TF-IDF accuracy {run['tfidf']['accuracy']:.3f}, macro-F1 {run['tfidf']['f1_macro']:.3f}"
             )
     if "speed" in report:

