@@ -9,7 +9,7 @@ Reads CSV, JSON (an array of records) or JSON Lines files, cleans and optionally
 `all_results.json` (plus train/eval results), `classification_report.txt`, `loss_curve.png`,
 `roc_curves.png`, `confusion_matrix.png`, with `--baseline tfidf` a TF-IDF + logistic-regression baseline
 and `comparison.md`, and with `--test_file` `predictions.csv`. Every Trainer flag (`TrainingArguments`) works as
-usual. A config file may come first, flags after it override it:
+usual; a config file with overriding flags, for example:
 
     python run_classification.py configs/vaccine_seed.json --max_train_samples 2000 --output_dir out/quick
 

@@ -121,11 +121,12 @@ class ScriptArgumentParser(HfArgumentParser):
             group.description = " ".join(dtype.__doc__.split())
 
     def adopt_trainer_flag(self, dest: str, help_text: str) -> None:
-        """Show the Trainer flag `dest` among the script's own options (first group), with the script's own help:
-        for a flag the script gives its own meaning or default (`--output_dir`, the classifier's `--label_names`)."""
+        """Show the Trainer flag `dest` among the script's own options (at the end of its last group), with the
+        script's own help: for a flag the script gives its own meaning or default (`--output_dir`, the classifier's
+        `--label_names`)."""
         action = next(action for action in self._actions if action.dest == dest and not is_negation(action))
         trainer_group = next(group for group in self._action_groups if group.title == TRAINER_GROUP)
-        own_group = next(group for group in self._action_groups[2:] if group.title != TRAINER_GROUP)
+        own_group = [group for group in self._action_groups[2:] if group.title != TRAINER_GROUP][-1]
         trainer_group._group_actions.remove(action)
         own_group._group_actions.append(action)
         action.help = help_text
