@@ -145,7 +145,8 @@ def convert_source_split(
         except Exception as err:  # noqa: BLE001 - any hub failure gets the same advice
             raise QADataError(
                 f"{label}: cannot load the hub copy ({type(err).__name__}: {err}); offline, download the official "
-                f"files and pass --data_dir DIR (looked for: {', '.join(source.split_files[split])})"
+                f"files and pass --data_dir DIR (looked for: {', '.join(source.split_files[split])}), or the file "
+                f"itself (--train_file / --validation_file)"
             ) from err
         return hub.convert_rows(rows, label, stats)
 
@@ -214,7 +215,14 @@ def cached_conversion(
 def _squad_loader(hub_id: str, local_names: dict[str, list[str]]) -> Callable[[str, str | None, str | None], Dataset]:
     def load(split: str, data_dir: str | None, cache_dir: str | None) -> Dataset:
         if data_dir is None:
-            dataset = load_dataset(hub_id, split=split, cache_dir=cache_dir)
+            try:
+                dataset = load_dataset(hub_id, split=split, cache_dir=cache_dir)
+            except Exception as err:  # noqa: BLE001 - offline, no network, no such split: the same advice
+                raise QADataError(
+                    f"{hub_id}/{split}: cannot load the hub copy ({type(err).__name__}: {err}); offline, pass "
+                    f"--data_dir DIR (holding {' or '.join(local_names[split])}, optionally .gz), or the file itself "
+                    f"(--train_file / --validation_file)"
+                ) from err
             return dataset.cast(FLAT_FEATURES)
         for candidate in local_names[split]:
             for suffix in ("", ".gz"):
