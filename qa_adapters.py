@@ -85,7 +85,7 @@ def convert_named_file(
         return source.convert_file(path, split, stats)
 
     key = {"files": [_file_identity(p) for p in [path, *source.related_paths(path)]], "split": split}
-    return cached_conversion(source, key, records, cache_dir, label=f"{path} ({name})")
+    return cached_conversion(source, key, records, cache_dir, label=f"{path} ({name})", split=split or "train")
 
 
 def convert_named_split(
@@ -132,7 +132,8 @@ def convert_source_split(
 
         related = sorted({p for path in paths for p in source.related_paths(path)})
         key = {"files": [_file_identity(p) for p in paths + related], "split": split}
-        return cached_conversion(source, key, file_records, cache_dir, label=f"{source.name}/{split} ({data_dir})")
+        return cached_conversion(source, key, file_records, cache_dir, label=f"{source.name}/{split} ({data_dir})",
+                                 split=split)
     hub = source.hub
     if hub is None:
         raise QADataError(source.no_hub_help)
@@ -151,7 +152,7 @@ def convert_source_split(
         return hub.convert_rows(rows, label, stats)
 
     key = {"hub": hub.repo_id, "config": hub.config, "split": split}
-    return cached_conversion(source, key, hub_records, cache_dir, label=label)
+    return cached_conversion(source, key, hub_records, cache_dir, label=label, split=split)
 
 
 def _file_identity(path: str) -> dict:
@@ -172,8 +173,10 @@ def cached_conversion(
     make_records: Callable[[ConversionStats], Iterator[dict]],
     cache_dir: str | None,
     label: str,
+    split: str = "train",
 ) -> tuple[Dataset, ConversionStats]:
-    """Run a conversion into the Arrow cache once per (source, options); later calls load the cached split."""
+    """Run a conversion into the Arrow cache once per (source, options); later calls load the cached split.
+    `split` only names it (datasets logs "Generating <split> split")."""
     fingerprint = conversion_fingerprint(source, source_key)
     root = os.path.join(cache_dir or datasets.config.HF_DATASETS_CACHE, "qa_converted")
     stats_path = os.path.join(root, "stats", f"{fingerprint}.json")
@@ -192,7 +195,7 @@ def cached_conversion(
 
     try:
         dataset = Dataset.from_generator(
-            generate, features=FLAT_FEATURES, cache_dir=root, fingerprint=fingerprint, split=NamedSplit("train")
+            generate, features=FLAT_FEATURES, cache_dir=root, fingerprint=fingerprint, split=NamedSplit(split)
         )
     except DatasetGenerationError as err:
         if isinstance(err.__cause__, QADataError):

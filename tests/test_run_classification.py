@@ -289,6 +289,11 @@ def test_help_shows_the_script_first_and_refuses_abbreviations(capsys):
     assert "unrecognized arguments: --max_seq 64" in capsys.readouterr().err
 
 
+def test_each_file_is_loaded_as_its_own_split(tmp_path):
+    # datasets logs "Generating <split> split": a validation file is not announced as the train split.
+    assert str(run_classification.load_table(VALIDATION_CSV, str(tmp_path), "validation").split) == "validation"
+
+
 def test_files_given_decide_the_steps_unless_set():
     _, _, args = parse_arguments(
         ["--model_name_or_path", "m", "--train_file", "t.csv", "--validation_file", "v.csv", "--output_dir", "o"]
