@@ -366,7 +366,8 @@ def drop_lines(report: dict[str, Any], values: np.ndarray, metric: str) -> list[
     return lines
 
 
-MARKS_NOTE = "* computed by an earlier run (this run failed there, or did not evaluate it); failed: see below; – not evaluated."
+MARKS_NOTE = ("* computed by an earlier run (the latest run failed there, or did not evaluate it); failed: see "
+              "\"Failed in the latest run\" in matrix.md; – not evaluated.")
 
 
 def write_reports(output_dir: str, report: dict[str, Any], metric: str) -> list[str]:

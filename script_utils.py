@@ -14,6 +14,7 @@ import argparse
 import dataclasses
 import json
 import sys
+import textwrap
 from collections.abc import Collection, Iterable
 from pathlib import Path
 from typing import Any
@@ -114,11 +115,11 @@ class ScriptArgumentParser(HfArgumentParser):
         super()._add_dataclass_arguments(type(dtype.__name__, (dtype,), {"_argument_group_name": title}))
         group = self._action_groups[-1]
         if issubclass(dtype, TrainingArguments):
-            group.description = (
-                f"{self.trainer_note}All of them are documented at {TRAINING_ARGUMENTS_DOCS}"
-            ).strip()
+            group.description = f"{self.trainer_note}All of them are documented at {TRAINING_ARGUMENTS_DOCS}"
         elif dtype.__doc__ and not dtype.__doc__.startswith(f"{dtype.__name__}("):  # not the generated signature
-            group.description = " ".join(dtype.__doc__.split())
+            group.description = dtype.__doc__
+        if group.description:  # the raw-description formatter keeps line breaks as given: wrap it here
+            group.description = textwrap.fill(" ".join(group.description.split()), width=100)
 
     def adopt_trainer_flag(self, dest: str, help_text: str) -> None:
         """Show the Trainer flag `dest` among the script's own options (at the end of its last group), with the
