@@ -11,9 +11,11 @@ qa_run_info.json (`run_qa.py --dataset NAME`, also with local files), else by th
 name is the row's in-domain cell. Columns are the evaluation datasets: names from the dataset adapters (hub, or --data_dir
 NAME=DIR) or NAME=FILE pairs (SQuAD-format or flat JSON/JSONL). Each cell is computed by the same windowing,
 post-processing and squad_v2 metric as `run_qa.py --do_eval`, and stored under OUT/cells/ as soon as it is done;
-a rerun skips finished cells (--overwrite recomputes them). Outputs: matrix.json (every cell's metrics, and the
-conversion behind each model's training data and each column: `sen_saffari_2020` is the paper's), matrix.csv, matrix.md (with each cell's drop from its row's in-domain score) and heatmap.png.
-Exit status 1 when a model, a dataset or a cell failed; the other cells are still computed.
+a rerun skips finished cells (--overwrite recomputes them). Outputs: matrix.json (every cell's metrics),
+matrix.csv, matrix.md (with each cell's drop from its row's in-domain score) and heatmap.png, merged with the
+ones an earlier run left there: rows and columns not evaluated now, and cells that fail now, keep their earlier
+scores, marked "*". Exit status 1 when a model, a dataset or a cell failed; the other cells are still computed,
+and a run that computes no cell at all leaves the reports as they were.
 
 --probes NAME ... (qa_probes.py: shuffled_context, question_prefix:N, no_question, filler, negation) adds one
 probed cell per (model, dataset), stored and resumed like the others; probes.md and probes.png show each probed
@@ -35,14 +37,15 @@ from typing import Any
 import datasets
 import numpy as np
 import transformers
-from transformers import AutoConfig, AutoModelForQuestionAnswering, AutoTokenizer, HfArgumentParser, TrainingArguments
+from transformers import AutoConfig, AutoModelForQuestionAnswering, AutoTokenizer, TrainingArguments
 
 from plots import plot_heatmap, plot_probe_changes
 from qa_adapters import ADAPTERS, StreamLimit, conversion_name
 from qa_data import describe_source, has_unanswerable, load_qa_split, parse_name_value_pairs, select_questions
 from qa_probes import PROBES_VERSION, apply_probe, parse_probe
 from results_io import read_json, write_json_atomic, write_text_atomic
-from run_qa import RUN_INFO_FILE
+from run_qa import RUN_INFO_FILE, default_version_2_with_negative
+from script_utils import EVALUATION_FLAGS, ScriptArgumentParser, parse_args_with_config
 from utils_qa import (
     QAEvalArguments,
     QAEvaluator,
@@ -220,6 +223,8 @@ def load_columns(
             )
         except Exception as err:  # hub, network, format: the column fails, the others run
             column.error = f"{type(err).__name__}: {err}"
+            if data_file is None and name not in data_dirs:  # the adapters' advice names run_qa.py's flags
+                column.error += f" (here: --data_dir {name}=DIR, or --datasets {name}=FILE)"
             continue
         column.conversion = conversion_name(name if name in ADAPTERS else None, data_file)
         column.examples = select_questions(examples, eval_args.max_eval_samples, None, eval_args.subset_strategy, seed)
@@ -297,46 +302,10 @@ def cell_dir_of(output_dir: str, row: ModelRow, column_name: str) -> str:
 # --- Reports ------------------------------------------------------------------------------------------
 
 
-def matrix_values(rows: list[ModelRow], columns: list[EvalColumn], cells: dict, metric: str) -> np.ndarray:
-    values = np.full((len(rows), len(columns)), math.nan)
-    for i, row in enumerate(rows):
-        for j, column in enumerate(columns):
-            cell = cells.get(row.label, {}).get(column.name)
-            if cell and "metrics" in cell:
-                values[i, j] = cell_value(cell["metrics"], metric)
-    return values
-
-
-def in_domain_cells(rows: list[ModelRow], columns: list[EvalColumn]) -> list[tuple[int, int]]:
-    names = [column.name for column in columns]
-    return [(i, names.index(row.fine_tuned_on)) for i, row in enumerate(rows) if row.fine_tuned_on in names]
-
-
-def drop_lines(rows: list[ModelRow], columns: list[EvalColumn], values: np.ndarray, metric: str) -> list[str]:
-    """One line per off-diagonal cell: its score against its row's in-domain score."""
-    lines = []
-    for i, j_in in in_domain_cells(rows, columns):
-        in_domain = values[i, j_in]
-        if math.isnan(in_domain):
-            continue
-        for j, column in enumerate(columns):
-            if j == j_in or math.isnan(values[i, j]):
-                continue
-            change = values[i, j] - in_domain
-            relative = f", {100 * change / in_domain:+.0f} %" if in_domain else ""
-            lines.append(f"{rows[i].label} -> {column.name}: {metric} {values[i, j]:.1f} vs {in_domain:.1f} "
-                         f"in-domain ({change:+.1f}{relative})")
-    return lines
-
-
-def write_reports(output_dir: str, rows: list[ModelRow], columns: list[EvalColumn], cells: dict, metric: str,
-                  failures: list[str], probes: dict | None = None) -> list[str]:
-    """matrix.json (with the probe results `probes`, if any), matrix.csv, matrix.md and heatmap.png; returns
-    the drop lines."""
-    values = matrix_values(rows, columns, cells, metric)
-    drops = drop_lines(rows, columns, values, metric)
-    diagonal = set(in_domain_cells(rows, columns))
-    write_json_atomic(os.path.join(output_dir, "matrix.json"), {
+def run_report(rows: list[ModelRow], columns: list[EvalColumn], cells: dict, metric: str,
+               failures: list[str]) -> dict[str, Any]:
+    """This run's matrix.json: its rows, columns, cells and failures."""
+    return {
         "metric": metric,
         "rows": [row.label for row in rows],
         "columns": [column.name for column in columns],
@@ -352,35 +321,138 @@ def write_reports(output_dir: str, rows: list[ModelRow], columns: list[EvalColum
         "cells": cells,
         **({"probes": probes} if probes else {}),
         "failures": failures,
-    })
+    }
+
+
+def merge_with_earlier(report: dict[str, Any], earlier: dict[str, Any] | None) -> dict[str, Any]:
+    """`report` merged with the matrix.json an earlier run left: the rows and columns this run did not evaluate
+    keep their cells, and a cell this run could not compute keeps the one computed before. Cells taken from
+    the earlier report are marked `from_earlier_run` (with `error_in_latest_run` when this run failed there)."""
+    if not earlier:
+        return report
+    rows = report["rows"] + [label for label in earlier.get("rows", []) if label not in report["rows"]]
+    columns = report["columns"] + [name for name in earlier.get("columns", []) if name not in report["columns"]]
+    cells: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        for column in columns:
+            now = report["cells"].get(row, {}).get(column)
+            before = earlier.get("cells", {}).get(row, {}).get(column)
+            if now is not None and "metrics" in now:
+                cell = now
+            elif before is not None and "metrics" in before:
+                cell = {**before, "from_earlier_run": True}
+                if now is not None:
+                    cell["error_in_latest_run"] = now["error"]
+            elif now is not None:
+                cell = now
+            else:
+                continue
+            cells.setdefault(row, {})[column] = cell
+    return {**report, "rows": rows, "columns": columns, "cells": cells,
+            "models": {**earlier.get("models", {}), **report["models"]},
+            "datasets": {**earlier.get("datasets", {}), **report["datasets"]}}
+
+
+def read_earlier_report(output_dir: str) -> dict[str, Any] | None:
+    path = os.path.join(output_dir, "matrix.json")
+    if not os.path.isfile(path):
+        return None
+    try:
+        return read_json(path)
+    except ValueError:
+        logger.warning("%s is not valid JSON: it is replaced by this run's matrix", path)
+        return None
+
+
+def matrix_values(report: dict[str, Any], metric: str) -> np.ndarray:
+    values = np.full((len(report["rows"]), len(report["columns"])), math.nan)
+    for i, row in enumerate(report["rows"]):
+        for j, column in enumerate(report["columns"]):
+            cell = report["cells"].get(row, {}).get(column)
+            if cell and "metrics" in cell:
+                values[i, j] = cell_value(cell["metrics"], metric)
+    return values
+
+
+def cell_marks(report: dict[str, Any], values: np.ndarray) -> list[list[str]]:
+    """How each cell is shown: its score, `score*` when it comes from an earlier run, `failed`, or `–` (not
+    evaluated)."""
+    marks = []
+    for i, row in enumerate(report["rows"]):
+        marks.append([])
+        for j, column in enumerate(report["columns"]):
+            cell = report["cells"].get(row, {}).get(column) or {}
+            if "metrics" in cell and not math.isnan(values[i, j]):
+                marks[-1].append(f"{values[i, j]:.1f}" + ("*" if cell.get("from_earlier_run") else ""))
+            else:
+                marks[-1].append("failed" if "error" in cell else "–")
+    return marks
+
+
+def in_domain_cells(report: dict[str, Any]) -> list[tuple[int, int]]:
+    columns = report["columns"]
+    fine_tuned_on = [report["models"].get(row, {}).get("fine_tuned_on") for row in report["rows"]]
+    return [(i, columns.index(name)) for i, name in enumerate(fine_tuned_on) if name in columns]
+
+
+def drop_lines(report: dict[str, Any], values: np.ndarray, metric: str) -> list[str]:
+    """One line per off-diagonal cell: its score against its row's in-domain score."""
+    lines = []
+    for i, j_in in in_domain_cells(report):
+        in_domain = values[i, j_in]
+        if math.isnan(in_domain):
+            continue
+        for j, column in enumerate(report["columns"]):
+            if j == j_in or math.isnan(values[i, j]):
+                continue
+            change = values[i, j] - in_domain
+            relative = f", {100 * change / in_domain:+.0f} %" if in_domain else ""
+            lines.append(f"{report['rows'][i]} -> {column}: {metric} {values[i, j]:.1f} vs {in_domain:.1f} "
+                         f"in-domain ({change:+.1f}{relative})")
+    return lines
+
+
+MARKS_NOTE = ("* computed by an earlier run (the latest run failed there, or did not evaluate it); failed: see "
+              "\"Failed in the latest run\" in matrix.md; – not evaluated.")
+
+
+def write_reports(output_dir: str, report: dict[str, Any], metric: str) -> list[str]:
+    """matrix.json, matrix.csv, matrix.md and heatmap.png from a (merged) report; returns the drop lines."""
+    values = matrix_values(report, metric)
+    marks = cell_marks(report, values)
+    drops = drop_lines(report, values, metric)
+    diagonal = set(in_domain_cells(report))
+    rows, columns = report["rows"], report["columns"]
+    write_json_atomic(os.path.join(output_dir, "matrix.json"), report)
 
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["fine-tuned on \\ evaluated on", *[column.name for column in columns]])
+    writer.writerow(["fine-tuned on \\ evaluated on", *columns])
     for i, row in enumerate(rows):
-        writer.writerow([row.label, *["" if math.isnan(v) else f"{v:.2f}" for v in values[i]]])
+        writer.writerow([row, *["" if math.isnan(v) else f"{v:.2f}" for v in values[i]]])
     write_text_atomic(os.path.join(output_dir, "matrix.csv"), buffer.getvalue())
 
     def shown(i: int, j: int) -> str:
-        if math.isnan(values[i, j]):
-            return "–"
-        return f"**{values[i, j]:.1f}**" if (i, j) in diagonal else f"{values[i, j]:.1f}"
+        return f"**{marks[i][j]}**" if (i, j) in diagonal and not math.isnan(values[i, j]) else marks[i][j]
 
     lines = [f"# Cross-dataset {metric}", "",
-             "Rows: fine-tuned on; columns: evaluated on; in-domain cells in bold; – not computed or failed.", "",
-             "| fine-tuned on \\ evaluated on | " + " | ".join(column.name for column in columns) + " |",
+             f"Rows: fine-tuned on; columns: evaluated on; in-domain cells in bold. {MARKS_NOTE}", "",
+             "| fine-tuned on \\ evaluated on | " + " | ".join(columns) + " |",
              "|---|" + "---:|" * len(columns)]
-    lines += [f"| {row.label} | " + " | ".join(shown(i, j) for j in range(len(columns))) + " |"
+    lines += [f"| {row} | " + " | ".join(shown(i, j) for j in range(len(columns))) + " |"
               for i, row in enumerate(rows)]
     if drops:
         lines += ["", "## Change from the in-domain score", ""] + [f"- {line}" for line in drops]
-    if failures:
-        lines += ["", "## Failed", ""] + [f"- {line}" for line in failures]
+    earlier = [f"{row} -> {column}: kept from an earlier run; this run: {cell['error_in_latest_run']}"
+               for row in rows for column, cell in report["cells"].get(row, {}).items()
+               if "error_in_latest_run" in cell]
+    if report["failures"] or earlier:
+        lines += ["", "## Failed in the latest run", ""] + [f"- {line}" for line in report["failures"] + earlier]
     write_text_atomic(os.path.join(output_dir, "matrix.md"), "\n".join(lines) + "\n")
 
     if rows and columns:
-        plot_heatmap(values, [row.label for row in rows], [column.name for column in columns],
-                     os.path.join(output_dir, "heatmap.png"), metric_name=metric, in_domain=sorted(diagonal))
+        plot_heatmap(values, rows, columns, os.path.join(output_dir, "heatmap.png"), metric_name=metric,
+                     in_domain=sorted(diagonal), cell_text=marks, footnote=MARKS_NOTE)
     return drops
 
 
@@ -478,10 +550,9 @@ def evaluate_cell(
     """One model on one dataset's windows, exactly as `run_qa.py --do_eval` computes it; stores and returns the
     cell."""
     examples = column.examples
-    # The model's recorded setting wins: a model trained to abstain keeps abstaining on fully answerable sets.
     version_2 = eval_args.version_2_with_negative
     if version_2 is None:
-        version_2 = bool(row.run_info.get("version_2_with_negative")) or column.has_unanswerable
+        version_2 = default_version_2_with_negative(row.run_info.get("version_2_with_negative"), column.has_unanswerable)
     logger.info("%s: %d questions, %d windows", progress, len(examples), len(features))
 
     evaluator = QAEvaluator(examples, features, eval_args.postprocess_config(version_2), metric)
@@ -506,19 +577,22 @@ def evaluate_cell(
 
 
 def main() -> int:
-    # --- Parse --------------------------------------------------------------------------------------
-    parser = HfArgumentParser((CrossEvalArguments, QAEvalArguments, TrainingArguments))
+    # --- Parse ---------------------------------------------------------------------------------------
+    parser = ScriptArgumentParser(
+        (CrossEvalArguments, QAEvalArguments, TrainingArguments), description=__doc__,
+        trainer_flags_shown=EVALUATION_FLAGS,
+        trainer_note="The Trainer flags that change an evaluation; the other TrainingArguments flags are accepted "
+                     "and do nothing here. ",
+    )
+    parser.adopt_trainer_flag("output_dir", "Where matrix.json/.csv/.md, heatmap.png and cells/ are written "
+                                            "(default: MODELS/cross_eval, MODELS being --models).")
     try:
-        if len(sys.argv) == 2 and sys.argv[1].endswith(".json"):
-            args, eval_args, training_args = parser.parse_json_file(json_file=os.path.abspath(sys.argv[1]))
-            output_given = "output_dir" in read_json(sys.argv[1])
-        else:
-            args, eval_args, training_args = parser.parse_args_into_dataclasses()
-            output_given = any(arg == "--output_dir" or arg.startswith("--output_dir=") for arg in sys.argv[1:])
-    except ValueError as err:  # an argument check in __post_init__
+        args, _, _ = parse_args_with_config(parser, sys.argv[1:])
+        # The default output folder depends on --models, so it is known after a first parse.
+        args, eval_args, training_args = parse_args_with_config(
+            parser, sys.argv[1:], defaults={"output_dir": os.path.join(args.models, "cross_eval")})
+    except ValueError as err:  # an argument check in __post_init__, or a bad config file
         sys.exit(f"error: {err}")
-    if not output_given:
-        training_args.output_dir = os.path.join(args.models, "cross_eval")
     output_dir = training_args.output_dir
 
     logging.basicConfig(format="%(asctime)s - %(levelname)s - %(name)s - %(message)s", handlers=[logging.StreamHandler(sys.stdout)])
@@ -543,7 +617,8 @@ def main() -> int:
     if not rows:
         sys.exit(f"error: no usable model directory under {args.models}")
     logger.info("models: %s", ", ".join(f"{row.label} ({row.path})" for row in rows))
-    logger.info("datasets: %s", ", ".join(f"{c.name} ({len(c.examples)} questions)" for c in columns if c.examples is not None))
+    logger.info("datasets: %s", ", ".join(f"{c.name} ({len(c.examples)} questions)" for c in columns
+                                          if c.examples is not None) or "none could be loaded")
     for column in probed:
         if column.examples is not None:
             logger.info("probe %s: %d questions", column.name, len(column.examples))
@@ -556,7 +631,7 @@ def main() -> int:
     total = len(rows) * (len(columns) + len(probed))
     # Windows depend on the tokenizer, not the model: rows that share a tokenizer share them.
     windows_cache: dict[tuple[str, str], datasets.Dataset] = {}
-    position = 0
+    position = computed = reused = 0
     for row in rows:
         model = tokenizer = tokenizer_key = None
         for column in columns + probed:  # a row's unprobed cells first: the probed ones compare with them
@@ -571,6 +646,7 @@ def main() -> int:
                 logger.info("[cell %d/%d] %s -> %s: stored, %s %.2f", position, total, row.label, column.name,
                             args.metric, cell_value(cell["metrics"], args.metric))
                 cells[row.label][column.name] = cell
+                reused += 1
                 continue
             try:
                 if model is None:
@@ -590,23 +666,33 @@ def main() -> int:
                 cells[row.label][column.name] = {"error": f"{type(err).__name__}: {err}"}
                 continue
             cells[row.label][column.name] = cell
+            computed += 1
 
-    # --- Write the matrix ---------------------------------------------------------------------------
+    # --- Write the matrix: this run's cells merged with the reports already there ---------------------
+    failed_cells = sum("error" in cell for row_cells in cells.values() for cell in row_cells.values())
+    summary = (f"{computed} cell(s) computed, {reused} reused from {os.path.join(output_dir, 'cells')}, "
+               f"{failed_cells} failed, of {total}; {len(skipped)} model folder(s) skipped, "
+               f"{sum(bool(c.error) for c in columns)} dataset(s) not loaded")
+    if computed + reused == 0:
+        logger.error("%s. Nothing was computed, so the reports in %s are left as they were.", summary, output_dir)
+        return 1
     if training_args.process_index == 0:
         # Probed cells have their own report, and their own part of matrix.json.
         probe_cells = {row.label: {column.name: cells[row.label].pop(column.name) for column in probed} for row in rows}
         probe_results = write_probe_reports(output_dir, rows, columns, probed, cells, probe_cells, args.metric) \
             if probed else None
-        drops = write_reports(output_dir, rows, columns, cells, args.metric, failures, probe_results)
-        for report in ("matrix.md", "probes.md") if probed else ("matrix.md",):
-            with open(os.path.join(output_dir, report), encoding="utf-8") as handle:
+        report = merge_with_earlier(run_report(rows, columns, cells, args.metric, failures, probe_results),
+                                    read_earlier_report(output_dir))
+        drops = write_reports(output_dir, report, args.metric)
+        for name in ("matrix.md", "probes.md") if probed else ("matrix.md",):
+            with open(os.path.join(output_dir, name), encoding="utf-8") as handle:
                 print(handle.read())
         logger.info("wrote matrix.json, matrix.csv, matrix.md and heatmap.png to %s (%d lines of drops)", output_dir, len(drops))
     if failures:
-        logger.error("%d failure(s); the other cells were computed", len(failures))
+        logger.error("%s.", summary)
         return 1
+    logger.info("%s.", summary)
     return 0
-
 
 if __name__ == "__main__":
     sys.exit(main())

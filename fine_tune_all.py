@@ -11,25 +11,31 @@ with the BERT-base SQuAD recipe as defaults (bert-base-uncased, learning rate 3e
 doc_stride 128, batch 12); flags after `--` are passed to run_qa.py last, so they override the defaults.
 A dataset whose folder already holds a finished model (qa_run_info.json) is skipped, and an interrupted one
 resumes from its last checkpoint; one failed dataset does not stop the others, and the exit status is 1 if any failed.
-Then: `python cross_eval.py --models OUTPUT_ROOT`.
+Then it prints the cross_eval.py command for these models: the same datasets from the same files or folders,
+and the same window settings.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import shlex
 import subprocess
 import sys
 
+from huggingface_hub import constants as hub_constants
+
 from cross_eval import PAPER_DATASETS
 from qa_data import parse_name_value_pairs
 from run_qa import RUN_INFO_FILE
+from utils_qa import QAEvalArguments
 
 REPO = os.path.dirname(os.path.abspath(__file__))
 RECIPE = [
     "--learning_rate", "3e-5", "--num_train_epochs", "2", "--max_seq_length", "384", "--doc_stride", "128",
     "--per_device_train_batch_size", "12", "--save_strategy", "epoch", "--save_total_limit", "1",
+    "--logging_steps", "0.05",  # the training loss 20 times per run, whatever its length: loss_curve.png has a curve
 ]
 
 
@@ -49,11 +55,46 @@ def run_qa_command(args: argparse.Namespace, name: str, output_dir: str, extra: 
     return command + extra
 
 
+def evaluation_flags(extra: list[str]) -> list[str]:
+    """The flags among those passed to run_qa.py that cross_eval.py shares (windowing, answers), with their values."""
+    shared = {f.name for f in dataclasses.fields(QAEvalArguments)}
+    kept: list[str] = []
+    keeping = False
+    for token in extra:
+        if token.startswith("--"):
+            keeping = token[2:].partition("=")[0].replace("-", "_") in shared
+        if keeping:
+            kept.append(token)
+    return kept
+
+
+def cross_eval_command(args: argparse.Namespace, extra: list[str]) -> tuple[str, list[str]]:
+    """The cross_eval.py command for the models just trained: the same datasets from the same sources (validation
+    files, data folders) and the same windows; and a note for each dataset it cannot load offline."""
+    datasets = [f"{name}={args.validation_file[name]}" if name in args.validation_file else name
+                for name in args.datasets]
+    command = ["python", os.path.relpath(os.path.join(REPO, "cross_eval.py")), "--models", args.output_root,
+               "--datasets", *datasets]
+    data_dirs = [f"{name}={args.data_dir[name]}" for name in args.datasets
+                 if name in args.data_dir and name not in args.validation_file]
+    if data_dirs:
+        command += ["--data_dir", *data_dirs]
+    command += evaluation_flags(extra)
+    notes = []
+    if hub_constants.HF_HUB_OFFLINE:
+        notes = [f"{name}: no local evaluation data; add {name}=FILE to --datasets, or --data_dir {name}=DIR"
+                 for name in args.datasets if name not in args.validation_file and name not in args.data_dir]
+        return "HF_HUB_OFFLINE=1 " + shlex.join(command), notes
+    return shlex.join(command), notes
+
+
 def main() -> int:
     argv = sys.argv[1:]
     extra = argv[argv.index("--") + 1:] if "--" in argv else []
     argv = argv[: argv.index("--")] if "--" in argv else argv
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False
+    )
     parser.add_argument("--output_root", required=True, help="One model folder per dataset is made here.")
     parser.add_argument("--datasets", nargs="+", default=PAPER_DATASETS, help="Dataset names (default: the paper's five).")
     parser.add_argument("--model_name_or_path", default="bert-base-uncased")
@@ -87,7 +128,10 @@ def main() -> int:
         print(f"failed: {', '.join(failed)}", file=sys.stderr)
         return 1
     if not args.dry_run:
-        print(f"next: python cross_eval.py --models {args.output_root}")
+        command, notes = cross_eval_command(args, extra)
+        print(f"next: {command}")
+        for note in notes:
+            print(f"  ({note})")
     return 0
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -138,8 +139,11 @@ def plot_heatmap(
     metric_name: str = "F1",
     in_domain: Sequence[tuple[int, int]] = (),
     title: str = "Fine-tuned on (rows) -> evaluated on (columns)",
+    cell_text: Sequence[Sequence[str]] | None = None,
+    footnote: str | None = None,
 ) -> None:
-    """An annotated matrix of scores in [0, 100]; NaN cells (not computed, or failed) are grey and marked "-".
+    """An annotated matrix of scores in [0, 100]; NaN cells are grey and marked "-", or with their `cell_text`
+    (e.g. "failed"), which also replaces the score of other cells when given; `footnote` explains the marks.
 
     The `in_domain` cells (row, column) are outlined, so the diagonal stays visible when rows and columns are
     not in the same order or some datasets have no model.
@@ -155,6 +159,8 @@ def plot_heatmap(
         for column in range(n_columns):
             value = values[row, column]
             text = "-" if np.isnan(value) else f"{value:.1f}"
+            if cell_text is not None:
+                text = cell_text[row][column]
             colour = "black" if np.isnan(value) or value > 60 else "white"
             axes.text(column, row, text, ha="center", va="center", color=colour, fontsize=10)
     for row, column in in_domain:
@@ -164,6 +170,8 @@ def plot_heatmap(
     axes.set_xlabel("evaluated on")
     axes.set_ylabel("fine-tuned on")
     axes.set_title(title + (" (in-domain outlined)" if in_domain else ""))
+    if footnote:
+        figure.supxlabel(textwrap.fill(footnote, width=int(14 * figure.get_figwidth())), fontsize=8)
     save_png(figure, path)
 
 

@@ -122,7 +122,7 @@ def convert_named_file(
         return source.convert_file(path, split, stats)
 
     key = {"files": [_file_identity(p) for p in [path, *source.related_paths(path)]], "split": split}
-    return cached_conversion(source, key, records, cache_dir, label=f"{path} ({name})")
+    return cached_conversion(source, key, records, cache_dir, label=f"{path} ({name})", split=split or "train")
 
 
 def file_source(name: str, path: str) -> OfficialSource | None:
@@ -198,7 +198,8 @@ def convert_source_split(
         except Exception as err:  # noqa: BLE001 - any hub failure gets the same advice
             raise QADataError(
                 f"{label}: cannot load the hub copy ({type(err).__name__}: {err}); offline, download the official "
-                f"files and pass --data_dir DIR (looked for: {', '.join(source.split_files[split])})"
+                f"files and pass --data_dir DIR (looked for: {', '.join(source.split_files[split])}), or the file "
+                f"itself (--train_file / --validation_file)"
             ) from err
         records = hub.convert_rows(_counted_rows(rows, stats), label, stats)
         # islice stops pulling rows, and so the download, once the last wanted record is out.
@@ -209,7 +210,7 @@ def convert_source_split(
         key.update(questions=limit.questions, seed=limit.seed)
         order = f"stream shuffled with seed {limit.seed}" if limit.seed is not None else "in the hub's order"
         label += f" ({limit.questions} questions, {order})"
-    return cached_conversion(source, key, hub_records, cache_dir, label=label)
+    return cached_conversion(source, key, hub_records, cache_dir, label=label, split=split)
 
 
 def _convert_files(
@@ -221,7 +222,9 @@ def _convert_files(
 
     related = sorted({p for path in paths for p in source.related_paths(path)})
     key = {"files": [_file_identity(p) for p in paths + related], "split": split}
-    return cached_conversion(source, key, file_records, cache_dir, label=f"{source.name}/{split} ({origin})")
+    return cached_conversion(
+        source, key, file_records, cache_dir, label=f"{source.name}/{split} ({origin})", split=split
+    )
 
 
 def remote_urls(remote: RemoteFiles, split: str) -> list[str]:
@@ -292,8 +295,10 @@ def cached_conversion(
     make_records: Callable[[ConversionStats], Iterator[dict]],
     cache_dir: str | None,
     label: str,
+    split: str = "train",
 ) -> tuple[Dataset, ConversionStats]:
-    """Run a conversion into the Arrow cache once per (source, options); later calls load the cached split."""
+    """Run a conversion into the Arrow cache once per (source, options); later calls load the cached split.
+    `split` only names it (datasets logs "Generating <split> split")."""
     fingerprint = conversion_fingerprint(source, source_key)
     root = os.path.join(cache_dir or datasets.config.HF_DATASETS_CACHE, "qa_converted")
     stats_path = os.path.join(root, "stats", f"{fingerprint}.json")
@@ -312,7 +317,7 @@ def cached_conversion(
 
     try:
         dataset = Dataset.from_generator(
-            generate, features=FLAT_FEATURES, cache_dir=root, fingerprint=fingerprint, split=NamedSplit("train")
+            generate, features=FLAT_FEATURES, cache_dir=root, fingerprint=fingerprint, split=NamedSplit(split)
         )
     except DatasetGenerationError as err:
         if isinstance(err.__cause__, QADataError):
@@ -337,7 +342,14 @@ def _squad_loader(
 ) -> Callable[[str, str | None, str | None, StreamLimit | None], Dataset]:
     def load(split: str, data_dir: str | None, cache_dir: str | None, limit: StreamLimit | None) -> Dataset:
         if data_dir is None:
-            dataset = load_dataset(hub_id, split=split, cache_dir=cache_dir)
+            try:
+                dataset = load_dataset(hub_id, split=split, cache_dir=cache_dir)
+            except Exception as err:  # noqa: BLE001 - offline, no network, no such split: the same advice
+                raise QADataError(
+                    f"{hub_id}/{split}: cannot load the hub copy ({type(err).__name__}: {err}); offline, pass "
+                    f"--data_dir DIR (holding {' or '.join(local_names[split])}, optionally .gz), or the file itself "
+                    f"(--train_file / --validation_file)"
+                ) from err
             return dataset.cast(FLAT_FEATURES)
         for candidate in local_names[split]:
             for suffix in ("", ".gz"):

@@ -8,8 +8,10 @@ Reads CSV, JSON (an array of records) or JSON Lines files, cleans and optionally
 (`tweet_preprocessing`), fine-tunes with the Hugging Face Trainer and writes to --output_dir the model,
 `all_results.json` (plus train/eval results), `classification_report.txt`, `loss_curve.png`,
 `roc_curves.png`, `confusion_matrix.png`, with `--baseline tfidf` a TF-IDF + logistic-regression baseline
-and `comparison.md`, and with `--test_file` `predictions.csv`. A single `.json` argument is read as a config
-file (see configs/vaccine_seed.json). Every Trainer flag (`TrainingArguments`) works as usual.
+and `comparison.md`, and with `--test_file` `predictions.csv`. Every Trainer flag (`TrainingArguments`) works as
+usual; a config file with overriding flags, for example:
+
+    python run_classification.py configs/vaccine_seed.json --max_train_samples 2000 --output_dir out/quick
 
 Every input file is read and checked before anything is written: a bad file stops the run with one error
 that names the file and the row.
@@ -43,7 +45,6 @@ from transformers import (
     AutoTokenizer,
     DataCollatorWithPadding,
     EvalPrediction,
-    HfArgumentParser,
     Trainer,
     TrainingArguments,
     default_data_collator,
@@ -53,6 +54,7 @@ from transformers import (
 from packaged_models import PackagedModelError, resolve_model_path
 from plots import plot_confusion_matrix, plot_loss_curve, plot_roc_curves
 from results_io import write_json_atomic, write_text_atomic
+from script_utils import ScriptArgumentParser, parse_args_with_config
 from tweet_preprocessing import PREPROCESSED_TEXT_COLUMN, preprocess_dataset
 
 logger = logging.getLogger(__name__)
@@ -188,31 +190,15 @@ def script_defaults(data_args: DataTrainingArguments) -> dict[str, Any]:
 
 
 def parse_arguments(argv: list[str]) -> tuple[ModelArguments, DataTrainingArguments, TrainingArguments]:
-    parser = HfArgumentParser((ModelArguments, DataTrainingArguments, TrainingArguments))
-    label_names_action = next(action for action in parser._actions if action.dest == "label_names")
-    label_names_action.help = LABEL_NAMES_HELP
-    if len(argv) == 1 and argv[0].endswith(".json"):
-        config_path = Path(argv[0])
-        try:
-            config = json.loads(config_path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-            raise InputError(f"{config_path}: cannot read the config file: {err}") from err
-
-        def parse(defaults: dict[str, Any]) -> tuple:
-            try:
-                return parser.parse_dict({**defaults, **config})
-            except (ValueError, TypeError) as err:
-                raise InputError(f"{config_path}: {err}") from err
-
-    else:
-
-        def parse(defaults: dict[str, Any]) -> tuple:
-            parser.set_defaults(**defaults)
-            return parser.parse_args_into_dataclasses(args=argv)
-
-    # The defaults depend on which files were given, so parse once to learn that, then again with them.
-    _, data_args, _ = parse({})
-    return parse(script_defaults(data_args))
+    parser = ScriptArgumentParser((ModelArguments, DataTrainingArguments, TrainingArguments), description=__doc__)
+    parser.adopt_trainer_flag("label_names", LABEL_NAMES_HELP)
+    parser.adopt_trainer_flag("output_dir", "Where the model, results, plots and predictions are written.")
+    try:
+        # The defaults depend on which files were given, so parse once to learn that, then again with them.
+        _, data_args, _ = parse_args_with_config(parser, argv)
+        return parse_args_with_config(parser, argv, defaults=script_defaults(data_args))
+    except (ValueError, TypeError) as err:
+        raise InputError(str(err)) from err
 
 
 def check_arguments(model_args: ModelArguments, data_args: DataTrainingArguments, args: TrainingArguments) -> None:
@@ -322,7 +308,8 @@ def check_file_is_readable(path: Path) -> None:
             raise InputError(f"{path}, row {row} (line {number}): not valid JSON: {err.msg}") from err
 
 
-def load_table(path: Path, cache_dir: str | None) -> Dataset:
+def load_table(path: Path, cache_dir: str | None, split: str = "train") -> Dataset:
+    """One file as a Dataset; `split` only names it (datasets logs "Generating <split> split")."""
     check_file_is_readable(path)
     if path.suffix.lower() == ".csv":
         # Only empty cells are missing values: a tweet that reads "NA" or "null" stays text.
@@ -330,7 +317,7 @@ def load_table(path: Path, cache_dir: str | None) -> Dataset:
     else:
         builder, options = "json", {}
     try:
-        return load_dataset(builder, data_files=str(path), split="train", cache_dir=cache_dir, **options)
+        return load_dataset(builder, data_files={split: str(path)}, split=split, cache_dir=cache_dir, **options)
     except Exception as err:  # datasets wraps the parser's error; report its root cause
         cause = err
         while cause.__cause__ is not None:
@@ -374,7 +361,7 @@ def read_input_files(
     files = {split: Path(path) for split, path in given.items() if path is not None}
     datasets_by_split = {}
     for split, path in files.items():
-        dataset = load_table(path, cache_dir)
+        dataset = load_table(path, cache_dir, split)
         columns = {"text_column": data_args.text_column}
         if split != "test":
             columns["label_column"] = data_args.label_column
@@ -738,6 +725,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     output_dir = Path(training_args.output_dir)
     all_results: dict[str, Any] = {}
+    closing_lines: list[str] = []  # the comparison with the baseline and where the predictions are
 
     # 4. Train.
     if training_args.do_train:
@@ -800,7 +788,7 @@ def main(argv: list[str] | None = None) -> None:
                 note,
             )
             write_text_atomic(output_dir / "comparison.md", table)
-            logger.info(f"Model comparison:\n{table}")
+            closing_lines.append(table)
 
     # 7. Predict.
     if training_args.do_predict:
@@ -815,10 +803,12 @@ def main(argv: list[str] | None = None) -> None:
             write_json_atomic(output_dir / "predict_results.json", metrics)
             csv_text = predictions_csv(ids, list(test_dataset[data_args.text_column]), probabilities, label_names)
             write_text_atomic(output_dir / "predictions.csv", csv_text)
-            logger.info(f"Wrote {len(test_dataset)} predictions to {output_dir / 'predictions.csv'}")
+            closing_lines.append(f"Wrote {len(test_dataset)} predictions to {output_dir / 'predictions.csv'}")
 
     if trainer.is_world_process_zero():
         write_json_atomic(output_dir / "all_results.json", all_results)
+        # Printed, not logged: the Trainer's default log level hides this script's info lines.
+        print("\n".join([*closing_lines, f"All results: {output_dir / 'all_results.json'}"]))
 
 
 if __name__ == "__main__":

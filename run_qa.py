@@ -1,15 +1,18 @@
 #!/usr/bin/env python
 """Fine-tune and evaluate a BERT-family encoder for extractive question answering (SQuAD 2.0 style).
 
-    python run_qa.py --model_name_or_path DIR --train_file train.json --validation_file dev.json \
+    python run_qa.py --model_name_or_path DIR --train_file train.json --validation_file dev.json \\
         --do_train --do_eval --output_dir out
-    accelerate launch run_qa.py --dataset squad_v2 --model_name_or_path bert-base-uncased \
+    accelerate launch run_qa.py --dataset squad_v2 --model_name_or_path bert-base-uncased \\
         --do_train --do_eval --bf16 --output_dir out/squad_v2
-    python run_qa.py config.json              # the same arguments as a JSON file
+    python run_qa.py --model_name_or_path out/squad_v2 --test_file questions.jsonl --do_predict --output_dir out/pred
+    python run_qa.py config.json --learning_rate 5e-5   # arguments from a JSON/YAML file, flags override them
 
 Long contexts are cut into overlapping windows; every window of every example is trained on, unanswerable
 questions and windows without the answer included (target: the first token, [CLS] or <s>). Evaluation maps the
 window logits back to text, scores them with the official SQuAD 2.0 metric and also reports the evaluation loss.
+Without --version_2_with_negative, a model may answer "no answer" when the training or evaluation data has
+unanswerable questions, or, with neither (prediction only), when the model's qa_run_info.json says it was trained so.
 """
 
 from __future__ import annotations
@@ -25,7 +28,6 @@ from transformers import (
     AutoConfig,
     AutoModelForQuestionAnswering,
     AutoTokenizer,
-    HfArgumentParser,
     TrainingArguments,
     set_seed,
 )
@@ -42,7 +44,8 @@ from qa_data import (
     select_questions,
 )
 from qa_probes import randomize_answers
-from results_io import write_json_atomic
+from results_io import read_json, write_json_atomic
+from script_utils import ScriptArgumentParser, parse_args_with_config
 from utils_qa import (
     QAEvalArguments,
     QAEvaluator,
@@ -114,14 +117,30 @@ class DataTrainingArguments(QAEvalArguments):
             raise ValueError(f"--dataset {self.dataset!r} is not known: choose one of {', '.join(sorted(ADAPTERS))}")
 
 
+def recorded_version_2_with_negative(model_name_or_path: str) -> bool | None:
+    """What a model directory's qa_run_info.json records about "no answer"; None without a (readable) record
+    (a hub id, a base encoder)."""
+    path = os.path.join(model_name_or_path, RUN_INFO_FILE)
+    if not os.path.isfile(path):
+        return None
+    try:
+        return read_json(path).get("version_2_with_negative")
+    except ValueError:
+        return None
+
+
+def default_version_2_with_negative(recorded: bool | None, data_has_unanswerable: bool) -> bool:
+    """"No answer" is allowed when the model was trained with it (it keeps abstaining on fully answerable sets, and
+    on prediction files, which cannot tell) or when the data has unanswerable questions."""
+    return bool(recorded) or data_has_unanswerable
+
+
 def main():
     # --- Parse --------------------------------------------------------------------------------------
-    parser = HfArgumentParser((ModelArguments, DataTrainingArguments, TrainingArguments))
+    parser = ScriptArgumentParser((ModelArguments, DataTrainingArguments, TrainingArguments), description=__doc__)
+    parser.adopt_trainer_flag("output_dir", "Where the model, checkpoints, results and predictions are written.")
     try:
-        if len(sys.argv) == 2 and sys.argv[1].endswith(".json"):
-            model_args, data_args, training_args = parser.parse_json_file(json_file=os.path.abspath(sys.argv[1]))
-        else:
-            model_args, data_args, training_args = parser.parse_args_into_dataclasses()
+        model_args, data_args, training_args = parse_args_with_config(parser, sys.argv[1:])
     except ValueError as err:  # an argument check in __post_init__
         sys.exit(f"error: {err}")
 
@@ -181,8 +200,16 @@ def main():
 
     version_2 = data_args.version_2_with_negative
     if version_2 is None:
-        version_2 = any(has_unanswerable(d) for d in (train_examples, eval_examples) if d is not None)
-    logger.info("version_2_with_negative = %s", version_2)
+        # A model being trained is described by its data; a fine-tuned one also by its own record.
+        recorded = None if training_args.do_train else recorded_version_2_with_negative(model_args.model_name_or_path)
+        labelled = [d for d in (train_examples, eval_examples) if d is not None]
+        data_has_unanswerable = any(has_unanswerable(d) for d in labelled)
+        version_2 = default_version_2_with_negative(recorded, data_has_unanswerable)
+        logger.info("version_2_with_negative = %s (unanswerable questions in the labelled data: %s; recorded in "
+                    "the model's %s: %s)", version_2, data_has_unanswerable if labelled else "no labelled data",
+                    RUN_INFO_FILE, recorded)
+    else:
+        logger.info("version_2_with_negative = %s", version_2)
 
     # --- Model and tokenizer ------------------------------------------------------------------------
     try:

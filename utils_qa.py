@@ -48,7 +48,9 @@ class QAEvalArguments:
         metadata={"help": "How --max_*_samples/--train_fraction pick questions: 'random' (seeded by --seed) or 'first'."},
     )
     version_2_with_negative: bool | None = field(
-        default=None, metadata={"help": "Allow 'no answer' (default: whether the data has unanswerable questions)."}
+        default=None,
+        metadata={"help": "Allow 'no answer' (default: whether the data has unanswerable questions, or the fine-tuned "
+                          "model's qa_run_info.json says it was trained with them)."},
     )
     null_score_diff_threshold: float = field(
         default=0.0, metadata={"help": "Answer '' when null score - best span score exceeds this (see best_f1_thresh)."}

@@ -57,6 +57,16 @@ def test_unreachable_hub_says_how_to_work_offline(monkeypatch, cache_dir):
         load_named_split("natural_questions", "train", None, cache_dir)
 
 
+@pytest.mark.parametrize("name", sorted(qa_adapters.ADAPTERS))
+def test_every_dataset_offline_names_the_flag_that_fixes_it(name, monkeypatch, cache_dir):
+    def offline(*args, **kwargs):
+        raise ConnectionError("OfflineModeIsEnabled: offline mode is enabled")
+
+    monkeypatch.setattr(qa_adapters, "load_dataset", offline)
+    with pytest.raises(QADataError, match=r"--data_dir DIR.*--validation_file"):
+        load_named_split(name, "validation", None, cache_dir)
+
+
 # --- MRQA -----------------------------------------------------------------------------------------------------
 
 

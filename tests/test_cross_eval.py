@@ -2,6 +2,7 @@
 run_qa.py --do_eval, resuming, failures that leave the other cells running, and 2-process parity."""
 
 import json
+import shlex
 import shutil
 import subprocess
 import sys
@@ -45,6 +46,7 @@ def models_dir(tiny_qa_model, tmp_path_factory):
     ]
     done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    (root.parent / f"{root.name}.stdout").write_text(done.stdout)
     save_tiny_bert(root / "base_encoder", task="cls")  # a model, but without a question-answering head
     (root / "notes").mkdir()
     (root / "notes" / "readme.txt").write_text("not a model")
@@ -66,6 +68,9 @@ def test_fine_tune_all_records_each_dataset_and_skips_finished_ones(models_dir):
     for name in ("squad_v2", "newsqa"):
         info = json.loads((models_dir / name / run_qa.RUN_INFO_FILE).read_text())
         assert info["dataset"] == name
+        # The recipe logs the training loss often enough for loss_curve.png to draw it, even on a short run.
+        history = json.loads((models_dir / name / "trainer_state.json").read_text())["log_history"]
+        assert sum("loss" in entry for entry in history) >= 5, name
     done = subprocess.run(
         [sys.executable, str(REPO / "fine_tune_all.py"), "--output_root", str(models_dir), "--launcher", "python",
          "--datasets", "squad_v2", "newsqa", "--dry_run"], cwd=REPO, capture_output=True, text=True, timeout=120)
@@ -97,6 +102,9 @@ def test_a_2x2_matrix_with_every_file(matrix):
             assert {"exact", "f1", "total", "loss", "samples", "windows"} <= set(cell["metrics"]), (row, column)
             for name in ("eval_predictions.json", "eval_nbest_predictions.json", "metrics.json"):
                 assert (out / "cells" / row / column / name).is_file(), (row, column, name)
+    # Every cell of the model that can abstain has its null odds, the all-answerable set's included.
+    for column in ("squad_v2", "newsqa"):
+        assert (out / "cells" / "squad_v2" / column / "eval_null_odds.json").is_file(), column
     squad_cell = result["cells"]["newsqa"]["squad_v2"]["metrics"]
     assert squad_cell["total"] == 14 and "NoAns_f1" in squad_cell and "best_f1" in squad_cell
     # The squad_v2-trained model keeps abstaining on the all-answerable set (no NoAns questions there).
@@ -281,3 +289,83 @@ def test_fine_tune_all_passes_the_random_label_fraction_to_run_qa(tmp_path):
         cwd=REPO, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().endswith("--random_label_fraction 0.5")
+
+
+REPORTS = ("matrix.json", "matrix.csv", "matrix.md", "heatmap.png")
+
+
+def test_the_next_hint_of_fine_tune_all_is_a_command_that_works(models_dir, tmp_path, monkeypatch):
+    printed = (models_dir.parent / f"{models_dir.name}.stdout").read_text()
+    hint = next(line for line in printed.splitlines() if line.startswith("next: "))
+    words = shlex.split(hint.removeprefix("next: "))
+    assert words[:3] == ["HF_HUB_OFFLINE=1", "python", "cross_eval.py"], "offline, it says so"
+    assert words[words.index("--datasets") + 1:words.index("--datasets") + 3] == \
+        [f"squad_v2={SAMPLE / 'dev.json'}", f"newsqa={NEWS / 'dev.jsonl'}"]
+    assert " ".join(SMALL_WINDOWS) in " ".join(words) and "--learning_rate" not in words
+    out = tmp_path / "from_hint"
+    monkeypatch.setattr(sys, "argv", [*words[2:], "--output_dir", str(out), "--report_to", "none"])
+    assert cross_eval.main() == 1  # 1: the folder without a QA head
+    result = json.loads((out / "matrix.json").read_text())
+    assert all("metrics" in cell for row in result["cells"].values() for cell in row.values())
+
+
+def test_a_run_that_computes_nothing_leaves_the_reports_alone(matrix, models_dir, tmp_path, monkeypatch, caplog):
+    out = tmp_path / "nothing"
+    shutil.copytree(matrix[0], out)
+    before = {name: ((out / name).read_bytes(), (out / name).stat().st_mtime_ns) for name in REPORTS}
+    argv = ["cross_eval.py", "--models", models_dir, "--output_dir", out, "--report_to", "none", *SMALL_WINDOWS,
+            "--datasets", f"squad_v2={tmp_path / 'gone.json'}", "no_such_set"]
+    monkeypatch.setattr(sys, "argv", [str(a) for a in argv])
+    with caplog.at_level("INFO", logger="cross_eval"):
+        assert cross_eval.main() == 1
+    assert {name: ((out / name).read_bytes(), (out / name).stat().st_mtime_ns) for name in REPORTS} == before
+    assert "0 cell(s) computed, 0 reused" in caplog.text and "2 dataset(s) not loaded" in caplog.text
+    assert "Nothing was computed, so the reports in" in caplog.text
+    assert "datasets: none could be loaded" in caplog.text
+
+
+def test_a_failed_column_keeps_its_earlier_cells_marked(matrix, models_dir, tmp_path, monkeypatch):
+    out = tmp_path / "partial"
+    shutil.copytree(matrix[0], out)
+    earlier = json.loads((out / "matrix.json").read_text())
+    argv = ["cross_eval.py", "--models", models_dir, "--output_dir", out, "--report_to", "none",
+            "--per_device_eval_batch_size", "4", *SMALL_WINDOWS,
+            "--datasets", f"squad_v2={SAMPLE / 'dev.json'}", f"newsqa={tmp_path / 'gone.jsonl'}"]
+    monkeypatch.setattr(sys, "argv", [str(a) for a in argv])
+    assert cross_eval.main() == 1
+    result = json.loads((out / "matrix.json").read_text())
+    assert result["rows"] == ["squad_v2", "newsqa"] and result["columns"] == ["squad_v2", "newsqa"]
+    for row in result["rows"]:
+        kept = result["cells"][row]["newsqa"]
+        assert kept["from_earlier_run"] is True and "gone.jsonl: no such file" in kept["error_in_latest_run"]
+        assert kept["metrics"] == earlier["cells"][row]["newsqa"]["metrics"]
+        assert "from_earlier_run" not in result["cells"][row]["squad_v2"]
+    assert len(result["failures"]) == 2  # the folder without a QA head, and the missing file
+    markdown = (out / "matrix.md").read_text()
+    f1 = earlier["cells"]["squad_v2"]["newsqa"]["metrics"]["f1"]
+    assert f"| squad_v2 | **" in markdown and f"{f1:.1f}*" in markdown
+    assert "squad_v2 -> newsqa: kept from an earlier run; this run: " in markdown
+    assert (out / "matrix.csv").read_text().splitlines()[1].split(",")[2] == f"{f1:.2f}"
+
+
+def test_cells_are_marked_computed_earlier_failed_or_missing():
+    report = {"rows": ["a"], "columns": ["x", "y", "z", "w"], "models": {"a": {"fine_tuned_on": "x"}}, "cells": {"a": {
+        "x": {"metrics": {"f1": 50.0}}, "y": {"metrics": {"f1": 40.0}, "from_earlier_run": True},
+        "z": {"error": "FileNotFoundError: gone"}}}}
+    values = cross_eval.matrix_values(report, "f1")
+    assert cross_eval.cell_marks(report, values) == [["50.0", "40.0*", "failed", "–"]]
+    assert cross_eval.in_domain_cells(report) == [(0, 0)]
+
+
+def test_help_lists_what_matters_for_evaluation(monkeypatch, capsys):
+    monkeypatch.setattr(sys, "argv", ["cross_eval.py", "--help"])
+    with pytest.raises(SystemExit):
+        cross_eval.main()
+    printed = capsys.readouterr().out
+    assert printed.splitlines()[2].startswith("Evaluate every fine-tuned QA model on every dataset")
+    for flag in ("--models", "--datasets", "--doc_stride", "--per_device_eval_batch_size", "--bf16"):
+        assert f"  {flag} " in printed, flag
+    for flag in ("--learning_rate", "--num_train_epochs", "--save_strategy", "--do_train"):
+        assert f"  {flag} " not in printed, flag
+    assert printed.index("--output_dir") < printed.index("Trainer options")
+    assert "(default: MODELS/cross_eval" in " ".join(printed.split())

