@@ -171,7 +171,8 @@ def window_features(
         encoded["end_positions"] = ends
     if with_postprocess_columns:
         encoded["example_id"] = example_ids
-        encoded["offset_mapping"] = [[list(pair) for pair in offsets] for offsets in offset_mapping]
+        with gc_paused():  # about 200 small lists per window
+            encoded["offset_mapping"] = [[list(pair) for pair in offsets] for offsets in offset_mapping]
         encoded["context_start"] = context_starts
         encoded["context_end"] = context_ends
     return dict(encoded)
@@ -451,7 +452,11 @@ def metric_inputs(examples: Dataset, output: QAPredictions) -> tuple[list[dict],
         {"id": example_id, "prediction_text": text, "no_answer_probability": output.null_odds.get(example_id, 0.0)}
         for example_id, text in output.predictions.items()
     ]
-    references = [{"id": example_id, "answers": answers} for example_id, answers in zip(examples["id"], examples["answers"])]
+    columns = arrow_columns(examples, ["id", "answers"])
+    references = [
+        {"id": example_id, "answers": answers}
+        for example_id, answers in zip(columns["id"].to_pylist(), columns["answers"].to_pylist())
+    ]
     return predictions, references
 
 
