@@ -233,7 +233,7 @@ def top_k_indices(values: np.ndarray, k: int) -> np.ndarray:
     # np.partition is vectorised (np.argpartition is far slower): the k-th largest value bounds each top k.
     kth_largest = np.partition(values, width - k, axis=1)[:, width - k, None]
     wanted = values >= kth_largest
-    counts = wanted.sum(axis=1)
+    counts = np.count_nonzero(wanted, axis=1)
     if (counts < k).any():  # NaN in a row's top k (np.partition puts NaN last): sort every row whole
         return np.argsort(-values, axis=1, kind="stable")[:, :k]
     tied = np.nonzero(counts > k)[0]
