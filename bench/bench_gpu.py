@@ -133,7 +133,6 @@ def build_model(args: argparse.Namespace, config: Any, task: str) -> Any:
     model_class = AutoModelForQuestionAnswering if task == "qa" else AutoModelForSequenceClassification
     if args.model_name_or_path:
         return model_class.from_pretrained(args.model_name_or_path, config=config, attn_implementation="sdpa")
-    config._attn_implementation = "sdpa"
     return model_class.from_config(config, attn_implementation="sdpa")
 
 
