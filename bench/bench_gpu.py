@@ -247,7 +247,7 @@ def train_steps(args: argparse.Namespace, task: str, precision: str, max_seq_len
         return RunResult(
             task, precision, max_seq_length, batch_size, len(timed), round(seconds, 4), round(windows / seconds, 1),
             round(padded / seconds, 1), round(real / seconds, 1), round(padded / max(windows, 1), 1),
-            round(flops / seconds / 1e12, 2), round(flops / seconds / (args.peak_tflops * 1e12), 4),
+            flops / seconds / 1e12, flops / seconds / (args.peak_tflops * 1e12),
             round(peak, 2) if peak is not None else None,
         )
     finally:

@@ -23,7 +23,8 @@ def test_tiny_benchmark_trains_both_tasks_and_reports_throughput(tmp_path):
         assert run["windows_per_s"] == pytest.approx(2 * 2 / run["seconds"], rel=0.01, abs=0.06)  # rounded
         assert run["tokens_per_s"] >= run["real_tokens_per_s"] > 0
         assert 0 < run["mean_padded_length"] <= 64
-        assert run["tflops"] > 0 and run["mfu"] > 0 and run["peak_memory_gib"] is None  # no GPU here
+        assert run["tflops"] > 0 and run["mfu"] == pytest.approx(run["tflops"] / bench_gpu.H200_DENSE_BF16_TFLOPS)
+        assert run["peak_memory_gib"] is None  # no GPU here
 
 
 def test_batch_size_search_doubles_until_out_of_memory():
