@@ -34,7 +34,15 @@ from datasets import Dataset, DownloadConfig, DownloadManager, NamedSplit, load_
 from datasets.exceptions import DatasetGenerationError
 from huggingface_hub.errors import OfflineModeIsEnabled
 
-from qa_data import FLAT_FEATURES, QADataError, RecordStats, load_qa_file, read_raw_records, validate_records
+from qa_data import (
+    FLAT_FEATURES,
+    QADataError,
+    RecordStats,
+    answer_counts,
+    load_qa_file,
+    read_raw_records,
+    validate_records,
+)
 from qa_sources import mrqa, natural_questions, newsqa, quac, triviaqa
 from qa_sources.common import ConversionStats, OfficialSource, RemoteFiles
 from results_io import write_json_atomic
@@ -154,8 +162,7 @@ def convert_named_split(
 
 
 def count_records(dataset: Dataset) -> RecordStats:
-    answer_counts = [len(texts) for texts in dataset["answers"]["text"]] if len(dataset) else []
-    answerable = sum(1 for count in answer_counts if count)
+    answerable = int((answer_counts(dataset) > 0).sum()) if len(dataset) else 0
     return RecordStats(questions=len(dataset), answerable=answerable, unanswerable=len(dataset) - answerable)
 
 

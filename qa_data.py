@@ -21,7 +21,10 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 from datasets import Dataset, Features, List, Value
+
+from dataset_columns import arrow_column, list_lengths
 
 if TYPE_CHECKING:
     from qa_adapters import StreamLimit
@@ -296,12 +299,17 @@ def oversample_unanswerable(dataset: Dataset, copies: int) -> Dataset:
         raise ValueError(f"--oversample_unanswerable must be at least 1, got {copies}")
     if copies == 1:
         return dataset
-    unanswerable = [i for i, texts in enumerate(dataset["answers"]["text"]) if len(texts) == 0]
+    unanswerable = np.nonzero(answer_counts(dataset) == 0)[0].tolist()
     return dataset.select(list(range(len(dataset))) + unanswerable * (copies - 1)).flatten_indices()
 
 
+def answer_counts(dataset: Dataset) -> np.ndarray:
+    """How many gold answers each question has (0: unanswerable), read from Arrow in one go."""
+    return list_lengths(arrow_column(dataset, "answers").field("text"))
+
+
 def has_unanswerable(dataset: Dataset) -> bool:
-    return any(len(texts) == 0 for texts in dataset["answers"]["text"]) if "answers" in dataset.column_names else False
+    return bool((answer_counts(dataset) == 0).any()) if "answers" in dataset.column_names else False
 
 
 SPLIT_ALIASES = {"train": "train", "validation": "validation", "eval": "validation", "dev": "validation", "test": "test"}

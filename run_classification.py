@@ -51,6 +51,7 @@ from transformers import (
     set_seed,
 )
 
+from dataset_columns import column_list
 from packaged_models import PackagedModelError, resolve_model_path
 from plots import plot_confusion_matrix, plot_loss_curve, plot_roc_curves
 from results_io import write_json_atomic, write_text_atomic
@@ -341,7 +342,7 @@ def check_columns(dataset: Dataset, path: Path, columns: dict[str, str]) -> None
 
 def check_texts(dataset: Dataset, path: Path, text_column: str) -> None:
     problems = []
-    for row, text in enumerate(dataset[text_column]):
+    for row, text in enumerate(column_list(dataset, text_column)):
         if text is None:
             problems.append((row, f"no text in column {text_column!r}"))
         elif not isinstance(text, str):
@@ -444,7 +445,7 @@ def resolve_label_names(
         return [config.id2label[index] for index in sorted(config.id2label)]
     if train_dataset is None:
         raise InputError("the model has no label names of its own: give --label_names")
-    keys = {key for key in map(label_key, train_dataset[label_column]) if key}
+    keys = {key for key in map(label_key, column_list(train_dataset, label_column)) if key}
     if all(key.lstrip("-").isdigit() for key in keys):
         return sorted(keys, key=int)
     return sorted(keys)
@@ -641,7 +642,8 @@ def main(argv: list[str] | None = None) -> None:
     for split in ("train", "validation"):
         if split in raw_datasets:
             label_ids = encode_labels(
-                raw_datasets[split][data_args.label_column], label_names, files[split], data_args.label_column
+                column_list(raw_datasets[split], data_args.label_column), label_names, files[split],
+                data_args.label_column,
             )
             raw_datasets[split] = raw_datasets[split].add_column(LABEL_IDS_COLUMN, label_ids)
     limits = {
@@ -703,7 +705,7 @@ def main(argv: list[str] | None = None) -> None:
 
     compute_loss_func = None
     if model_args.class_weights == "balanced" and "train" in raw_datasets:
-        weights = balanced_class_weights(list(raw_datasets["train"][LABEL_IDS_COLUMN]), len(label_names))
+        weights = balanced_class_weights(column_list(raw_datasets["train"], LABEL_IDS_COLUMN), len(label_names))
         logger.info(f"Class weights: {dict(zip(label_names, weights, strict=True))}")
         compute_loss_func = WeightedCrossEntropy(weights, training_args.label_smoothing_factor)
 
@@ -765,9 +767,9 @@ def main(argv: list[str] | None = None) -> None:
         # 6. The classical baseline, on the same preprocessed splits.
         if model_args.baseline == "tfidf" and trainer.is_world_process_zero():
             baseline_probabilities = tfidf_baseline_probabilities(
-                list(preprocessed["train"][PREPROCESSED_TEXT_COLUMN]),
-                list(preprocessed["train"][LABEL_IDS_COLUMN]),
-                list(preprocessed["validation"][PREPROCESSED_TEXT_COLUMN]),
+                column_list(preprocessed["train"], PREPROCESSED_TEXT_COLUMN),
+                column_list(preprocessed["train"], LABEL_IDS_COLUMN),
+                column_list(preprocessed["validation"], PREPROCESSED_TEXT_COLUMN),
                 len(label_names),
                 class_weight="balanced" if model_args.class_weights == "balanced" else None,
                 seed=training_args.seed,
@@ -796,12 +798,12 @@ def main(argv: list[str] | None = None) -> None:
         probabilities = softmax(logits_of(output.predictions), axis=-1)
         test_dataset = raw_datasets["test"]
         id_column = data_args.id_column or default_id_column(test_dataset)
-        ids = list(test_dataset[id_column]) if id_column else list(range(len(test_dataset)))
+        ids = column_list(test_dataset, id_column) if id_column else list(range(len(test_dataset)))
         metrics = output.metrics | {"predict_samples": len(test_dataset)}
         all_results.update(metrics)
         if trainer.is_world_process_zero():
             write_json_atomic(output_dir / "predict_results.json", metrics)
-            csv_text = predictions_csv(ids, list(test_dataset[data_args.text_column]), probabilities, label_names)
+            csv_text = predictions_csv(ids, column_list(test_dataset, data_args.text_column), probabilities, label_names)
             write_text_atomic(output_dir / "predictions.csv", csv_text)
             closing_lines.append(f"Wrote {len(test_dataset)} predictions to {output_dir / 'predictions.csv'}")
 

@@ -37,6 +37,7 @@ from plots import plot_loss_curve
 from qa_adapters import ADAPTERS, StreamLimit, conversion_name
 from qa_data import (
     QADataError,
+    answer_counts,
     describe_source,
     has_unanswerable,
     load_qa_split,
@@ -300,7 +301,7 @@ def main():
         output = trainer.predict(model_inputs(predict_features), metric_key_prefix="predict")
         answers = predict_evaluator.postprocess(*output.predictions[:2])
         metrics = dict(output.metrics)
-        if any(len(answers_["text"]) for answers_ in predict_examples["answers"]):  # the test file has gold answers
+        if answer_counts(predict_examples).any():  # the test file has gold answers
             metrics.update({f"predict_{k}": v for k, v in predict_evaluator.score(answers).items()})
         metrics["predict_samples"] = len(predict_examples)
         save_results("predict", metrics)

@@ -4,14 +4,15 @@ turns a Trainer's logits into SQuAD 2.0 predictions and metrics. Used by run_qa.
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
 from datasets import Dataset
 from transformers import (
     DataCollatorWithPadding,
@@ -22,6 +23,7 @@ from transformers import (
     default_data_collator,
 )
 
+from dataset_columns import arrow_columns, column_list, list_offsets, to_numpy
 from results_io import write_json_atomic
 
 logger = logging.getLogger(__name__)
@@ -250,23 +252,93 @@ def model_inputs(features: Dataset) -> Dataset:
     return features.remove_columns([c for c in POSTPROCESS_COLUMNS if c in features.column_names])
 
 
-def _token_offsets(features: Dataset) -> tuple[np.ndarray, np.ndarray]:
-    """All windows' token offsets as one (n_tokens, 2) array, and each window's first row in it."""
-    column = features.select_columns(["offset_mapping"]).with_format("arrow")[:]["offset_mapping"]
-    column = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
-    lengths = pc.list_value_length(column).to_numpy(zero_copy_only=False).astype(np.int64)
-    flat = column.flatten().flatten().to_numpy(zero_copy_only=False).astype(np.int64).reshape(-1, 2)
-    row_starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
-    return flat, row_starts
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while building many objects that cannot form cycles (otherwise it
+    rescans them all, again and again, as their number grows)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def top_k_indices(values: np.ndarray, k: int) -> np.ndarray:
+    """Per row, the columns of the `k` largest values, largest first and the leftmost first among equals:
+    `np.argsort(-values, axis=1, kind="stable")[:, :k]` (NaN ranks lowest), without sorting whole rows."""
+    n_rows, width = values.shape
+    k = min(k, width)
+    if k == 0 or n_rows == 0:
+        return np.zeros((n_rows, k), dtype=np.int64)
+    # np.partition is vectorised (np.argpartition is far slower): the k-th largest value bounds each top k.
+    kth_largest = np.partition(values, width - k, axis=1)[:, width - k, None]
+    wanted = values >= kth_largest
+    counts = np.count_nonzero(wanted, axis=1)
+    if (counts < k).any():  # NaN in a row's top k (np.partition puts NaN last): sort every row whole
+        return np.argsort(-values, axis=1, kind="stable")[:, :k]
+    tied = np.nonzero(counts > k)[0]
+    if len(tied):  # more values equal the k-th largest than there are places left: keep the leftmost ones
+        row_values, row_kth = values[tied], kth_largest[tied]
+        above, at = row_values > row_kth, row_values == row_kth
+        wanted[tied] = above | (at & (np.cumsum(at, axis=1) <= k - above.sum(axis=1, keepdims=True)))
+    # Exactly k marks per row; np.flatnonzero is much faster than np.nonzero's per-axis indices.
+    columns = np.flatnonzero(wanted).reshape(n_rows, k) - width * np.arange(n_rows)[:, None]
+    order = np.argsort(-np.take_along_axis(values, columns, axis=1), axis=1, kind="stable")
+    return np.take_along_axis(columns, order, axis=1)
 
 
 @dataclass
-class QAPredictions:
-    """Post-processed output, keyed by example id, in example order."""
+class NBestTable:
+    """Every example's n-best entries as flat arrays, example after example (entries `first[i]` to
+    `first[i + 1]` belong to example i), from which the n-best lists are built on demand."""
 
-    predictions: dict[str, str]
-    nbest: dict[str, list[dict[str, Any]]]
-    null_odds: dict[str, float] = field(default_factory=dict)
+    example_ids: list[str]
+    contexts: list[str]
+    first: np.ndarray
+    example: np.ndarray
+    chars: np.ndarray  # (n_entries, 2) character offsets in the context; (0, 0) for the null entry
+    start_logit: np.ndarray
+    end_logit: np.ndarray
+    score: np.ndarray
+    probability: np.ndarray
+
+    def to_lists(self) -> dict[str, list[dict[str, Any]]]:
+        with gc_paused():
+            entries = [
+                {"text": self.contexts[ex][cs:ce], "offsets": [cs, ce], "start_logit": start, "end_logit": end,
+                 "score": score, "probability": probability}
+                for ex, cs, ce, start, end, score, probability in zip(
+                    self.example.tolist(), self.chars[:, 0].tolist(), self.chars[:, 1].tolist(),
+                    self.start_logit.tolist(), self.end_logit.tolist(), self.score.tolist(),
+                    self.probability.tolist(),
+                )
+            ]
+            bounds = self.first.tolist()
+            return {example_id: entries[bounds[ex] : bounds[ex + 1]] for ex, example_id in enumerate(self.example_ids)}
+
+
+class QAPredictions:
+    """Post-processed output, keyed by example id, in example order: the answers, the null odds (with
+    unanswerable questions) and the n-best lists. The n-best lists, hundreds of thousands of small dicts for a
+    dev set, are built on first use (writing the prediction files), not for every evaluation's metrics."""
+
+    def __init__(
+        self,
+        predictions: dict[str, str],
+        nbest: dict[str, list[dict[str, Any]]] | NBestTable,
+        null_odds: dict[str, float] | None = None,
+    ):
+        self.predictions = predictions
+        self._nbest = nbest
+        self.null_odds = null_odds if null_odds is not None else {}
+
+    @property
+    def nbest(self) -> dict[str, list[dict[str, Any]]]:
+        if isinstance(self._nbest, NBestTable):
+            self._nbest = self._nbest.to_lists()
+        return self._nbest
 
 
 def postprocess_qa_predictions(
@@ -281,105 +353,135 @@ def postprocess_qa_predictions(
 ) -> QAPredictions:
     """Turn window logits into one answer per example, vectorised over all windows at once.
 
-    Per window, the `n_best_size` best start and end tokens (stable order on ties) are paired; a pair is a
-    candidate when both tokens lie in the window's context, end >= start and the span has at most
+    Per window, the `n_best_size` best start and end tokens (the earlier token first on ties) are paired; a pair
+    is a candidate when both tokens lie in the window's context, end >= start and the span has at most
     `max_answer_length` tokens. Each example keeps its `n_best_size` best candidates over all its windows
-    (score = start logit + end logit). With negatives, the null score is the lowest first-token score over the
-    example's windows; the null-odds are null score - best span score, and the answer is "" when they exceed
-    `null_score_diff_threshold`.
+    (score = start logit + end logit; ties keep the order of a plain loop over windows, start ranks, end ranks).
+    With negatives, the null score is the lowest first-token score (position 0: [CLS], <s>) over the example's windows (the first such window
+    supplies its logits); it joins the n-best list after any span of equal score; the null odds are null
+    score - best span score, and the answer is "" when they exceed `null_score_diff_threshold`. Probabilities
+    are the softmax of the n-best scores.
+
+    Each column is read once, whole (dataset_columns); nothing is read per row.
     """
-    start_logits = np.asarray(start_logits, dtype=np.float64)
-    end_logits = np.asarray(end_logits, dtype=np.float64)
+    # Selection runs on the logits as given (float32 from the Trainer); scores are summed in float64.
+    start_logits = np.asarray(start_logits)
+    end_logits = np.asarray(end_logits)
     n_features, seq_len = start_logits.shape
     if n_features != len(features):
         raise ValueError(f"got logits for {n_features} windows but there are {len(features)} windows")
-    example_ids = examples["id"]
-    contexts = examples["context"]
+    example_columns = arrow_columns(examples, ["id", "context"])
+    example_ids = example_columns["id"].to_pylist()
+    contexts = example_columns["context"].to_pylist()
+    n_examples = len(example_ids)
+    columns = arrow_columns(features, ["example_id", "context_start", "context_end", "offset_mapping"])
     example_index = {example_id: i for i, example_id in enumerate(example_ids)}
-    feature_example = np.fromiter((example_index[e] for e in features["example_id"]), dtype=np.int64, count=n_features)
-    context_start = np.asarray(features["context_start"], dtype=np.int64)
-    context_end = np.asarray(features["context_end"], dtype=np.int64)
-    flat_offsets, row_starts = _token_offsets(features)
-
-    k = min(n_best_size, seq_len)
-    top_starts = np.argsort(-start_logits, axis=1, kind="stable")[:, :k]
-    top_ends = np.argsort(-end_logits, axis=1, kind="stable")[:, :k]
-    cand_start = np.broadcast_to(top_starts[:, :, None], (n_features, k, k))
-    cand_end = np.broadcast_to(top_ends[:, None, :], (n_features, k, k))
-    lo, hi = context_start[:, None, None], context_end[:, None, None]
-    valid = (
-        (cand_start >= lo) & (cand_start <= hi) & (cand_end >= lo) & (cand_end <= hi)
-        & (cand_end >= cand_start) & (cand_end - cand_start + 1 <= max_answer_length)
+    feature_example = np.fromiter(
+        (example_index[e] for e in columns["example_id"].to_pylist()), dtype=np.int64, count=n_features
     )
-    # np.nonzero walks in C order: window, then start rank, then end rank, the order of a plain double loop.
-    feat_idx, start_rank, end_rank = np.nonzero(valid)
+    context_start = to_numpy(columns["context_start"], np.int64)[:, None]
+    context_end = to_numpy(columns["context_end"], np.int64)[:, None]
+    flat_offsets, window_first = list_offsets(columns["offset_mapping"])
+
+    # Candidate spans: the best starts x the best ends of each window, kept when both tokens lie in the context,
+    # end >= start and the span is short enough. np.nonzero walks window, start rank, end rank: the plain
+    # loop's order, which breaks ties below.
+    position = np.int16 if seq_len < 2**15 else np.int32  # small integers: less memory to stream through
+    top_starts = top_k_indices(start_logits, n_best_size).astype(position)
+    top_ends = top_k_indices(end_logits, n_best_size).astype(position)
+    k = top_starts.shape[1]
+    start_inside = (top_starts >= context_start) & (top_starts <= context_end)
+    end_inside = (top_ends >= context_start) & (top_ends <= context_end)
+    end_minus_start = top_ends[:, None, :] - top_starts[:, :, None]
+    valid = start_inside[:, :, None] & end_inside[:, None, :] & (end_minus_start >= 0) & (end_minus_start < max_answer_length)
+    feat_idx, pair = np.divmod(np.flatnonzero(valid), k * k)
+    start_rank, end_rank = np.divmod(pair, k)
     starts = top_starts[feat_idx, start_rank]
     ends = top_ends[feat_idx, end_rank]
-    start_scores = start_logits[feat_idx, starts]
-    end_scores = end_logits[feat_idx, ends]
-    scores = start_scores + end_scores
+    span_start_logit = start_logits[feat_idx, starts].astype(np.float64)
+    span_end_logit = end_logits[feat_idx, ends].astype(np.float64)
+    scores = span_start_logit + span_end_logit
     cand_example = feature_example[feat_idx]
 
-    # Best n per example: sort by example, then score (descending), then the loop order (stable ties).
-    order = np.lexsort((np.arange(len(scores)), -scores, cand_example))
+    # Each example's best n over its windows: a stable sort on (example, -score) keeps the loop order on ties.
+    order = np.lexsort((-scores, cand_example))
     sorted_example = cand_example[order]
-    group_first = np.searchsorted(sorted_example, sorted_example, side="left")
-    keep = order[(np.arange(len(order)) - group_first) < n_best_size]
+    rank = np.arange(len(order)) - np.searchsorted(sorted_example, sorted_example, side="left")
+    keep = order[rank < n_best_size]
+    rank = rank[rank < n_best_size]
+    span_example = cand_example[keep]
+    span_score = scores[keep]
+    span_window_first = window_first[feat_idx[keep]]
+    span_chars = np.stack(
+        [flat_offsets[span_window_first + starts[keep], 0], flat_offsets[span_window_first + ends[keep], 1]], axis=1
+    )
+    span_count = np.bincount(span_example, minlength=n_examples)
+    best_span = np.full(n_examples, -1)
+    best_span[span_example[rank == 0]] = np.nonzero(rank == 0)[0]
 
-    char_start = flat_offsets[row_starts[feat_idx[keep]] + starts[keep], 0]
-    char_end = flat_offsets[row_starts[feat_idx[keep]] + ends[keep], 1]
-
-    null_scores = start_logits[:, 0] + end_logits[:, 0]
-    min_null = np.full(len(example_ids), np.inf)
-    np.minimum.at(min_null, feature_example, null_scores)
-    # The window holding each example's lowest null score (the first such window on ties) supplies the null
-    # entry's start/end logits.
+    # The null entry: each example's lowest [CLS] score, from its first window with that score.
+    null_scores = start_logits[:, 0].astype(np.float64) + end_logits[:, 0].astype(np.float64)
     by_null = np.lexsort((np.arange(n_features), null_scores, feature_example))
     first_of_group = np.ones(n_features, dtype=bool)
     first_of_group[1:] = feature_example[by_null][1:] != feature_example[by_null][:-1]
-    lowest_window = np.full(len(example_ids), -1)
+    lowest_window = np.full(n_examples, -1)
     lowest_window[feature_example[by_null[first_of_group]]] = by_null[first_of_group]
     has_window = lowest_window >= 0
-    null_start = np.where(has_window, start_logits[lowest_window, 0], 0.0)
-    null_end = np.where(has_window, end_logits[lowest_window, 0], 0.0)
+    null_score = np.where(has_window, null_scores[lowest_window], np.inf)
+    has_null = has_window & version_2_with_negative
 
-    nbest_lists: list[list[dict[str, Any]]] = [[] for _ in example_ids]
-    for ex, cs, ce, s_logit, e_logit in zip(
-        cand_example[keep].tolist(), char_start.tolist(), char_end.tolist(),
-        start_scores[keep].tolist(), end_scores[keep].tolist(),
-    ):
-        nbest_lists[ex].append(
-            {"text": contexts[ex][cs:ce], "offsets": [cs, ce], "start_logit": s_logit, "end_logit": e_logit,
-             "score": s_logit + e_logit}
-        )
+    # The n-best entries, example after example: an example's spans, with its null entry placed after every
+    # span scoring at least as much (as a stable sort of the spans followed by the null entry would).
+    null_position = np.bincount(span_example, weights=span_score >= null_score[span_example], minlength=n_examples)
+    null_position = null_position.astype(np.int64)
+    entry_count = span_count + has_null
+    entry_first = np.concatenate([[0], np.cumsum(entry_count)])
+    span_slot = entry_first[span_example] + rank + (has_null[span_example] & (rank >= null_position[span_example]))
+    null_slot = (entry_first[:-1] + null_position)[has_null]
+    n_entries = int(entry_first[-1])
+    entry_example = np.empty(n_entries, dtype=np.int64)
+    entry_chars = np.zeros((n_entries, 2), dtype=np.int64)
+    entry_start_logit, entry_end_logit, entry_score = np.empty(n_entries), np.empty(n_entries), np.empty(n_entries)
+    entry_example[span_slot], entry_example[null_slot] = span_example, np.nonzero(has_null)[0]
+    entry_chars[span_slot] = span_chars
+    entry_start_logit[span_slot] = span_start_logit[keep]
+    entry_start_logit[null_slot] = start_logits[lowest_window[has_null], 0]
+    entry_end_logit[span_slot] = span_end_logit[keep]
+    entry_end_logit[null_slot] = end_logits[lowest_window[has_null], 0]
+    entry_score[span_slot], entry_score[null_slot] = span_score, null_score[has_null]
+    nbest = NBestTable(
+        example_ids, contexts, entry_first, entry_example, entry_chars, entry_start_logit, entry_end_logit,
+        entry_score, _group_softmax(entry_score, entry_example, entry_first, entry_count),
+    )
 
-    result = QAPredictions(predictions={}, nbest={})
-    for ex, example_id in enumerate(example_ids):
-        entries = nbest_lists[ex]
-        best_span = entries[0] if entries else None
-        if version_2_with_negative and has_window[ex]:
-            null_entry = {"text": "", "offsets": [0, 0], "start_logit": float(null_start[ex]),
-                          "end_logit": float(null_end[ex]), "score": float(min_null[ex])}
-            entries = sorted(entries + [null_entry], key=lambda e: e["score"], reverse=True)
-        _add_probabilities(entries)
-        result.nbest[example_id] = entries
-        if not version_2_with_negative:
-            result.predictions[example_id] = best_span["text"] if best_span else ""
-            continue
-        odds = float(min_null[ex] - best_span["score"]) if best_span else float("inf")
-        result.null_odds[example_id] = odds
-        result.predictions[example_id] = "" if best_span is None or odds > null_score_diff_threshold else best_span["text"]
-    return result
+    # Answers: the best span, or "" when the null odds exceed the threshold.
+    has_span = best_span >= 0
+    best_span = np.maximum(best_span, 0)
+    best_chars = span_chars[best_span] if len(span_chars) else np.zeros((n_examples, 2), dtype=np.int64)
+    best_score = span_score[best_span] if len(span_score) else np.zeros(n_examples)
+    best_text = [
+        context[cs:ce] if found else ""
+        for context, found, cs, ce in zip(contexts, has_span.tolist(), best_chars[:, 0].tolist(), best_chars[:, 1].tolist())
+    ]
+    if not version_2_with_negative:
+        return QAPredictions(dict(zip(example_ids, best_text)), nbest)
+    odds = np.where(has_span, null_score - best_score, np.inf)
+    answered = (has_span & ~(odds > null_score_diff_threshold)).tolist()
+    predictions = {example_id: text if ok else "" for example_id, text, ok in zip(example_ids, best_text, answered)}
+    return QAPredictions(predictions, nbest, dict(zip(example_ids, odds.tolist())))
 
 
-def _add_probabilities(entries: list[dict[str, Any]]) -> None:
-    """Softmax of the n-best scores, stored on each entry."""
-    if not entries:
-        return
-    scores = np.array([e["score"] for e in entries])
-    weights = np.exp(scores - scores.max())
-    for entry, probability in zip(entries, (weights / weights.sum()).tolist()):
-        entry["probability"] = probability
+def _group_softmax(scores: np.ndarray, group: np.ndarray, group_first: np.ndarray, group_size: np.ndarray) -> np.ndarray:
+    """The softmax of `scores` within each group of consecutive entries (`group` numbers them)."""
+    if len(scores) == 0:
+        return scores
+    nonempty = group_size > 0
+    group_max = np.zeros(len(group_size))
+    group_max[nonempty] = np.maximum.reduceat(scores, group_first[:-1][nonempty])
+    weights = np.exp(scores - group_max[group])
+    totals = np.zeros(len(group_size))
+    totals[nonempty] = np.add.reduceat(weights, group_first[:-1][nonempty])
+    return weights / totals[group]
 
 
 @dataclass
@@ -396,7 +498,11 @@ def metric_inputs(examples: Dataset, output: QAPredictions) -> tuple[list[dict],
         {"id": example_id, "prediction_text": text, "no_answer_probability": output.null_odds.get(example_id, 0.0)}
         for example_id, text in output.predictions.items()
     ]
-    references = [{"id": example_id, "answers": answers} for example_id, answers in zip(examples["id"], examples["answers"])]
+    columns = arrow_columns(examples, ["id", "answers"])
+    references = [
+        {"id": example_id, "answers": answers}
+        for example_id, answers in zip(columns["id"].to_pylist(), columns["answers"].to_pylist())
+    ]
     return predictions, references
 
 

@@ -73,14 +73,16 @@ def calibrated_scores(output_dir: str, validation_file: str) -> dict[str, float]
         nbest = json.load(handle)
 
     sys.path.insert(0, REPO)
+    from dataset_columns import arrow_columns
     from qa_data import load_qa_split
     from utils_qa import load_squad_v2_metric
 
     examples = load_qa_split("validation", data_file=validation_file)
-    titles = list(dict.fromkeys(examples["title"]))
-    calibration_titles = set(titles[::3])
+    columns = arrow_columns(examples, ["id", "title", "answers"])
+    ids, titles, answers_column = (columns[name].to_pylist() for name in ("id", "title", "answers"))
+    calibration_titles = set(list(dict.fromkeys(titles))[::3])
     groups: dict[bool, tuple[list[dict], list[dict]]] = {True: ([], []), False: ([], [])}
-    for example_id, title, answers in zip(examples["id"], examples["title"], examples["answers"]):
+    for example_id, title, answers in zip(ids, titles, answers_column):
         if example_id not in null_odds:
             continue  # not among the evaluated questions
         # The best non-null answer; the threshold alone decides between it and "no answer".
