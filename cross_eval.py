@@ -303,8 +303,8 @@ def cell_dir_of(output_dir: str, row: ModelRow, column_name: str) -> str:
 
 
 def run_report(rows: list[ModelRow], columns: list[EvalColumn], cells: dict, metric: str,
-               failures: list[str]) -> dict[str, Any]:
-    """This run's matrix.json: its rows, columns, cells and failures."""
+               failures: list[str], probes: dict | None = None) -> dict[str, Any]:
+    """This run's matrix.json: its rows, columns, cells and failures, and the probe results `probes`, if any."""
     return {
         "metric": metric,
         "rows": [row.label for row in rows],
