@@ -152,7 +152,6 @@ def calibrated_scores(output_dir: str, validation_file: str) -> dict[str, float]
     with open(os.path.join(output_dir, "eval_nbest_predictions.json"), encoding="utf-8") as handle:
         nbest = json.load(handle)
 
-    sys.path.insert(0, REPO)
     from dataset_columns import arrow_columns
     from qa_data import load_qa_split
     from utils_qa import load_squad_v2_metric
