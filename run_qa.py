@@ -40,7 +40,8 @@ from qa_data import (
     oversample_unanswerable,
     select_questions,
 )
-from results_io import write_json_atomic
+from results_io import ResultsWriteError, write_json_atomic
+from script_utils import OVERWRITE_OUTPUT_DIR_HELP, OutputDirError, detect_last_checkpoint
 from utils_qa import (
     QAEvalArguments,
     QAEvaluator,
@@ -91,6 +92,7 @@ class DataTrainingArguments(QAEvalArguments):
     repair_answer_offsets: bool = field(
         default=False, metadata={"help": "Fix an answer_start that misses its text when the text occurs once."}
     )
+    overwrite_output_dir: bool = field(default=False, metadata={"help": OVERWRITE_OUTPUT_DIR_HELP})
 
     def __post_init__(self):
         super().__post_init__()
@@ -118,6 +120,10 @@ def main():
     datasets.utils.logging.set_verbosity(log_level)
     transformers.utils.logging.set_verbosity(log_level)
     logger.info("Training/evaluation parameters %s", training_args)
+    try:  # a killed run resumes from its last checkpoint
+        training_args.resume_from_checkpoint = detect_last_checkpoint(training_args, data_args.overwrite_output_dir)
+    except OutputDirError as err:
+        sys.exit(f"error: {err}")
     set_seed(training_args.seed)
 
     # --- Load and validate every split before anything is written -----------------------------------
@@ -220,10 +226,7 @@ def main():
 
     # --- Train --------------------------------------------------------------------------------------
     if training_args.do_train:
-        checkpoint = training_args.resume_from_checkpoint
-        if isinstance(checkpoint, str) and checkpoint.lower() in ("true", "latest"):
-            checkpoint = True  # the latest checkpoint in output_dir
-        train_result = trainer.train(resume_from_checkpoint=checkpoint)
+        train_result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
         trainer.save_model()
         metrics = dict(train_result.metrics)
         metrics["train_samples"] = len(train_examples)
@@ -284,4 +287,7 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except ResultsWriteError as err:
+        sys.exit(f"error: {err}")
