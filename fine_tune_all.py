@@ -49,9 +49,8 @@ def run_qa_command(args: argparse.Namespace, name: str, output_dir: str, extra: 
                         ("--validation_file", args.validation_file)):
         if name in files:
             command += [flag, files[name]]
-    has_checkpoint = os.path.isdir(output_dir) and any(n.startswith("checkpoint-") for n in os.listdir(output_dir))
-    if has_checkpoint and not args.overwrite:
-        command += ["--resume_from_checkpoint", "latest"]
+    if args.overwrite:  # otherwise run_qa.py resumes an interrupted run from its last checkpoint
+        command.append("--overwrite_output_dir")
     return command + extra
 
 

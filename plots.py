@@ -8,10 +8,8 @@ global state or keeps figures alive in a process that draws many.
 from __future__ import annotations
 
 import os
-import tempfile
 import textwrap
 from collections.abc import Sequence
-from pathlib import Path
 
 import matplotlib
 import numpy as np
@@ -20,27 +18,13 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from sklearn.metrics import auc, confusion_matrix, roc_curve
 
-
-def _current_umask() -> int:
-    umask = os.umask(0o022)
-    os.umask(umask)
-    return umask
+from results_io import atomic_output
 
 
 def save_png(figure: Figure, path: str | os.PathLike) -> None:
-    """Render `figure` with Agg into a temporary file beside `path`, then rename it into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.chmod(tmp_name, 0o666 & ~_current_umask())  # mkstemp makes the file private; give it the usual mode
-        with os.fdopen(fd, "wb") as handle:
-            FigureCanvasAgg(figure).print_png(handle)
-        os.replace(tmp_name, path)
-    except BaseException:
-        if os.path.exists(tmp_name):
-            os.unlink(tmp_name)
-        raise
+    """Render `figure` with Agg and write it to `path` atomically (see results_io)."""
+    with atomic_output(path, binary=True) as handle:
+        FigureCanvasAgg(figure).print_png(handle)
 
 
 def plot_loss_curve(

@@ -54,8 +54,14 @@ from transformers import (
 from dataset_columns import column_list
 from packaged_models import PackagedModelError, resolve_model_path
 from plots import plot_confusion_matrix, plot_loss_curve, plot_roc_curves
-from results_io import write_json_atomic, write_text_atomic
-from script_utils import ScriptArgumentParser, parse_args_with_config
+from results_io import ResultsWriteError, write_json_atomic, write_text_atomic
+from script_utils import (
+    OVERWRITE_OUTPUT_DIR_HELP,
+    OutputDirError,
+    ScriptArgumentParser,
+    detect_last_checkpoint,
+    parse_args_with_config,
+)
 from tweet_preprocessing import PREPROCESSED_TEXT_COLUMN, preprocess_dataset
 
 logger = logging.getLogger(__name__)
@@ -172,6 +178,7 @@ class DataTrainingArguments:
     max_predict_samples: int | None = field(default=None, metadata={"help": "Use only the first N test rows."})
     preprocessing_num_workers: int | None = field(default=None, metadata={"help": "Processes for preprocessing."})
     overwrite_cache: bool = field(default=False, metadata={"help": "Redo preprocessing instead of using the cache."})
+    overwrite_output_dir: bool = field(default=False, metadata={"help": OVERWRITE_OUTPUT_DIR_HELP})
 
 
 def script_defaults(data_args: DataTrainingArguments) -> dict[str, Any]:
@@ -630,6 +637,8 @@ def main(argv: list[str] | None = None) -> None:
     setup_logging(training_args)
     check_arguments(model_args, data_args, training_args)
     logger.info(f"Training/evaluation parameters {training_args}")
+    # A killed run resumes from its last checkpoint.
+    training_args.resume_from_checkpoint = detect_last_checkpoint(training_args, data_args.overwrite_output_dir)
 
     # 1. Read and check every input file, and settle the labels, before anything is written.
     files, raw_datasets = read_input_files(data_args, model_args.cache_dir)
@@ -816,5 +825,5 @@ def main(argv: list[str] | None = None) -> None:
 if __name__ == "__main__":
     try:
         main()
-    except (InputError, PackagedModelError) as err:
+    except (InputError, PackagedModelError, OutputDirError, ResultsWriteError) as err:
         sys.exit(f"error: {err}")

@@ -45,8 +45,14 @@ from qa_data import (
     select_questions,
 )
 from qa_probes import randomize_answers
-from results_io import read_json, write_json_atomic
-from script_utils import ScriptArgumentParser, parse_args_with_config
+from results_io import ResultsWriteError, read_json, write_json_atomic
+from script_utils import (
+    OVERWRITE_OUTPUT_DIR_HELP,
+    OutputDirError,
+    ScriptArgumentParser,
+    detect_last_checkpoint,
+    parse_args_with_config,
+)
 from utils_qa import (
     QAEvalArguments,
     QAEvaluator,
@@ -107,6 +113,7 @@ class DataTrainingArguments(QAEvalArguments):
         metadata={"help": "Answer this seeded fraction of the answerable training questions by a random span of "
                           "their context with as many words (the random-label probe of Sen & Saffari, 2020)."},
     )
+    overwrite_output_dir: bool = field(default=False, metadata={"help": OVERWRITE_OUTPUT_DIR_HELP})
 
     def __post_init__(self):
         super().__post_init__()
@@ -152,6 +159,10 @@ def main():
     datasets.utils.logging.set_verbosity(log_level)
     transformers.utils.logging.set_verbosity(log_level)
     logger.info("Training/evaluation parameters %s", training_args)
+    try:  # a killed run resumes from its last checkpoint
+        training_args.resume_from_checkpoint = detect_last_checkpoint(training_args, data_args.overwrite_output_dir)
+    except OutputDirError as err:
+        sys.exit(f"error: {err}")
     set_seed(training_args.seed)
 
     # --- Load and validate every split before anything is written -----------------------------------
@@ -275,10 +286,7 @@ def main():
 
     # --- Train --------------------------------------------------------------------------------------
     if training_args.do_train:
-        checkpoint = training_args.resume_from_checkpoint
-        if isinstance(checkpoint, str) and checkpoint.lower() in ("true", "latest"):
-            checkpoint = True  # the latest checkpoint in output_dir
-        train_result = trainer.train(resume_from_checkpoint=checkpoint)
+        train_result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
         trainer.save_model()
         metrics = dict(train_result.metrics)
         metrics["train_samples"] = len(train_examples)
@@ -343,4 +351,7 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except ResultsWriteError as err:
+        sys.exit(f"error: {err}")

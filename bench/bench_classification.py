@@ -94,6 +94,7 @@ def common_arguments(args: argparse.Namespace, output_dir: Path) -> list[str]:
         "--train_file", str(args.data_dir / "vaccine_train_set.csv"),
         "--label_names", "neutral,anti-vax,pro-vax",
         "--output_dir", str(output_dir),
+        "--overwrite_output_dir",  # every benchmark run trains from scratch, whatever an earlier one left
         "--max_seq_length", str(args.max_seq_length),
         "--per_device_train_batch_size", str(args.batch_size),
         "--per_device_eval_batch_size", "64",

@@ -84,9 +84,9 @@ def test_the_recipe_comes_first_so_extra_flags_override_it(tmp_path):
     command = fine_tune_all.run_qa_command(args, "quac", str(tmp_path / "quac"), ["--num_train_epochs", "3"])
     assert command[:2] == ["accelerate", "launch"] and command[-2:] == ["--num_train_epochs", "3"]
     assert command.index("--learning_rate") < command.index("--data_dir") < len(command) - 2
-    assert "--resume_from_checkpoint" not in command
-    (tmp_path / "quac" / "checkpoint-10").mkdir(parents=True)
-    assert "--resume_from_checkpoint" in fine_tune_all.run_qa_command(args, "quac", str(tmp_path / "quac"), [])
+    assert "--overwrite_output_dir" not in command  # run_qa.py resumes from the folder's checkpoints by itself
+    args.overwrite = True
+    assert "--overwrite_output_dir" in fine_tune_all.run_qa_command(args, "quac", str(tmp_path / "quac"), [])
 
 
 def test_a_2x2_matrix_with_every_file(matrix):
