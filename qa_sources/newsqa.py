@@ -151,9 +151,10 @@ MALUUBA_STEPS = (
     "https://cs.nyu.edu/~kcho/DMQA/ into maluuba/newsqa/; (4) docker build -t maluuba/newsqa . && docker run --rm "
     "-it -v ${PWD}:/usr/src/newsqa --name newsqa maluuba/newsqa /bin/bash --login -c 'python "
     "maluuba/newsqa/data_generator.py' (without Docker: Python 2.7 with its requirements.txt, a JDK and the Stanford "
-    "POS tagger 3.6.0 in maluuba/newsqa/, then python maluuba/newsqa/data_generator.py); (5) pass --data_dir to the "
-    "clone: it now holds split_data/train.csv, dev.csv and test.csv (the files the paper converted: --dataset newsqa) "
-    "and combined-newsqa-data-v1.json (--dataset newsqa_combined_json). "
+    "POS tagger 3.6.0 in maluuba/newsqa/, then python maluuba/newsqa/data_generator.py); (5) pass --data_dir DIR, DIR "
+    "being the clone: it now holds split_data/train.csv, dev.csv and test.csv (the files the paper converted: "
+    "--dataset newsqa) and combined-newsqa-data-v1.json (--dataset newsqa_combined_json); or pass one of those files "
+    "with --train_file / --validation_file. "
     "Or use --dataset newsqa_mrqa: the MRQA 2019 release of NewsQA, downloadable, answerable questions only "
     "(not the paper's data)."
 )
