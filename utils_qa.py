@@ -168,34 +168,35 @@ def window_features(
     sample_map = encoded.pop("overflow_to_sample_mapping")
     offset_mapping = encoded.pop("offset_mapping")
     starts, ends, example_ids, context_starts, context_ends, window_offsets = [], [], [], [], [], []
-    for i, offsets in enumerate(offset_mapping):
-        sequence_ids = encoded.sequence_ids(i)
-        context_start = sequence_ids.index(1)
-        context_end = len(sequence_ids) - 1 - sequence_ids[::-1].index(1)
-        sample = sample_map[i]
-        context_starts.append(context_start)
-        context_ends.append(context_end)
-        example_ids.append(examples["id"][sample])
-        if with_postprocess_columns:
-            window_offsets.append(trimmed_offsets(offsets, contexts[sample], context_start, context_end))
-        if not with_labels:
-            continue
-        answers = examples["answers"][sample]
-        start_token = end_token = 0
-        if answers["answer_start"]:
-            start_char = answers["answer_start"][0]
-            end_char = start_char + len(answers["text"][0])
-            if offsets[context_start][0] <= start_char and offsets[context_end][1] >= end_char:
-                start_token = context_start
-                while start_token <= context_end and offsets[start_token][0] <= start_char:
-                    start_token += 1
-                start_token -= 1
-                end_token = context_end
-                while end_token >= context_start and offsets[end_token][1] >= end_char:
-                    end_token -= 1
-                end_token += 1
-        starts.append(start_token)
-        ends.append(end_token)
+    with gc_paused():  # hundreds of small offset lists per window
+        for i, offsets in enumerate(offset_mapping):
+            sequence_ids = encoded.sequence_ids(i)
+            context_start = sequence_ids.index(1)
+            context_end = len(sequence_ids) - 1 - sequence_ids[::-1].index(1)
+            sample = sample_map[i]
+            context_starts.append(context_start)
+            context_ends.append(context_end)
+            example_ids.append(examples["id"][sample])
+            if with_postprocess_columns:
+                window_offsets.append(trimmed_offsets(offsets, contexts[sample], context_start, context_end))
+            if not with_labels:
+                continue
+            answers = examples["answers"][sample]
+            start_token = end_token = 0
+            if answers["answer_start"]:
+                start_char = answers["answer_start"][0]
+                end_char = start_char + len(answers["text"][0])
+                if offsets[context_start][0] <= start_char and offsets[context_end][1] >= end_char:
+                    start_token = context_start
+                    while start_token <= context_end and offsets[start_token][0] <= start_char:
+                        start_token += 1
+                    start_token -= 1
+                    end_token = context_end
+                    while end_token >= context_start and offsets[end_token][1] >= end_char:
+                        end_token -= 1
+                    end_token += 1
+            starts.append(start_token)
+            ends.append(end_token)
     if with_labels:
         encoded["start_positions"] = starts
         encoded["end_positions"] = ends
