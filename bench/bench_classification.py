@@ -20,9 +20,9 @@ comparison.md) stay under bench/results/classification/.
     python bench/bench_classification.py --max_train_samples 300 --max_eval_samples 200 --epochs 1 \\
         --ablation_epochs 1 --speed_steps 5                     # a smoke run
     python bench/bench_classification.py --model all-mpnet-base-v2 --results_dir bench/results/mpnet \\
-        --epochs 1 --batch_size 16 --learning_rate 5e-5 --max_seq_length 64 --skip_ablation --skip_speed \\
-        --max_steps 360 --freeze_lower_layers 6 --save_strategy steps --save_steps 120 \\
-        --logging_strategy steps --logging_steps 20             # the MPNet-base run in the README
+        --epochs 1 --max_steps 250 --batch_size 32 --learning_rate 5e-5 --max_seq_length 64 --skip_ablation \\
+        --skip_speed --logging_strategy steps --logging_steps 50 --save_strategy steps --save_steps 125
+                                                                # the MPNet-base run in the README
 """
 
 from __future__ import annotations
