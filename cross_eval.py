@@ -36,7 +36,6 @@ from typing import Any
 
 import datasets
 import numpy as np
-import transformers
 from transformers import AutoConfig, AutoModelForQuestionAnswering, AutoTokenizer, TrainingArguments
 
 from plots import plot_heatmap, plot_probe_changes
@@ -45,7 +44,7 @@ from qa_data import describe_source, has_unanswerable, load_qa_split, parse_name
 from qa_probes import PROBES_VERSION, apply_probe, parse_probe
 from results_io import read_json, write_json_atomic, write_text_atomic
 from run_qa import RUN_INFO_FILE, default_version_2_with_negative
-from script_utils import EVALUATION_FLAGS, ScriptArgumentParser, parse_args_with_config
+from script_utils import EVALUATION_FLAGS, ScriptArgumentParser, parse_args_with_config, setup_logging
 from utils_qa import (
     QAEvalArguments,
     QAEvaluator,
@@ -58,7 +57,7 @@ from utils_qa import (
     write_prediction_files,
 )
 
-logger = logging.getLogger("cross_eval")
+logger = logging.getLogger("qa_transfer.cross_eval")
 
 # The five datasets of the paper, in its order.
 PAPER_DATASETS = ["squad_v2", "trivia_qa", "natural_questions", "quac", "newsqa"]
@@ -595,11 +594,7 @@ def main() -> int:
         sys.exit(f"error: {err}")
     output_dir = training_args.output_dir
 
-    logging.basicConfig(format="%(asctime)s - %(levelname)s - %(name)s - %(message)s", handlers=[logging.StreamHandler(sys.stdout)])
-    log_level = training_args.get_process_log_level()
-    logger.setLevel(logging.INFO if training_args.should_log else log_level)
-    datasets.utils.logging.set_verbosity(log_level)
-    transformers.utils.logging.set_verbosity(log_level)
+    setup_logging(training_args)
     seed = training_args.seed
 
     # --- Discover the models and load every evaluation set ------------------------------------------

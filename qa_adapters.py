@@ -47,7 +47,7 @@ from qa_sources import mrqa, natural_questions, newsqa, quac, triviaqa
 from qa_sources.common import ConversionStats, OfficialSource, RemoteFiles
 from results_io import write_json_atomic
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("qa_transfer.qa_adapters")
 
 # Bump when any conversion's output changes, so that conversions cached by older code are not reused.
 CONVERSION_VERSION = 3

@@ -29,7 +29,7 @@ from dataset_columns import arrow_column, list_lengths
 if TYPE_CHECKING:
     from qa_adapters import StreamLimit
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("qa_transfer.qa_data")
 
 FLAT_FEATURES = Features(
     {

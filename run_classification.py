@@ -29,7 +29,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import datasets
 import numpy as np
 import torch
 import transformers
@@ -61,10 +60,11 @@ from script_utils import (
     ScriptArgumentParser,
     detect_last_checkpoint,
     parse_args_with_config,
+    setup_logging,
 )
 from tweet_preprocessing import PREPROCESSED_TEXT_COLUMN, preprocess_dataset
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("qa_transfer.run_classification")
 
 SUPPORTED_SUFFIXES = (".csv", ".json", ".jsonl")
 # pandas names an empty header cell "Unnamed: 0"; the vaccine files keep their row index there.
@@ -618,18 +618,6 @@ def prefixed(prefix: str, metrics: dict[str, float]) -> dict[str, float]:
 
 def unprefixed(prefix: str, metrics: dict[str, float]) -> dict[str, float]:
     return {key.removeprefix(f"{prefix}_"): value for key, value in metrics.items()}
-
-
-def setup_logging(training_args: TrainingArguments) -> None:
-    logging.basicConfig(
-        format="%(asctime)s - %(levelname)s - %(name)s - %(message)s",
-        datefmt="%m/%d/%Y %H:%M:%S",
-        handlers=[logging.StreamHandler(sys.stdout)],
-    )
-    log_level = training_args.get_process_log_level()
-    logger.setLevel(log_level)
-    datasets.utils.logging.set_verbosity(log_level)
-    transformers.utils.logging.set_verbosity(log_level)
 
 
 def main(argv: list[str] | None = None) -> None:

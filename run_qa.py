@@ -23,7 +23,6 @@ import sys
 from dataclasses import asdict, dataclass, field
 
 import datasets
-import transformers
 from transformers import (
     AutoConfig,
     AutoModelForQuestionAnswering,
@@ -52,6 +51,7 @@ from script_utils import (
     ScriptArgumentParser,
     detect_last_checkpoint,
     parse_args_with_config,
+    setup_logging,
 )
 from utils_qa import (
     QAEvalArguments,
@@ -64,7 +64,7 @@ from utils_qa import (
     write_prediction_files,
 )
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("qa_transfer.run_qa")
 
 # Written next to the model; cross_eval.py reads it to label each fine-tuned model.
 RUN_INFO_FILE = "qa_run_info.json"
@@ -152,12 +152,7 @@ def main():
     except ValueError as err:  # an argument check in __post_init__
         sys.exit(f"error: {err}")
 
-    logging.basicConfig(format="%(asctime)s - %(levelname)s - %(name)s - %(message)s", handlers=[logging.StreamHandler(sys.stdout)])
-    log_level = training_args.get_process_log_level()
-    for lib_logger in (logger, logging.getLogger("qa_data"), logging.getLogger("qa_adapters"), logging.getLogger("utils_qa")):
-        lib_logger.setLevel(log_level)
-    datasets.utils.logging.set_verbosity(log_level)
-    transformers.utils.logging.set_verbosity(log_level)
+    setup_logging(training_args)
     logger.info("Training/evaluation parameters %s", training_args)
     try:  # a killed run resumes from its last checkpoint
         training_args.resume_from_checkpoint = detect_last_checkpoint(training_args, data_args.overwrite_output_dir)

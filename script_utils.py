@@ -27,10 +27,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import transformers
 import yaml
 from transformers import HfArgumentParser, TrainingArguments
 
-logger = logging.getLogger(__name__)
+# Every module and script of this project logs as qa_transfer.<its name>, so that setup_logging() sets all of them
+# through their one parent.
+LOGGER_NAMESPACE = "qa_transfer"
+logger = logging.getLogger("qa_transfer.script_utils")
 
 CONFIG_SUFFIXES = (".json", ".yaml", ".yml")
 TRAINING_ARGUMENTS_DOCS = "https://huggingface.co/docs/transformers/main_classes/trainer#transformers.TrainingArguments"
@@ -140,6 +144,28 @@ class ScriptArgumentParser(HfArgumentParser):
         trainer_group._group_actions.remove(action)
         own_group._group_actions.append(action)
         action.help = help_text
+
+
+def setup_logging(training_args: TrainingArguments) -> None:
+    """The transformers examples' logging block, shared by every script: one format on stdout, INFO on the main
+    process (so that conversion, windowing and resumption summaries show by default), warnings only on the others,
+    and `--log_level` / `--log_level_replica` obeyed by this project's, transformers' and datasets' loggers."""
+    import datasets  # here, not at the top: parsing alone (`--help`, fine_tune_all's --dry_run) does not need it
+
+    logging.basicConfig(
+        format="%(asctime)s - %(levelname)s - %(name)s - %(message)s",
+        datefmt="%m/%d/%Y %H:%M:%S",
+        handlers=[logging.StreamHandler(sys.stdout)],
+    )
+    if training_args.should_log:
+        # transformers' default is WARNING, which get_process_log_level() would hand on to every logger.
+        transformers.utils.logging.set_verbosity_info()
+    log_level = training_args.get_process_log_level()
+    logging.getLogger(LOGGER_NAMESPACE).setLevel(log_level)
+    datasets.utils.logging.set_verbosity(log_level)
+    transformers.utils.logging.set_verbosity(log_level)
+    transformers.utils.logging.enable_default_handler()
+    transformers.utils.logging.enable_explicit_format()
 
 
 def has_accelerator() -> bool:

@@ -23,10 +23,10 @@ from transformers import (
     default_data_collator,
 )
 
-from dataset_columns import arrow_columns, column_list, list_offsets, to_numpy
+from dataset_columns import arrow_columns, list_offsets, to_numpy
 from results_io import write_json_atomic
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("qa_transfer.utils_qa")
 
 METRIC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "squad_v2_metric")
 # Feature columns that post-processing needs but the model must not see.

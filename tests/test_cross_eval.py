@@ -316,7 +316,7 @@ def test_a_run_that_computes_nothing_leaves_the_reports_alone(matrix, models_dir
     argv = ["cross_eval.py", "--models", models_dir, "--output_dir", out, "--report_to", "none", *SMALL_WINDOWS,
             "--datasets", f"squad_v2={tmp_path / 'gone.json'}", "no_such_set"]
     monkeypatch.setattr(sys, "argv", [str(a) for a in argv])
-    with caplog.at_level("INFO", logger="cross_eval"):
+    with caplog.at_level("INFO", logger="qa_transfer.cross_eval"):
         assert cross_eval.main() == 1
     assert {name: ((out / name).read_bytes(), (out / name).stat().st_mtime_ns) for name in REPORTS} == before
     assert "0 cell(s) computed, 0 reused" in caplog.text and "2 dataset(s) not loaded" in caplog.text

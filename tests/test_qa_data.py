@@ -76,7 +76,7 @@ def test_misaligned_offsets_repair_only_unique_text(tmp_path, caplog):
     with pytest.raises(QADataError, match="'y'.*does not occur exactly once"):
         load_qa_file(path, repair_offsets=True)
     path = write(tmp_path, "m2.json", squad([qa("x", start=3), qa("y", text="tower", start=0)]))
-    with caplog.at_level("INFO", logger="qa_data"):
+    with caplog.at_level("INFO", logger="qa_transfer.qa_data"):
         ds = load_qa_file(path, repair_offsets=True)
     assert ds["answers"][0]["answer_start"] == [23] and ds["answers"][1]["answer_start"] == [4]
     assert "2 answer offsets repaired" in caplog.text

@@ -188,7 +188,7 @@ def test_run_qa_trains_on_random_labels(tiny_qa_model, tmp_path, monkeypatch, ca
         "--do_train", "--max_steps", "1", "--per_device_train_batch_size", "4", "--output_dir", out,
         "--report_to", "none", "--max_seq_length", "64", "--doc_stride", "16", "--max_query_length", "16",
         "--random_label_fraction", "0.5", "--log_level", "info"]])
-    with caplog.at_level("INFO", logger="run_qa"):
+    with caplog.at_level("INFO", logger="qa_transfer.run_qa"):
         run_qa.main()
     answerable = sum(1 for texts in load_qa_file(SAMPLE / "train.json")["answers"]["text"] if texts)
     assert f"random labels: {round(answerable / 2)} training questions answered by a random span" in caplog.text
