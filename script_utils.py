@@ -22,14 +22,16 @@ import re
 import shutil
 import sys
 import textwrap
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import torch
 import transformers
 import yaml
 from transformers import HfArgumentParser, TrainingArguments
+
+from errors import UsageError
 
 # Every module and script of this project logs as qa_transfer.<its name>, so that setup_logging() sets all of them
 # through their one parent.
@@ -166,6 +168,16 @@ def setup_logging(training_args: TrainingArguments) -> None:
     transformers.utils.logging.set_verbosity(log_level)
     transformers.utils.logging.enable_default_handler()
     transformers.utils.logging.enable_explicit_format()
+
+
+def run_script(main: Callable[[], int | None]) -> NoReturn:
+    """A script's entry point: run `main()` and exit with its status (None: 0); a UsageError (bad input, a bad flag,
+    ...) exits with status 1 and `error: <message>` on stderr, without a traceback."""
+    try:
+        status = main()
+    except UsageError as err:
+        sys.exit(f"error: {err}")
+    sys.exit(status or 0)
 
 
 def has_accelerator() -> bool:
