@@ -1,10 +1,12 @@
-"""The robustness probes of Sen & Saffari (2020), sections 4 and 5, as deterministic transformations of flat
-SQuAD 2.0 records (`id, title, context, question, answers{text, answer_start}`).
+"""The robustness probes of Sen & Saffari (2020) (random labels, shuffled contexts, incomplete questions, filler
+words, negation) as deterministic transformations of flat SQuAD 2.0 records (`id, title, context, question,
+answers{text, answer_start}`). Only the paper's opening could be read (README: "Checked against the paper"), so
+how each probe is done below is our choice, not a checked copy of the paper's protocol.
 
 Evaluation probes (`cross_eval.py --probes NAME ...`) change an evaluation set and keep every answer aligned:
 
 - `shuffled_context`: the context's sentences in a random order (answers move with their sentence);
-- `question_prefix:N`: only the first N words of each question (the paper uses 3);
+- `question_prefix:N`: only the first N words of each question (3 when N is left out);
 - `no_question`: the question left out (an empty question);
 - `filler`: a filler word ("really", "actually" or "definitely") added to each question, which keeps its meaning;
 - `negation`: the question's first auxiliary verb negated ("was" -> "wasn't"); the original answer no longer answers it,
