@@ -120,11 +120,14 @@ def shuffle_context(record: dict[str, Any], rng: random.Random) -> dict[str, Any
     together as one unit, so every answer is still in the new context, at its new offset."""
     context = record["context"]
     units = [list(span) for span in sentence_spans(context)]
-    for begin, end in answer_spans(record):  # merge the units an answer touches
+    for begin, end in answer_spans(record):
+        # The units an answer touches become one, stretched over the whitespace between sentences that the answer
+        # takes in (" It was" starts in it), so the answer stays whole; whitespace alone joins the unit before it.
         touched = [i for i, (u_begin, u_end) in enumerate(units) if u_begin < end and begin < u_end]
-        if len(touched) > 1:
-            first, last = touched[0], touched[-1]
-            units[first:last + 1] = [[units[first][0], units[last][1]]]
+        if not touched:
+            touched = [max((i for i, (u_begin, _) in enumerate(units) if u_begin < begin), default=0)]
+        first, last = touched[0], touched[-1]
+        units[first:last + 1] = [[min(units[first][0], begin), max(units[last][1], end)]]
     order = list(range(len(units)))
     rng.shuffle(order)
     pieces, new_start_of = [], {}

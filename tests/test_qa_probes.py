@@ -97,6 +97,21 @@ def test_shuffled_context_reorders_whole_sentences_and_keeps_an_answer_that_span
     assert probed["q3"]["answers"] == {"text": [], "answer_start": []}
 
 
+@pytest.mark.parametrize("answer", [" It crosses", "1901 by Mr. J. Smith. ", "widest point! \nWho", "  ", "1950."])
+def test_shuffled_context_keeps_answers_that_take_in_the_whitespace_between_sentences(answer):
+    context = CONTEXT.replace("point! Who", "point! \nWho").replace("1950. ", "1950.  ")
+    record = {"id": "w", "title": "Bridge", "context": context, "question": "What does it cross?",
+              "answers": {"text": [answer], "answer_start": [context.index(answer)]}}
+    shuffled = [apply_probe(Dataset.from_list([record], features=FLAT_FEATURES), "shuffled_context", seed)[0]
+                for seed in range(5)]
+    assert len({r["context"] for r in shuffled}) > 1
+    for probed in shuffled:
+        assert aligned(probed) and probed["answers"]["text"] == [answer]
+        assert sorted(probed["context"].split()) == sorted(context.split())
+        assert {k: v for k, v in probed.items() if k not in ("context", "answers")} == \
+            {k: v for k, v in record.items() if k not in ("context", "answers")}
+
+
 def test_sentences_do_not_end_at_abbreviations_initials_or_lowercase_words():
     text = "Dr. Who met J. Smith in the U.S. in 1990. Then e.g. things. happened!  Was it 5 p.m.? Yes"
     assert [text[b:e] for b, e in sentence_spans(text)] == [
