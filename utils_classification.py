@@ -18,7 +18,7 @@ from sklearn.pipeline import make_pipeline
 from torch.utils.data import SequentialSampler
 from transformers import Trainer
 
-from results_io import read_json, write_json_atomic
+from results_io import write_json_atomic
 
 # --- Metrics and report ---------------------------------------------------------------------------------------
 
@@ -190,20 +190,24 @@ def comparison_table(rows: dict[str, dict[str, float]], note: str) -> str:
 class ClassificationTrainer(Trainer):
     """The Trainer, with two changes:
 
-    - `save_metrics` writes `<split>_results.json` and updates `all_results.json` as the Trainer's does, but
-      atomically (results_io), so a killed run or a full disk never leaves half a file;
+    - `save_metrics` writes `<split>_results.json` and `all_results.json` atomically (results_io), so a killed
+      run or a full disk never leaves half a file; `all_results.json` gathers the metrics this run saved, where
+      the Trainer's would merge them into an earlier run's file in the same --output_dir;
     - evaluation and prediction batches keep the file's order even with `--train_sampling_strategy
       group_by_length` (which the Trainer applies to them too), so predictions line up with their rows.
     """
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.all_results: dict[str, float] = {}
 
     def save_metrics(self, split: str, metrics: dict[str, float], combined: bool = True) -> None:
         if not self.is_world_process_zero():
             return
         write_json_atomic(os.path.join(self.args.output_dir, f"{split}_results.json"), metrics)
         if combined:
-            path = os.path.join(self.args.output_dir, "all_results.json")
-            all_metrics = read_json(path) if os.path.exists(path) else {}
-            write_json_atomic(path, all_metrics | metrics)
+            self.all_results.update(metrics)
+            write_json_atomic(os.path.join(self.args.output_dir, "all_results.json"), self.all_results)
 
     # The Trainer has no public hook for the evaluation sampler (get_eval_dataloader / get_test_dataloader build
     # the whole DataLoader through private helpers), so this overrides the private method they call: the

@@ -137,7 +137,8 @@ def tiny_trainer(model_dir, output_dir, **arguments) -> ClassificationTrainer:
     return ClassificationTrainer(model=model, args=args, data_collator=collator)
 
 
-def test_save_metrics_writes_its_split_and_merges_all_results(tiny_cls_model, tmp_path):
+def test_save_metrics_writes_its_split_and_gathers_this_runs_results(tiny_cls_model, tmp_path):
+    (tmp_path / "all_results.json").write_text(json.dumps({"baseline_accuracy": 0.5}))  # an earlier run's
     trainer = tiny_trainer(tiny_cls_model, tmp_path)
     trainer.save_metrics("train", {"train_loss": 1.5, "train_samples": 36})
     trainer.save_metrics("eval", {"eval_loss": 1.25})
