@@ -1,5 +1,6 @@
-"""The project's plots. Each function draws one figure with matplotlib's Agg backend (no display needed) and
-writes it as a PNG; the file appears whole or not at all.
+"""The project's plots. Each function draws one figure with matplotlib's Agg backend (no display needed), writes
+it as a PNG (the file appears whole or not at all) and returns the Figure, so that callers and tests can look at
+what was drawn.
 
 Figures are built with `matplotlib.figure.Figure` rather than pyplot, so nothing here changes matplotlib's
 global state or keeps figures alive in a process that draws many.
@@ -29,7 +30,7 @@ def save_png(figure: Figure, path: str | os.PathLike) -> None:
 
 def plot_loss_curve(
     log_history: list[dict], path: str | os.PathLike, title: str = "Training and validation loss"
-) -> None:
+) -> Figure:
     """Training loss (entries with `loss`) and evaluation loss (`eval_loss`) of a Trainer's
     `state.log_history`, against the epoch. Works with a single point of either kind, or none."""
     training = [(entry["epoch"], entry["loss"]) for entry in log_history if "loss" in entry and "epoch" in entry]
@@ -51,6 +52,7 @@ def plot_loss_curve(
     axes.set_title(title)
     axes.grid(alpha=0.3)
     save_png(figure, path)
+    return figure
 
 
 def plot_roc_curves(
@@ -59,7 +61,7 @@ def plot_roc_curves(
     label_names: Sequence[str],
     path: str | os.PathLike,
     title: str = "ROC curves (one-vs-rest)",
-) -> None:
+) -> Figure:
     """One figure, one ROC curve per class (that class against the rest) with its AUC in the legend.
 
     `probabilities[i, c]` is the predicted probability of class c for example i. A class with no examples
@@ -85,6 +87,7 @@ def plot_roc_curves(
     axes.legend(loc="lower right")
     axes.grid(alpha=0.3)
     save_png(figure, path)
+    return figure
 
 
 def plot_confusion_matrix(
@@ -93,7 +96,7 @@ def plot_confusion_matrix(
     label_names: Sequence[str],
     path: str | os.PathLike,
     title: str = "Confusion matrix",
-) -> None:
+) -> Figure:
     """Counts of true (rows) against predicted (columns) classes, each cell with its share of the row."""
     matrix = confusion_matrix(labels, predictions, labels=list(range(len(label_names))))
     row_totals = matrix.sum(axis=1, keepdims=True)
@@ -113,6 +116,7 @@ def plot_confusion_matrix(
     axes.set_ylabel("true")
     axes.set_title(title)
     save_png(figure, path)
+    return figure
 
 
 def plot_heatmap(
@@ -125,7 +129,7 @@ def plot_heatmap(
     title: str = "Fine-tuned on (rows) -> evaluated on (columns)",
     cell_text: Sequence[Sequence[str]] | None = None,
     footnote: str | None = None,
-) -> None:
+) -> Figure:
     """An annotated matrix of scores in [0, 100]; NaN cells are grey and marked "-", or with their `cell_text`
     (e.g. "failed"), which also replaces the score of other cells when given; `footnote` explains the marks.
 
@@ -157,6 +161,7 @@ def plot_heatmap(
     if footnote:
         figure.supxlabel(textwrap.fill(footnote, width=int(14 * figure.get_figwidth())), fontsize=8)
     save_png(figure, path)
+    return figure
 
 
 def plot_probe_changes(
@@ -167,7 +172,7 @@ def plot_probe_changes(
     path: str | os.PathLike,
     metric_name: str = "F1",
     title: str = "Robustness probes: change from the unprobed score",
-) -> None:
+) -> Figure:
     """One row per (model -> dataset) pair, one column per probe; each cell coloured by its change from the
     unprobed score (red: the probe costs points, blue: it gains some, white: no change) and labelled with the
     probed score and the change. NaN cells (not computed, or failed) are grey and marked "-"."""
@@ -194,3 +199,4 @@ def plot_probe_changes(
     axes.set_ylabel("fine-tuned on -> evaluated on")
     axes.set_title(f"{title}\n(cell: probed {metric_name} (change))")
     save_png(figure, path)
+    return figure

@@ -92,7 +92,7 @@ def common_arguments(args: argparse.Namespace, output_dir: Path) -> list[str]:
     argv = [
         "--model_name_or_path", args.model,
         "--train_file", str(args.data_dir / "vaccine_train_set.csv"),
-        "--label_names", "neutral,anti-vax,pro-vax",
+        "--class_names", "neutral,anti-vax,pro-vax",
         "--output_dir", str(output_dir),
         "--overwrite_output_dir",  # every benchmark run trains from scratch, whatever an earlier one left
         "--max_seq_length", str(args.max_seq_length),

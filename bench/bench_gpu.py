@@ -158,7 +158,7 @@ def qa_windows(args: argparse.Namespace, tokenizer: Any, max_seq_length: int) ->
 
 
 def tweet_features(args: argparse.Namespace, tokenizer: Any, max_seq_length: int) -> Any:
-    from run_classification import LABEL_IDS_COLUMN, load_table
+    from classification_data import LABEL_IDS_COLUMN, load_table
     from tweet_preprocessing import PREPROCESSED_TEXT_COLUMN, preprocess_dataset
 
     tweets = load_table(Path(args.tweets), None)

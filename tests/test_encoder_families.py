@@ -182,7 +182,7 @@ def test_classification_trains_and_padding_does_not_change_predictions(cls_model
     run_classification.main([
         "--model_name_or_path", str(cls_model), "--train_file", str(CLASSIFICATION / "train.csv"),
         "--validation_file", str(CLASSIFICATION / "validation.csv"), "--test_file",
-        str(CLASSIFICATION / "test_unlabelled.csv"), "--output_dir", str(out), "--label_names",
+        str(CLASSIFICATION / "test_unlabelled.csv"), "--output_dir", str(out), "--class_names",
         "neutral,anti-vax,pro-vax", "--max_steps", "3", "--per_device_train_batch_size", "8",
         "--per_device_eval_batch_size", "8", "--max_seq_length", "64", "--disable_tqdm", "true", "--report_to",
         "none", "--save_strategy", "no", "--freeze_lower_layers", "1",

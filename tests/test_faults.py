@@ -9,7 +9,6 @@ from __future__ import annotations
 import errno
 import json
 import os
-import runpy
 import signal
 import subprocess
 import sys
@@ -77,7 +76,7 @@ def test_killed_classifier_resumes_and_ends_as_an_uninterrupted_run(tiny_cls_mod
         return ["--model_name_or_path", str(tiny_cls_model), "--train_file", str(CLS_FIXTURES / "train.csv"),
                 "--validation_file", str(CLS_FIXTURES / "validation.csv"),
                 "--test_file", str(CLS_FIXTURES / "test_unlabelled.csv"), "--output_dir", str(output_dir),
-                "--label_names", "neutral,anti-vax,pro-vax", "--max_seq_length", "64", "--eval_strategy", "no",
+                "--class_names", "neutral,anti-vax,pro-vax", "--max_seq_length", "64", "--eval_strategy", "no",
                 *STEPS]
 
     killed, log = tmp_path / "killed", tmp_path / "killed.log"
@@ -296,20 +295,19 @@ def no_space(*args, **kwargs):
 
 def test_a_full_disk_fails_with_one_error_and_keeps_the_previous_results(tiny_cls_model, tmp_path, monkeypatch):
     out = tmp_path / "results"
-    argv = ["run_classification.py", "--model_name_or_path", str(tiny_cls_model), "--validation_file",
-            str(CLS_FIXTURES / "validation.csv"), "--label_names", "neutral,anti-vax,pro-vax", "--output_dir",
+    argv = ["--model_name_or_path", str(tiny_cls_model), "--validation_file",
+            str(CLS_FIXTURES / "validation.csv"), "--class_names", "neutral,anti-vax,pro-vax", "--output_dir",
             str(out), "--max_seq_length", "64", "--report_to", "none", "--disable_tqdm", "true"]
-    run_classification.main(argv[1:])
+    run_classification.main(argv)
     before = {path.name: path.read_bytes() for path in out.iterdir()}
     assert {"eval_results.json", "all_results.json", "roc_curves.png"} <= set(before)
 
     # The disk fills up: the data cannot be flushed (where delayed allocation reports it).
     monkeypatch.setattr(os, "fsync", no_space)
-    monkeypatch.setattr(sys, "argv", argv)
-    with pytest.raises(SystemExit) as exit_info:
-        runpy.run_path(str(REPO / "run_classification.py"), run_name="__main__")
-    assert str(exit_info.value.code) == (f"error: could not write {out / 'eval_results.json'}: No space left on "
-                                         "device (the previous eval_results.json is unchanged)")
+    with pytest.raises(ResultsWriteError) as error:
+        run_classification.main(argv)
+    assert str(error.value) == (f"could not write {out / 'eval_results.json'}: No space left on device "
+                                "(the previous eval_results.json is unchanged)")
     assert {path.name: path.read_bytes() for path in out.iterdir()} == before  # no temporary file left either
 
 

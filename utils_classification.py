@@ -1,0 +1,218 @@
+"""The classifier's metrics and report, its weighted loss, the TF-IDF baseline, the comparison of the two, and
+the Trainer that writes its results atomically and keeps evaluation in file order."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from typing import Any
+
+import numpy as np
+import torch
+from scipy.special import softmax
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import accuracy_score, classification_report, precision_recall_fscore_support, roc_auc_score
+from sklearn.pipeline import make_pipeline
+from torch.utils.data import SequentialSampler
+from transformers import Trainer
+
+from results_io import write_json_atomic
+
+# --- Metrics and report ---------------------------------------------------------------------------------------
+
+
+def roc_auc_per_class(labels: np.ndarray, probabilities: np.ndarray) -> dict[int, float]:
+    """One-vs-rest ROC AUC of each class that has both positive and negative examples in `labels`."""
+    aucs = {}
+    for index in range(probabilities.shape[1]):
+        is_class = labels == index
+        if is_class.any() and not is_class.all():
+            aucs[index] = float(roc_auc_score(is_class, probabilities[:, index]))
+    return aucs
+
+
+def classification_metrics(labels: np.ndarray, probabilities: np.ndarray, label_names: list[str]) -> dict[str, float]:
+    """Accuracy; precision / recall / F1 macro and weighted; per class precision / recall / F1 / support and
+    one-vs-rest ROC AUC (`<class>_<metric>`); and the macro ROC AUC over the classes where it is defined."""
+    labels = np.asarray(labels)
+    predictions = probabilities.argmax(axis=-1)
+    class_ids = list(range(len(label_names)))
+    metrics: dict[str, float] = {"accuracy": float(accuracy_score(labels, predictions))}
+    for average in ("macro", "weighted"):
+        precision, recall, f1, _ = precision_recall_fscore_support(
+            labels, predictions, labels=class_ids, average=average, zero_division=0
+        )
+        metrics.update({f"precision_{average}": precision, f"recall_{average}": recall, f"f1_{average}": f1})
+    precision, recall, f1, support = precision_recall_fscore_support(
+        labels, predictions, labels=class_ids, average=None, zero_division=0
+    )
+    for index, name in enumerate(label_names):
+        metrics.update(
+            {
+                f"{name}_precision": precision[index],
+                f"{name}_recall": recall[index],
+                f"{name}_f1": f1[index],
+                f"{name}_support": int(support[index]),
+            }
+        )
+    aucs = roc_auc_per_class(labels, probabilities)
+    metrics.update({f"{label_names[index]}_roc_auc": auc for index, auc in aucs.items()})
+    if aucs:
+        metrics["roc_auc_macro"] = float(np.mean(list(aucs.values())))
+    return {key: value if isinstance(value, int) else float(value) for key, value in metrics.items()}
+
+
+def probabilities_of(predictions: np.ndarray | tuple) -> np.ndarray:
+    """Class probabilities from a model's predictions (its logits, or a tuple whose first item they are)."""
+    logits = predictions[0] if isinstance(predictions, tuple) else predictions
+    return softmax(logits, axis=-1)
+
+
+def report_text(labels: np.ndarray, probabilities: np.ndarray, label_names: list[str], title: str) -> str:
+    """sklearn's classification report, followed by the one-vs-rest ROC AUC of each class."""
+    report = classification_report(
+        labels,
+        probabilities.argmax(axis=-1),
+        labels=list(range(len(label_names))),
+        target_names=label_names,
+        digits=4,
+        zero_division=0,
+    )
+    aucs = roc_auc_per_class(labels, probabilities)
+    auc_lines = [f"{label_names[index]:>20} {auc:.4f}" for index, auc in aucs.items()]
+    if aucs:
+        auc_lines.append(f"{'macro':>20} {np.mean(list(aucs.values())):.4f}")
+    return f"{title}\n\n{report}\nROC AUC (one-vs-rest)\n" + "\n".join(auc_lines) + "\n"
+
+
+def prefixed(prefix: str, metrics: dict[str, float]) -> dict[str, float]:
+    return {f"{prefix}_{key}": value for key, value in metrics.items()}
+
+
+def unprefixed(prefix: str, metrics: dict[str, float]) -> dict[str, float]:
+    return {key.removeprefix(f"{prefix}_"): value for key, value in metrics.items()}
+
+
+def predictions_csv(ids: list[Any], texts: list[str], probabilities: np.ndarray, label_names: list[str]) -> str:
+    """predictions.csv: id, original text, predicted class and each class's probability, one row per text."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["id", "text", "predicted_label", *(f"probability_{name}" for name in label_names)])
+    for row_id, text, row in zip(ids, texts, probabilities, strict=True):
+        writer.writerow([row_id, text, label_names[int(row.argmax())], *(f"{p:.6f}" for p in row)])
+    return buffer.getvalue()
+
+
+# --- Weighted loss ----------------------------------------------------------------------------------------------
+
+
+def balanced_class_weights(label_ids: list[int], num_labels: int) -> list[float]:
+    """n_samples / (n_classes * n_class_samples), as scikit-learn's "balanced"; 1.0 for a class with no rows."""
+    counts = np.bincount(label_ids, minlength=num_labels)
+    return [len(label_ids) / (num_labels * count) if count else 1.0 for count in counts]
+
+
+class WeightedCrossEntropy:
+    """Cross-entropy with a weight per class, for the Trainer's `compute_loss_func`.
+
+    Each example's loss is multiplied by its class weight and the sum divided by the number of examples
+    (the Trainer's `num_items_in_batch` across gradient-accumulation steps, when it gives one), so that
+    gradient accumulation gives the same loss as one large batch. `label_smoothing` (the Trainer's
+    `--label_smoothing_factor`, which a custom loss would otherwise ignore) mixes the one-hot target with the
+    uniform distribution, as `torch.nn.functional.cross_entropy` defines it.
+    """
+
+    def __init__(self, weights: list[float], label_smoothing: float = 0.0):
+        self.weights = torch.tensor(weights, dtype=torch.float32)
+        self.label_smoothing = label_smoothing
+
+    def __call__(self, outputs: Any, labels: torch.Tensor, num_items_in_batch: Any = None) -> torch.Tensor:
+        logits = outputs["logits"].float()
+        losses = torch.nn.functional.cross_entropy(
+            logits, labels, weight=self.weights.to(logits.device), reduction="none",
+            label_smoothing=self.label_smoothing,
+        )  # fmt: skip
+        if num_items_in_batch is None:
+            return losses.mean()
+        return losses.sum() / num_items_in_batch
+
+
+# --- The TF-IDF baseline and the comparison ---------------------------------------------------------------------
+
+
+def tfidf_baseline_probabilities(
+    train_texts: list[str],
+    train_label_ids: list[int],
+    eval_texts: list[str],
+    num_labels: int,
+    class_weight: str | None,
+    seed: int,
+) -> np.ndarray:
+    """Fit TF-IDF (word 1-2 grams, sublinear tf) + logistic regression; class probabilities for `eval_texts`."""
+    model = make_pipeline(
+        TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True),
+        LogisticRegression(max_iter=2000, class_weight=class_weight, random_state=seed),
+    )
+    model.fit(train_texts, train_label_ids)
+    probabilities = np.zeros((len(eval_texts), num_labels))
+    # A class absent from the training split has no column of its own; it keeps probability 0.
+    probabilities[:, model.classes_] = model.predict_proba(eval_texts)
+    return probabilities
+
+
+COMPARISON_COLUMNS = (
+    ("accuracy", "accuracy"),
+    ("macro P", "precision_macro"),
+    ("macro R", "recall_macro"),
+    ("macro F1", "f1_macro"),
+    ("weighted P", "precision_weighted"),
+    ("weighted R", "recall_weighted"),
+    ("weighted F1", "f1_weighted"),
+)
+
+
+def comparison_table(rows: dict[str, dict[str, float]], note: str) -> str:
+    """comparison.md: a Markdown table of each model's accuracy and macro / weighted precision, recall and F1."""
+    lines = [
+        "| model | " + " | ".join(title for title, _ in COMPARISON_COLUMNS) + " |",
+        "|---|" + "---:|" * len(COMPARISON_COLUMNS),
+    ]
+    for model_name, metrics in rows.items():
+        lines.append(f"| {model_name} | " + " | ".join(f"{metrics[key]:.4f}" for _, key in COMPARISON_COLUMNS) + " |")
+    return "# Model comparison\n\n" + note + "\n\n" + "\n".join(lines) + "\n"
+
+
+# --- The Trainer --------------------------------------------------------------------------------------------------
+
+
+class ClassificationTrainer(Trainer):
+    """The Trainer, with two changes:
+
+    - `save_metrics` writes `<split>_results.json` and `all_results.json` atomically (results_io), so a killed
+      run or a full disk never leaves half a file; `all_results.json` gathers the metrics this run saved, where
+      the Trainer's would merge them into an earlier run's file in the same --output_dir;
+    - evaluation and prediction batches keep the file's order even with `--train_sampling_strategy
+      group_by_length` (which the Trainer applies to them too), so predictions line up with their rows.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.all_results: dict[str, float] = {}
+
+    def save_metrics(self, split: str, metrics: dict[str, float], combined: bool = True) -> None:
+        if not self.is_world_process_zero():
+            return
+        write_json_atomic(os.path.join(self.args.output_dir, f"{split}_results.json"), metrics)
+        if combined:
+            self.all_results.update(metrics)
+            write_json_atomic(os.path.join(self.args.output_dir, "all_results.json"), self.all_results)
+
+    # The Trainer has no public hook for the evaluation sampler (get_eval_dataloader / get_test_dataloader build
+    # the whole DataLoader through private helpers), so this overrides the private method they call: the
+    # Trainer's own choice without length grouping.
+    def _get_eval_sampler(self, eval_dataset: Any) -> torch.utils.data.Sampler | None:
+        if eval_dataset is None or self.args.world_size > 1:
+            return None
+        return SequentialSampler(eval_dataset)
