@@ -232,7 +232,7 @@ def apply_probe(dataset: Dataset, spec: str, seed: int) -> Dataset:
 
 def random_span_answer(record: dict[str, Any], rng: random.Random) -> dict[str, Any]:
     """The first answer replaced by a random span of the context with as many words (whitespace tokens)."""
-    text, start = record["answers"]["text"][0], record["answers"]["answer_start"][0]
+    text = record["answers"]["text"][0]
     words = word_spans(record["context"])
     length = min(max(1, len(text.split())), len(words))
     first = rng.randrange(len(words) - length + 1)
