@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import sys
 import zipfile
 from importlib import metadata
 from pathlib import Path
