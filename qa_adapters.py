@@ -1,8 +1,9 @@
 """Dataset adapters: each named QA dataset turned into flat SQuAD 2.0 records (see `qa_data.FLAT_FEATURES`).
 
-`run_qa.py --dataset NAME`, `cross_eval.py` and `convert_qa.py` reach every dataset through
-`load_named_split(name, split, data_dir, cache_dir)`, and a raw official file given with `--train_file` /
-`--validation_file` through `load_named_file(name, path, cache_dir)`. An adapter loads from the official files in
+`run_qa.py` and `cross_eval.py` load each split through `load_qa_split` (a local file, or a named dataset, validated);
+`convert_qa.py` and `load_qa_split` reach every dataset through `load_named_split(name, split, data_dir, cache_dir)`,
+and a raw official file given with `--train_file` / `--validation_file` through `load_named_file(name, path,
+cache_dir)`. An adapter loads from the official files in
 `data_dir` when given; otherwise (users with internet) from the hub, or, for datasets without a loadable hub copy
 (QuAC, MRQA's NewsQA), by downloading the official files from their public location with `datasets`' download
 manager (cached; an interrupted transfer is retried) and converting them like files in `data_dir`.
@@ -39,8 +40,11 @@ from qa_data import (
     QADataError,
     RecordStats,
     answer_counts,
+    SPLIT_ALIASES,
     load_qa_file,
     read_raw_records,
+    require_file,
+    validate_dataset,
     validate_records,
 )
 from qa_sources import mrqa, natural_questions, newsqa, quac, triviaqa
@@ -82,7 +86,6 @@ class StreamLimit:
 @dataclass(frozen=True)
 class DatasetAdapter:
     name: str
-    description: str
     # load(split, data_dir, cache_dir, limit) -> flat Dataset; split is "train", "validation" or "test"; `limit`
     # stops a streamed conversion early (SQuAD's hub copies are small and downloaded whole)
     load: Callable[[str, str | None, str | None, StreamLimit | None], Dataset]
@@ -117,6 +120,31 @@ def load_named_file(name: str, path: str, cache_dir: str | None = None, split: s
     return convert_named_file(name, path, cache_dir, split)[0]
 
 
+def load_qa_split(
+    split: str,
+    dataset_name: str | None = None,
+    data_file: str | None = None,
+    data_dir: str | None = None,
+    cache_dir: str | None = None,
+    require_answers: bool = True,
+    repair_offsets: bool = False,
+    stream_limit: StreamLimit | None = None,
+) -> Dataset:
+    """One split as validated flat records, from a local file if given, else from the named dataset's adapter;
+    `stream_limit` stops a conversion streamed from the hub once it has that many questions."""
+    if data_file is not None:
+        # A named dataset's raw official file (QuAC's val_v0.2.json looks SQuAD-like but is not) is converted by its
+        # adapter; anything else goes to the plain loader.
+        if dataset_name in ADAPTERS and file_source(dataset_name, data_file) is not None:
+            dataset = load_named_file(dataset_name, data_file, cache_dir=cache_dir, split=SPLIT_ALIASES[split])
+            return validate_dataset(dataset, data_file, require_answers, repair_offsets)
+        return load_qa_file(data_file, require_answers=require_answers, repair_offsets=repair_offsets)
+    if dataset_name is None:
+        raise QADataError(f"no source for the {split} split: pass --dataset NAME or --{split}_file FILE")
+    dataset = load_named_split(dataset_name, SPLIT_ALIASES[split], data_dir=data_dir, cache_dir=cache_dir, limit=stream_limit)
+    return validate_dataset(dataset, f"{dataset_name}/{split}", require_answers, repair_offsets)
+
+
 def convert_named_file(
     name: str, path: str, cache_dir: str | None = None, split: str | None = None
 ) -> tuple[Dataset, RecordStats]:
@@ -125,12 +153,7 @@ def convert_named_file(
     if source is None:
         records, stats = validate_records(read_raw_records(path), path)
         return Dataset.from_list(records, features=FLAT_FEATURES), stats
-
-    def records(stats: ConversionStats) -> Iterator[dict]:
-        return source.convert_file(path, split, stats)
-
-    key = {"files": [_file_identity(p) for p in [path, *source.related_paths(path)]], "split": split}
-    return cached_conversion(source, key, records, cache_dir, label=f"{path} ({name})", split=split or "train")
+    return convert_files(source, [path], split, cache_dir, label=f"{path} ({name})")
 
 
 def file_source(name: str, path: str) -> OfficialSource | None:
@@ -186,10 +209,11 @@ def convert_source_split(
     if split not in source.split_files:
         raise QADataError(f"{source.name} has no {split} split (it has {', '.join(source.split_files)})")
     if data_dir is not None:
-        return _convert_files(source, split, find_split_files(source, split, data_dir), cache_dir, data_dir)
+        paths = find_split_files(source, split, data_dir)
+        return convert_files(source, paths, split, cache_dir, label=f"{source.name}/{split} ({data_dir})")
     if source.remote is not None:
         paths = download_split_files(source.remote, split, cache_dir, source.no_hub_help)
-        return _convert_files(source, split, paths, cache_dir, "downloaded")
+        return convert_files(source, paths, split, cache_dir, label=f"{source.name}/{split} (downloaded)")
     hub = source.hub
     if hub is None:
         raise QADataError(source.no_hub_help)
@@ -220,18 +244,18 @@ def convert_source_split(
     return cached_conversion(source, key, hub_records, cache_dir, label=label, split=split)
 
 
-def _convert_files(
-    source: OfficialSource, split: str, paths: list[str], cache_dir: str | None, origin: str
+def convert_files(
+    source: OfficialSource, paths: list[str], split: str | None, cache_dir: str | None, label: str
 ) -> tuple[Dataset, ConversionStats]:
+    """The records of `split` (None: every split the files hold) in official files `paths`, converted once and
+    cached under a key made of the files' identities."""
     def file_records(stats: ConversionStats) -> Iterator[dict]:
         for path in paths:
             yield from source.convert_file(path, split, stats)
 
     related = sorted({p for path in paths for p in source.related_paths(path)})
     key = {"files": [_file_identity(p) for p in paths + related], "split": split}
-    return cached_conversion(
-        source, key, file_records, cache_dir, label=f"{source.name}/{split} ({origin})", split=split
-    )
+    return cached_conversion(source, key, file_records, cache_dir, label=label, split=split or "train")
 
 
 def remote_urls(remote: RemoteFiles, split: str) -> list[str]:
@@ -279,8 +303,7 @@ def _counted_rows(rows: Iterable[dict], stats: ConversionStats) -> Iterator[dict
 
 
 def _file_identity(path: str) -> dict:
-    if not os.path.exists(path):
-        raise QADataError(f"{path}: file not found")
+    require_file(path)
     status = os.stat(path)
     return {"path": os.path.realpath(path), "size": status.st_size, "mtime_ns": status.st_mtime_ns}
 
@@ -368,71 +391,37 @@ def _squad_loader(
     return load
 
 
-def _converting_adapter(source: OfficialSource, description: str) -> DatasetAdapter:
+def _converting_adapter(source: OfficialSource) -> DatasetAdapter:
     def load(split: str, data_dir: str | None, cache_dir: str | None, limit: StreamLimit | None) -> Dataset:
         return convert_source_split(source, split, data_dir, cache_dir, limit)[0]
 
-    return DatasetAdapter(source.name, description, load, source)
+    return DatasetAdapter(source.name, load, source)
 
 
-register(
-    DatasetAdapter(
-        "squad_v2",
-        "SQuAD 2.0 (hub rajpurkar/squad_v2, or train-v2.0.json / dev-v2.0.json in --data_dir)",
-        _squad_loader("rajpurkar/squad_v2", {"train": ["train-v2.0.json"], "validation": ["dev-v2.0.json"]}),
-    )
-)
-register(
-    DatasetAdapter(
-        "squad",
-        "SQuAD 1.1 (hub rajpurkar/squad, or train-v1.1.json / dev-v1.1.json in --data_dir)",
-        _squad_loader("rajpurkar/squad", {"train": ["train-v1.1.json"], "validation": ["dev-v1.1.json"]}),
-    )
-)
-register(
-    _converting_adapter(
-        triviaqa.SOURCE,
-        "TriviaQA, Wikipedia evidence, first 800 NLTK tokens per document (hub mandarjoshi/trivia_qa rc.wikipedia, "
-        "streamed, or qa/wikipedia-{train,dev}.json + evidence/wikipedia/ in --data_dir)",
-    )
-)
-register(
-    _converting_adapter(
-        natural_questions.SOURCE,
-        "Natural Questions, paragraph long answers rendered from the HTML as contexts (hub "
-        "google-research-datasets/natural_questions, streamed, or train/ and dev/ nq-*.jsonl.gz in --data_dir)",
-    )
-)
-register(
-    _converting_adapter(
-        quac.SOURCE,
-        "QuAC, each turn a standalone question, the paper's conversion (train_v0.2.json / val_v0.2.json in "
-        "--data_dir, else downloaded from QuAC's public location)",
-    )
-)
-register(
-    _converting_adapter(
-        newsqa.SOURCE,
-        "NewsQA, the paper's conversion of Maluuba's split_data/{train,dev,test}.csv in --data_dir (not downloadable: "
-        "the error gives Maluuba's steps); MRQA files given as files are read as newsqa_mrqa",
-    )
-)
-register(
-    _converting_adapter(
-        newsqa.COMBINED_JSON_SOURCE,
-        "NewsQA from Maluuba's combined-newsqa-data-v1.json in --data_dir, by consensus answers (not the paper's data)",
-    )
-)
-register(
-    _converting_adapter(
-        newsqa.MRQA_SOURCE,
-        "NewsQA as released by MRQA 2019, answerable questions only (train/ and dev/ NewsQA.jsonl.gz in --data_dir, "
-        "else downloaded from MRQA's public location; not the paper's data)",
-    )
-)
-register(
-    _converting_adapter(
-        mrqa.SOURCE,
-        "MRQA 2019 shared-task files, with or without a header line (train/ and dev/ <Dataset>.jsonl.gz in --data_dir)",
-    )
-)
+# SQuAD 2.0: hub rajpurkar/squad_v2, or train-v2.0.json / dev-v2.0.json in --data_dir.
+register(DatasetAdapter(
+    "squad_v2", _squad_loader("rajpurkar/squad_v2", {"train": ["train-v2.0.json"], "validation": ["dev-v2.0.json"]})
+))
+# SQuAD 1.1: hub rajpurkar/squad, or train-v1.1.json / dev-v1.1.json in --data_dir.
+register(DatasetAdapter(
+    "squad", _squad_loader("rajpurkar/squad", {"train": ["train-v1.1.json"], "validation": ["dev-v1.1.json"]})
+))
+# TriviaQA, Wikipedia evidence, first 800 NLTK tokens per document (hub mandarjoshi/trivia_qa rc.wikipedia, streamed,
+# or qa/wikipedia-{train,dev}.json + evidence/wikipedia/ in --data_dir).
+register(_converting_adapter(triviaqa.SOURCE))
+# Natural Questions, paragraph long answers rendered from the HTML as contexts (hub
+# google-research-datasets/natural_questions, streamed, or train/ and dev/ nq-*.jsonl.gz in --data_dir).
+register(_converting_adapter(natural_questions.SOURCE))
+# QuAC, each turn a standalone question, the paper's conversion (train_v0.2.json / val_v0.2.json in --data_dir, else
+# downloaded from QuAC's public location).
+register(_converting_adapter(quac.SOURCE))
+# NewsQA, the paper's conversion of Maluuba's split_data/{train,dev,test}.csv in --data_dir (not downloadable: the
+# error gives Maluuba's steps); MRQA files given as files are read as newsqa_mrqa.
+register(_converting_adapter(newsqa.SOURCE))
+# NewsQA from Maluuba's combined-newsqa-data-v1.json in --data_dir, by consensus answers (not the paper's data).
+register(_converting_adapter(newsqa.COMBINED_JSON_SOURCE))
+# NewsQA as released by MRQA 2019, answerable questions only (train/ and dev/ NewsQA.jsonl.gz in --data_dir, else
+# downloaded from MRQA's public location; not the paper's data).
+register(_converting_adapter(newsqa.MRQA_SOURCE))
+# MRQA 2019 shared-task files, with or without a header line (train/ and dev/ <Dataset>.jsonl.gz in --data_dir).
+register(_converting_adapter(mrqa.SOURCE))

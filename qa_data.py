@@ -17,17 +17,16 @@ import gzip
 import json
 import logging
 import os
+import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from datasets import Dataset, Features, List, Value
 
 from dataset_columns import arrow_column, list_lengths
-
-if TYPE_CHECKING:
-    from qa_adapters import StreamLimit
+from errors import UsageError
 
 logger = logging.getLogger("qa_transfer.qa_data")
 
@@ -42,7 +41,7 @@ FLAT_FEATURES = Features(
 )
 
 
-class QADataError(ValueError):
+class QADataError(UsageError, ValueError):
     """Bad QA input: the message names the file and the record."""
 
 
@@ -65,12 +64,59 @@ class RecordStats:
         return text + "".join(f"; {note}" for note in self.notes)
 
 
+# Reading errors that mean "this file is broken": bad UTF-8, a truncated or corrupt gzip stream, an unreadable file.
+UNREADABLE = (UnicodeDecodeError, EOFError, OSError, zlib.error)
+
+
 def open_text(path: str | os.PathLike) -> Any:
     """Open a text file, transparently gunzipping `*.gz`."""
     path = str(path)
     if path.endswith(".gz"):
         return gzip.open(path, "rt", encoding="utf-8")
     return open(path, encoding="utf-8")
+
+
+def require_file(path: str | os.PathLike) -> None:
+    """A QADataError naming `path` unless it exists."""
+    if not os.path.exists(path):
+        raise QADataError(f"{path}: file not found")
+
+
+def read_json_document(path: str) -> Any:
+    """Parse one JSON file (gzip-aware), or raise a QADataError naming the file."""
+    require_file(path)
+    try:
+        with open_text(path) as handle:
+            return json.load(handle)
+    except json.JSONDecodeError as err:
+        raise QADataError(
+            f"{path}: not valid JSON at line {err.lineno} column {err.colno} ({err.msg}); is the file truncated?"
+        ) from None
+    except UNREADABLE as err:
+        raise QADataError(f"{path}: cannot be read as UTF-8 text ({err})") from None
+
+
+def iter_json_lines(path: str) -> Iterator[tuple[int, Any]]:
+    """Yield (line number, parsed object) from a JSON Lines file (gzip-aware), streaming."""
+    require_file(path)
+    line_no = 0
+    try:
+        with open_text(path) as handle:
+            for line_no, line in enumerate(handle, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    yield line_no, json.loads(line)
+                except json.JSONDecodeError as err:
+                    raise QADataError(f"{path}: line {line_no}: not valid JSON ({err.msg}); is the file truncated?") from None
+    except UNREADABLE as err:
+        raise QADataError(f"{path}: unreadable after line {line_no}: truncated or corrupt ({err})") from None
+
+
+def unique_occurrence(context: str, text: str) -> int | None:
+    """Where `text` occurs in `context` when it occurs exactly once (an answer offset can be repaired to it)."""
+    found = context.find(text) if text else -1
+    return found if found >= 0 and context.find(text, found + 1) < 0 else None
 
 
 def _is_nested_squad(obj: Any) -> bool:
@@ -120,26 +166,12 @@ def iter_nested_squad(obj: dict, source: str) -> Iterator[dict]:
 def read_raw_records(path: str | os.PathLike) -> Iterator[tuple[str, dict]]:
     """Yield (where, record) from a nested SQuAD JSON, a JSON list of flat records, or JSON Lines."""
     path = str(path)
-    if not os.path.exists(path):
-        raise QADataError(f"{path}: file not found")
     stem = path[:-3] if path.endswith(".gz") else path
-    try:
-        with open_text(path) as handle:
-            if stem.endswith(".jsonl"):
-                for line_no, line in enumerate(handle, start=1):
-                    if not line.strip():
-                        continue
-                    try:
-                        yield f"{path}: line {line_no}", json.loads(line)
-                    except json.JSONDecodeError as err:
-                        raise QADataError(f"{path}: line {line_no}: not valid JSON ({err.msg})") from None
-                return
-            try:
-                obj = json.load(handle)
-            except json.JSONDecodeError as err:
-                raise QADataError(f"{path}: not valid JSON at line {err.lineno} column {err.colno} ({err.msg})") from None
-    except (UnicodeDecodeError, OSError, EOFError) as err:
-        raise QADataError(f"{path}: cannot be read as UTF-8 text ({err})") from None
+    if stem.endswith(".jsonl"):
+        for line_no, record in iter_json_lines(path):
+            yield f"{path}: line {line_no}", record
+        return
+    obj = read_json_document(path)
     if _is_nested_squad(obj):
         for record in iter_nested_squad(obj, path):
             yield f"{path}: question {record['id']!r}", record
@@ -192,8 +224,8 @@ def check_record(record: Any, where: str, require_answers: bool, repair_offsets:
             raise QADataError(f"{where}: answer {i} has a non-integer answer_start {start!r}")
         if context[start : start + len(text)] == text:
             continue
-        found = context.find(text)
-        unique = found >= 0 and context.find(text, found + 1) < 0
+        found = unique_occurrence(context, text)
+        unique = found is not None
         if repair_offsets and unique:
             starts[i] = found
             stats.repaired_offsets += 1
@@ -313,69 +345,3 @@ def has_unanswerable(dataset: Dataset) -> bool:
 
 
 SPLIT_ALIASES = {"train": "train", "validation": "validation", "eval": "validation", "dev": "validation", "test": "test"}
-
-
-def load_qa_split(
-    split: str,
-    dataset_name: str | None = None,
-    data_file: str | None = None,
-    data_dir: str | None = None,
-    cache_dir: str | None = None,
-    require_answers: bool = True,
-    repair_offsets: bool = False,
-    stream_limit: StreamLimit | None = None,
-) -> Dataset:
-    """One split as flat records, from a local file if given, else from the named dataset's adapter;
-    `stream_limit` stops a conversion streamed from the hub once it has that many questions."""
-    if data_file is not None:
-        if dataset_name is not None:
-            # A named dataset's raw official file (QuAC's val_v0.2.json looks SQuAD-like but is not) is converted
-            # by its adapter; anything else goes to the plain loader below.
-            from qa_adapters import ADAPTERS, file_source, load_named_file
-
-            if dataset_name in ADAPTERS and file_source(dataset_name, data_file) is not None:
-                dataset = load_named_file(dataset_name, data_file, cache_dir=cache_dir, split=SPLIT_ALIASES[split])
-                return validate_dataset(dataset, data_file, require_answers, repair_offsets)
-        return load_qa_file(data_file, require_answers=require_answers, repair_offsets=repair_offsets)
-    if dataset_name is None:
-        raise ValueError(f"no source for the {split} split: pass --dataset NAME or --{split}_file FILE")
-    from qa_adapters import load_named_split  # the adapters register the five datasets and SQuAD 1.1
-
-    dataset = load_named_split(dataset_name, SPLIT_ALIASES[split], data_dir=data_dir, cache_dir=cache_dir, limit=stream_limit)
-    return validate_dataset(dataset, f"{dataset_name}/{split}", require_answers, repair_offsets)
-
-
-def parse_name_value_pairs(items: list[str], flag: str) -> dict[str, str]:
-    """`["NAME=VALUE", ...]` from a command line as {NAME: VALUE}; a malformed item is a ValueError naming `flag`."""
-    pairs: dict[str, str] = {}
-    for item in items:
-        name, sep, value = item.partition("=")
-        if not sep or not name or not value:
-            raise ValueError(f"{flag} takes NAME=VALUE pairs, got {item!r}")
-        pairs[name] = value
-    return pairs
-
-
-def describe_source(dataset_name: str | None, data_file: str | None) -> str:
-    """A short label for where a split came from, recorded in the run's metadata."""
-    if data_file is not None:
-        return os.path.abspath(data_file)
-    return str(dataset_name)
-
-__all__ = [
-    "FLAT_FEATURES",
-    "QADataError",
-    "RecordStats",
-    "describe_source",
-    "has_unanswerable",
-    "iter_checked_records",
-    "load_qa_file",
-    "load_qa_split",
-    "parse_name_value_pairs",
-    "open_text",
-    "oversample_unanswerable",
-    "read_raw_records",
-    "select_questions",
-    "validate_dataset",
-    "validate_records",
-]

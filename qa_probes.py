@@ -30,6 +30,8 @@ from typing import Any
 
 from datasets import Dataset
 
+from errors import UsageError
+
 # Part of every probed cell's settings: a change to what a probe does makes stored probed cells stale.
 PROBES_VERSION = 1
 
@@ -48,7 +50,7 @@ ABBREVIATIONS = frozenset(
 SENTENCE_END = re.compile(r"[.!?]+[\"'\u201d\u2019)\]]*\s+")
 
 
-class ProbeError(ValueError):
+class ProbeError(UsageError, ValueError):
     """An unknown probe name or a bad probe parameter."""
 
 

@@ -16,8 +16,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
+from errors import UsageError
 
-class ResultsWriteError(OSError):
+
+class ResultsWriteError(UsageError, OSError):
     """A result file could not be written; the file that was there before (if any) is unchanged."""
 
 

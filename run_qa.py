@@ -19,44 +19,40 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import datasets
 from transformers import (
     AutoConfig,
     AutoModelForQuestionAnswering,
     AutoTokenizer,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
     TrainingArguments,
     set_seed,
 )
 
-from packaged_models import PackagedModelError, resolve_model_path
+from errors import UsageError
+from packaged_models import resolve_model_path
 from plots import plot_loss_curve
-from qa_adapters import ADAPTERS, StreamLimit, conversion_name
-from qa_data import (
-    QADataError,
-    answer_counts,
-    describe_source,
-    has_unanswerable,
-    load_qa_split,
-    oversample_unanswerable,
-    select_questions,
-)
+from qa_adapters import ADAPTERS, StreamLimit, conversion_name, load_qa_split
+from qa_data import QADataError, answer_counts, has_unanswerable, oversample_unanswerable, select_questions
 from qa_probes import randomize_answers
-from results_io import ResultsWriteError, read_json, write_json_atomic
-from script_utils import (
-    OVERWRITE_OUTPUT_DIR_HELP,
-    OutputDirError,
-    ScriptArgumentParser,
-    detect_last_checkpoint,
-    parse_args_with_config,
-    setup_logging,
+from qa_run_info import (
+    RUN_INFO_FILE,
+    default_version_2_with_negative,
+    describe_source,
+    recorded_version_2_with_negative,
 )
+from results_io import write_json_atomic
+from script_args import ScriptArgumentParser, parse_args_with_config
+from script_utils import OVERWRITE_OUTPUT_DIR_HELP, detect_last_checkpoint, run_script, setup_logging
 from utils_qa import (
     QAEvalArguments,
     QAEvaluator,
     QATrainer,
+    WindowConfig,
     build_windows,
     load_squad_v2_metric,
     model_inputs,
@@ -65,9 +61,6 @@ from utils_qa import (
 )
 
 logger = logging.getLogger("qa_transfer.run_qa")
-
-# Written next to the model; cross_eval.py reads it to label each fine-tuned model.
-RUN_INFO_FILE = "qa_run_info.json"
 
 
 @dataclass
@@ -125,120 +118,146 @@ class DataTrainingArguments(QAEvalArguments):
             raise ValueError(f"--dataset {self.dataset!r} is not known: choose one of {', '.join(sorted(ADAPTERS))}")
 
 
-def recorded_version_2_with_negative(model_name_or_path: str) -> bool | None:
-    """What a model directory's qa_run_info.json records about "no answer"; None without a (readable) record
-    (a hub id, a base encoder)."""
-    path = os.path.join(model_name_or_path, RUN_INFO_FILE)
-    if not os.path.isfile(path):
-        return None
-    try:
-        return read_json(path).get("version_2_with_negative")
-    except ValueError:
-        return None
+@dataclass
+class QASplits:
+    """The questions of each split asked for (None: not asked for), loaded and validated before anything is
+    written."""
+
+    train: datasets.Dataset | None = None
+    eval: datasets.Dataset | None = None
+    predict: datasets.Dataset | None = None
 
 
-def default_version_2_with_negative(recorded: bool | None, data_has_unanswerable: bool) -> bool:
-    """"No answer" is allowed when the model was trained with it (it keeps abstaining on fully answerable sets, and
-    on prediction files, which cannot tell) or when the data has unanswerable questions."""
-    return bool(recorded) or data_has_unanswerable
-
-
-def main():
-    # --- Parse --------------------------------------------------------------------------------------
+def parse_arguments(argv: list[str] | None) -> tuple[ModelArguments, DataTrainingArguments, TrainingArguments]:
     parser = ScriptArgumentParser((ModelArguments, DataTrainingArguments, TrainingArguments), description=__doc__)
     parser.adopt_trainer_flag("output_dir", "Where the model, checkpoints, results and predictions are written.")
-    try:
-        model_args, data_args, training_args = parse_args_with_config(parser, sys.argv[1:])
-    except ValueError as err:  # an argument check in __post_init__
-        sys.exit(f"error: {err}")
+    model_args, data_args, training_args = parse_args_with_config(parser, argv)
+    if not (training_args.do_train or training_args.do_eval or training_args.do_predict):
+        raise UsageError("nothing to do: pass --do_train, --do_eval and/or --do_predict")
+    return model_args, data_args, training_args
 
-    setup_logging(training_args)
-    logger.info("Training/evaluation parameters %s", training_args)
-    try:  # a killed run resumes from its last checkpoint
-        training_args.resume_from_checkpoint = detect_last_checkpoint(training_args, data_args.overwrite_output_dir)
-    except OutputDirError as err:
-        sys.exit(f"error: {err}")
-    set_seed(training_args.seed)
 
-    # --- Load and validate every split before anything is written -----------------------------------
-    def load_split(
-        split: str, data_file: str | None, require_answers: bool = True, max_questions: int | None = None
-    ) -> datasets.Dataset:
+def load_splits(model_args: ModelArguments, data_args: DataTrainingArguments, training_args: TrainingArguments) -> QASplits:
+    """Every split that --do_train/--do_eval/--do_predict asks for, subsampled as asked; a QADataError names the
+    file and record of any bad input."""
+
+    def load_split(split: str, data_file: str | None, max_questions: int | None, require_answers: bool = True,
+                   stream_questions: int | None = None) -> datasets.Dataset:
         # A hub stream stops once it has the questions asked for (NQ's train split alone is about 43 GB).
-        return load_qa_split(
+        examples = load_qa_split(
             split, dataset_name=data_args.dataset, data_file=data_file, data_dir=data_args.data_dir,
             cache_dir=model_args.cache_dir, require_answers=require_answers,
             repair_offsets=data_args.repair_answer_offsets,
-            stream_limit=StreamLimit.for_subset(max_questions, data_args.subset_strategy, training_args.seed),
+            stream_limit=StreamLimit.for_subset(stream_questions, data_args.subset_strategy, training_args.seed),
         )
+        fraction = data_args.train_fraction if split == "train" else None
+        return select_questions(examples, max_questions, fraction, data_args.subset_strategy, training_args.seed)
 
-    try:
-        train_examples = eval_examples = predict_examples = None
-        if training_args.do_train:
-            # --train_fraction needs the whole split's size, so it streams the whole split.
-            train_limit = data_args.max_train_samples if data_args.train_fraction is None else None
-            train_examples = load_split("train", data_args.train_file, max_questions=train_limit)
-            train_examples = select_questions(
-                train_examples, data_args.max_train_samples, data_args.train_fraction,
-                data_args.subset_strategy, training_args.seed,
-            )
-            if data_args.random_label_fraction:
-                train_examples, relabelled = randomize_answers(
-                    train_examples, data_args.random_label_fraction, training_args.seed
-                )
-                logger.info("random labels: %d training questions answered by a random span", relabelled)
-        if training_args.do_eval:
-            eval_examples = load_split("validation", data_args.validation_file, max_questions=data_args.max_eval_samples)
-            eval_examples = select_questions(
-                eval_examples, data_args.max_eval_samples, None, data_args.subset_strategy, training_args.seed
-            )
-        if training_args.do_predict:
-            if data_args.test_file is None:
-                raise QADataError("--do_predict needs --test_file")
-            predict_examples = load_split("test", data_args.test_file, require_answers=False)
-            predict_examples = select_questions(
-                predict_examples, data_args.max_predict_samples, None, data_args.subset_strategy, training_args.seed
-            )
-    except QADataError as err:
-        logger.error("%s", err)
-        sys.exit(f"error: {err}")
-    if not (training_args.do_train or training_args.do_eval or training_args.do_predict):
-        sys.exit("error: nothing to do: pass --do_train, --do_eval and/or --do_predict")
+    splits = QASplits()
+    if training_args.do_train:
+        # --train_fraction needs the whole split's size, so it streams the whole split.
+        stream_questions = data_args.max_train_samples if data_args.train_fraction is None else None
+        splits.train = load_split("train", data_args.train_file, data_args.max_train_samples,
+                                  stream_questions=stream_questions)
+        if data_args.random_label_fraction:
+            splits.train, relabelled = randomize_answers(splits.train, data_args.random_label_fraction,
+                                                         training_args.seed)
+            logger.info("random labels: %d training questions answered by a random span", relabelled)
+    if training_args.do_eval:
+        splits.eval = load_split("validation", data_args.validation_file, data_args.max_eval_samples,
+                                 stream_questions=data_args.max_eval_samples)
+    if training_args.do_predict:
+        if data_args.test_file is None:
+            raise QADataError("--do_predict needs --test_file")
+        splits.predict = load_split("test", data_args.test_file, data_args.max_predict_samples, require_answers=False)
+    return splits
 
-    version_2 = data_args.version_2_with_negative
-    if version_2 is None:
-        # A model being trained is described by its data; a fine-tuned one also by its own record.
-        recorded = None if training_args.do_train else recorded_version_2_with_negative(model_args.model_name_or_path)
-        labelled = [d for d in (train_examples, eval_examples) if d is not None]
-        data_has_unanswerable = any(has_unanswerable(d) for d in labelled)
-        version_2 = default_version_2_with_negative(recorded, data_has_unanswerable)
-        logger.info("version_2_with_negative = %s (unanswerable questions in the labelled data: %s; recorded in "
-                    "the model's %s: %s)", version_2, data_has_unanswerable if labelled else "no labelled data",
-                    RUN_INFO_FILE, recorded)
-    else:
-        logger.info("version_2_with_negative = %s", version_2)
 
-    # --- Model and tokenizer ------------------------------------------------------------------------
-    try:
-        model_path = resolve_model_path(model_args.model_name_or_path)
-        config_path = resolve_model_path(model_args.config_name) if model_args.config_name else model_path
-        tokenizer_path = resolve_model_path(model_args.tokenizer_name) if model_args.tokenizer_name else model_path
-    except PackagedModelError as err:
-        sys.exit(f"error: {err}")
-    config = AutoConfig.from_pretrained(config_path, cache_dir=model_args.cache_dir, revision=model_args.model_revision)
-    tokenizer = AutoTokenizer.from_pretrained(
-        tokenizer_path, cache_dir=model_args.cache_dir, revision=model_args.model_revision
-    )
+def choose_version_2_with_negative(model_args: ModelArguments, data_args: DataTrainingArguments,
+                                   training_args: TrainingArguments, splits: QASplits) -> bool:
+    """--version_2_with_negative if given; else "no answer" is allowed when the labelled data has unanswerable
+    questions or (a fine-tuned model, not being trained) the model's own record says it was trained so."""
+    if data_args.version_2_with_negative is not None:
+        logger.info("version_2_with_negative = %s", data_args.version_2_with_negative)
+        return data_args.version_2_with_negative
+    recorded = None if training_args.do_train else recorded_version_2_with_negative(model_args.model_name_or_path)
+    labelled = [split for split in (splits.train, splits.eval) if split is not None]
+    data_has_unanswerable = any(has_unanswerable(split) for split in labelled)
+    version_2 = default_version_2_with_negative(recorded, data_has_unanswerable)
+    logger.info("version_2_with_negative = %s (unanswerable questions in the labelled data: %s; recorded in the "
+                "model's %s: %s)", version_2, data_has_unanswerable if labelled else "no labelled data",
+                RUN_INFO_FILE, recorded)
+    return version_2
+
+
+def load_model(
+    model_args: ModelArguments, data_args: DataTrainingArguments
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase, WindowConfig]:
+    """The model, its tokenizer (packaged names resolved to their folders) and the windows that the tokenizer
+    allows; a tokenizer that cannot window QA examples, or a --doc_stride too long for it, is a UsageError."""
+    model_path = resolve_model_path(model_args.model_name_or_path)
+    config_path = resolve_model_path(model_args.config_name) if model_args.config_name else model_path
+    tokenizer_path = resolve_model_path(model_args.tokenizer_name) if model_args.tokenizer_name else model_path
+    hub_options = {"cache_dir": model_args.cache_dir, "revision": model_args.model_revision}
+    config = AutoConfig.from_pretrained(config_path, **hub_options)
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_path, **hub_options)
     try:
         windows = data_args.window_config(tokenizer)
-    except ValueError as err:  # a tokenizer that cannot window QA examples, or a --doc_stride too long for it
-        sys.exit(f"error: {tokenizer_path}: {err}")
-    model = AutoModelForQuestionAnswering.from_pretrained(
-        model_path, config=config, cache_dir=model_args.cache_dir, revision=model_args.model_revision,
-    )
+    except ValueError as err:
+        raise UsageError(f"{tokenizer_path}: {err}") from err
+    model = AutoModelForQuestionAnswering.from_pretrained(model_path, config=config, **hub_options)
+    return model, tokenizer, windows
+
+
+def run_info_record(model_args: ModelArguments, data_args: DataTrainingArguments, training_args: TrainingArguments,
+                    splits: QASplits, train_windows: int, version_2: bool) -> dict[str, Any]:
+    """qa_run_info.json: what this model was trained on and how; cross_eval.py labels its row by it."""
+    validation_file = data_args.validation_file if training_args.do_eval else None
+    return {
+        "task": "question-answering",
+        "dataset": data_args.dataset,
+        "train_source": describe_source(data_args.dataset, data_args.train_file),
+        "validation_source": describe_source(data_args.dataset, validation_file) if training_args.do_eval else None,
+        # which rules made the data: the paper's conversion unless an alternative was named
+        "train_conversion": conversion_name(data_args.dataset, data_args.train_file),
+        "validation_conversion": conversion_name(data_args.dataset, validation_file) if training_args.do_eval else None,
+        "train_samples": len(splits.train),
+        "train_windows": train_windows,
+        "base_model": model_args.model_name_or_path,
+        "version_2_with_negative": version_2,
+        "data_args": asdict(data_args),
+        "training": {
+            "learning_rate": training_args.learning_rate,
+            "num_train_epochs": training_args.num_train_epochs,
+            "max_steps": training_args.max_steps,
+            "per_device_train_batch_size": training_args.per_device_train_batch_size,
+            "gradient_accumulation_steps": training_args.gradient_accumulation_steps,
+            "world_size": training_args.world_size,
+            "seed": training_args.seed,
+            "bf16": training_args.bf16,
+            "fp16": training_args.fp16,
+        },
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    # --- Parse, and resume a killed run from its last checkpoint ---------------------------------------
+    model_args, data_args, training_args = parse_arguments(argv)
+    setup_logging(training_args)
+    logger.info("Training/evaluation parameters %s", training_args)
+    training_args.resume_from_checkpoint = detect_last_checkpoint(training_args, data_args.overwrite_output_dir)
+    set_seed(training_args.seed)
+
+    # --- Load and validate every split before anything is written -----------------------------------
+    splits = load_splits(model_args, data_args, training_args)
+    version_2 = choose_version_2_with_negative(model_args, data_args, training_args, splits)
+    model, tokenizer, windows = load_model(model_args, data_args)
 
     # --- Preprocess: one windowing function for every split -------------------------------------------
-    def windowed(examples: datasets.Dataset, with_labels: bool, postprocess_columns: bool, desc: str) -> datasets.Dataset:
+    def windowed(examples: datasets.Dataset | None, with_labels: bool, postprocess_columns: bool,
+                 desc: str) -> datasets.Dataset | None:
+        if examples is None:
+            return None
         with training_args.main_process_first(desc=desc):
             return build_windows(
                 examples, tokenizer, windows, with_labels=with_labels, with_postprocess_columns=postprocess_columns,
@@ -246,27 +265,23 @@ def main():
                 desc=desc,
             )
 
-    train_features = None
-    if train_examples is not None:
-        training_questions = oversample_unanswerable(train_examples, data_args.oversample_unanswerable)
-        train_features = windowed(training_questions, True, False, "Windowing train")
-    eval_features = windowed(eval_examples, True, True, "Windowing validation") if eval_examples is not None else None
-    predict_features = (
-        windowed(predict_examples, False, True, "Windowing test") if predict_examples is not None else None
-    )
+    training_questions = None
+    if splits.train is not None:
+        training_questions = oversample_unanswerable(splits.train, data_args.oversample_unanswerable)
+    train_features = windowed(training_questions, True, False, "Windowing train")
+    eval_features = windowed(splits.eval, True, True, "Windowing validation")
+    predict_features = windowed(splits.predict, False, True, "Windowing test")
 
-    data_collator = qa_data_collator(tokenizer, data_args.pad_to_max_length, training_args)
     metric = load_squad_v2_metric()
     postprocess = data_args.postprocess_config(version_2)
-    evaluator = QAEvaluator(eval_examples, eval_features, postprocess, metric) if eval_features is not None else None
-
+    evaluator = QAEvaluator(splits.eval, eval_features, postprocess, metric) if eval_features is not None else None
     trainer = QATrainer(
         model=model,
         args=training_args,
         train_dataset=train_features,
         eval_dataset=model_inputs(eval_features) if eval_features is not None else None,
         processing_class=tokenizer,
-        data_collator=data_collator,
+        data_collator=qa_data_collator(tokenizer, data_args.pad_to_max_length, training_args),
         compute_metrics=evaluator,
     )
     os.makedirs(training_args.output_dir, exist_ok=True)
@@ -284,7 +299,7 @@ def main():
         train_result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
         trainer.save_model()
         metrics = dict(train_result.metrics)
-        metrics["train_samples"] = len(train_examples)
+        metrics["train_samples"] = len(splits.train)
         metrics["train_windows"] = len(train_features)
         save_results("train", metrics)
         trainer.save_state()
@@ -292,7 +307,7 @@ def main():
     # --- Evaluate -----------------------------------------------------------------------------------
     if training_args.do_eval:
         metrics = trainer.evaluate()
-        metrics["eval_samples"] = len(eval_examples)
+        metrics["eval_samples"] = len(splits.eval)
         metrics["eval_windows"] = len(eval_features)
         save_results("eval", metrics)
         if trainer.is_world_process_zero():
@@ -300,53 +315,23 @@ def main():
 
     # --- Predict ------------------------------------------------------------------------------------
     if training_args.do_predict:
-        predict_evaluator = QAEvaluator(predict_examples, predict_features, postprocess, metric)
+        predict_evaluator = QAEvaluator(splits.predict, predict_features, postprocess, metric)
         output = trainer.predict(model_inputs(predict_features), metric_key_prefix="predict")
         answers = predict_evaluator.postprocess(*output.predictions[:2])
         metrics = dict(output.metrics)
-        if answer_counts(predict_examples).any():  # the test file has gold answers
+        if answer_counts(splits.predict).any():  # the test file has gold answers
             metrics.update({f"predict_{k}": v for k, v in predict_evaluator.score(answers).items()})
-        metrics["predict_samples"] = len(predict_examples)
+        metrics["predict_samples"] = len(splits.predict)
         save_results("predict", metrics)
         if trainer.is_world_process_zero():
             write_prediction_files(training_args.output_dir, "predict", answers)
 
     # --- Record what this model is, and plot the losses ---------------------------------------------
-    if trainer.is_world_process_zero():
-        if training_args.do_train:
-            run_info = {
-                "task": "question-answering",
-                "dataset": data_args.dataset,
-                "train_source": describe_source(data_args.dataset, data_args.train_file),
-                "validation_source": describe_source(data_args.dataset, data_args.validation_file)
-                if training_args.do_eval else None,
-                # which rules made the data: the paper's conversion unless an alternative was named
-                "train_conversion": conversion_name(data_args.dataset, data_args.train_file),
-                "validation_conversion": conversion_name(data_args.dataset, data_args.validation_file)
-                if training_args.do_eval else None,
-                "train_samples": len(train_examples),
-                "train_windows": len(train_features),
-                "base_model": model_args.model_name_or_path,
-                "version_2_with_negative": version_2,
-                "data_args": asdict(data_args),
-                "training": {
-                    "learning_rate": training_args.learning_rate,
-                    "num_train_epochs": training_args.num_train_epochs,
-                    "max_steps": training_args.max_steps,
-                    "per_device_train_batch_size": training_args.per_device_train_batch_size,
-                    "gradient_accumulation_steps": training_args.gradient_accumulation_steps,
-                    "world_size": training_args.world_size,
-                    "seed": training_args.seed,
-                    "bf16": training_args.bf16,
-                    "fp16": training_args.fp16,
-                },
-            }
-            write_json_atomic(os.path.join(training_args.output_dir, RUN_INFO_FILE), run_info)
-            plot_loss_curve(trainer.state.log_history, os.path.join(training_args.output_dir, "loss_curve.png"))
+    if trainer.is_world_process_zero() and training_args.do_train:
+        run_info = run_info_record(model_args, data_args, training_args, splits, len(train_features), version_2)
+        write_json_atomic(os.path.join(training_args.output_dir, RUN_INFO_FILE), run_info)
+        plot_loss_curve(trainer.state.log_history, os.path.join(training_args.output_dir, "loss_curve.png"))
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except ResultsWriteError as err:
-        sys.exit(f"error: {err}")
+    run_script(main)

@@ -1,11 +1,19 @@
-"""Command-line parsing shared by the scripts: a config file with flags that override it, and a --help page that
-shows what the script itself does before the Trainer's flags.
+"""A QA transfer script's plumbing: its entry point, its logging, NAME=VALUE flags, and resuming a killed run.
 
-    parser = ScriptArgumentParser((ModelArguments, DataTrainingArguments, TrainingArguments), description=__doc__)
-    model_args, data_args, training_args = parse_args_with_config(parser, sys.argv[1:])
+Every script ends with
 
-`python SCRIPT.py config.json --learning_rate 3e-5`: the config file (JSON, or YAML with `.yaml`/`.yml`) gives
-values, and the flags after it override them. TrainingArguments passes through untouched: every Trainer flag works.
+    def main(argv: list[str] | None = None) -> int | None:
+        ...                     # parse -> load -> preprocess -> train -> evaluate -> write results
+    if __name__ == "__main__":
+        run_script(main)
+
+`main` raises a UsageError (errors.py) for anything the user can fix and never exits itself; `run_script` turns
+that into `error: <message>` and exit status 1.
+
+The command-line parser (a config file with flags that override it, a --help page that shows what the script
+itself does) lives in script_args.py, which imports transformers; this module imports no third-party package at
+the top, so that fine_tune_all.py (which only starts run_qa.py) stays light. `ScriptArgumentParser`,
+`parse_args_with_config` and the flag lists may still be imported from here: they load on first use.
 
 Resuming a killed run: `detect_last_checkpoint(training_args, overwrite_output_dir)` is called once, before
 training; the scripts pass what it returns to `Trainer.train(resume_from_checkpoint=...)`.
@@ -13,146 +21,45 @@ training; the scripts pass what it returns to `Trainer.train(resume_from_checkpo
 
 from __future__ import annotations
 
-import argparse
-import dataclasses
+import importlib
 import json
 import logging
 import os
 import re
 import shutil
 import sys
-import textwrap
-from collections.abc import Callable, Collection, Iterable
-from pathlib import Path
-from typing import Any, NoReturn
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, NoReturn
 
-import torch
-import transformers
-import yaml
-from transformers import HfArgumentParser, TrainingArguments
+from errors import ArgumentError, UsageError
 
-from errors import UsageError
+if TYPE_CHECKING:
+    from transformers import TrainingArguments
 
 # Every module and script of this project logs as qa_transfer.<its name>, so that setup_logging() sets all of them
 # through their one parent.
 LOGGER_NAMESPACE = "qa_transfer"
 logger = logging.getLogger("qa_transfer.script_utils")
 
-CONFIG_SUFFIXES = (".json", ".yaml", ".yml")
-TRAINING_ARGUMENTS_DOCS = "https://huggingface.co/docs/transformers/main_classes/trainer#transformers.TrainingArguments"
-TRAINER_GROUP = "Trainer options (transformers.TrainingArguments)"
-# The Trainer flags that --help lists for a training script; every other TrainingArguments flag works as well.
-TRAINING_FLAGS = (
-    "do_train", "do_eval", "do_predict", "num_train_epochs", "max_steps", "learning_rate", "lr_scheduler_type",
-    "warmup_steps", "weight_decay", "max_grad_norm", "label_smoothing_factor", "optim",
-    "per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps",
-    "train_sampling_strategy", "eval_strategy", "eval_steps", "logging_strategy", "logging_steps", "save_strategy",
-    "save_steps", "save_total_limit", "resume_from_checkpoint", "load_best_model_at_end", "metric_for_best_model",
-    "seed", "bf16", "fp16", "use_cpu", "dataloader_num_workers", "dataloader_pin_memory", "report_to", "log_level",
-)
-# The Trainer flags that change what an evaluation-only script (cross_eval.py) does.
-EVALUATION_FLAGS = (
-    "per_device_eval_batch_size", "eval_accumulation_steps", "bf16", "fp16", "bf16_full_eval", "fp16_full_eval",
-    "seed", "use_cpu", "dataloader_num_workers", "dataloader_pin_memory", "report_to", "log_level", "disable_tqdm",
-)
+# What script_args.py defines, reachable from here too (see the module docstring).
+PARSER_NAMES = frozenset({
+    "ScriptArgumentParser", "parse_args_with_config", "read_config_file", "TRAINING_FLAGS", "EVALUATION_FLAGS",
+})
 
 
-class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
-    """The module docstring as written, and each option's default, unless its help already states one or the
-    option is a `--no_<flag>` switch (whose stored default would read as the flag's)."""
-
-    def _get_help_string(self, action: argparse.Action) -> str | None:
-        help_text = action.help or ""
-        if is_negation(action) or action.default is None or "default" in help_text.lower():
-            return help_text
-        return super()._get_help_string(action)
-
-    def _format_action_invocation(self, action: argparse.Action) -> str:
-        # HfArgumentParser accepts `--max-seq-length` as well as `--max_seq_length`; list the second form only.
-        options = [option for option in action.option_strings if "-" not in option[2:]] or action.option_strings
-        return super()._format_action_invocation(argparse.Action(options, action.dest, nargs=action.nargs,
-                                                                 metavar=action.metavar))
-
-
-def is_negation(action: argparse.Action) -> bool:
-    """The `--no_<flag>` switch HfArgumentParser adds for a boolean field that defaults to True."""
-    return action.const is False and any(option.startswith("--no_") for option in action.option_strings)
-
-
-class ScriptArgumentParser(HfArgumentParser):
-    """HfArgumentParser for this project's scripts.
-
-    - `--help` starts with `description` (the script's docstring) and a short usage line; the script's own
-      dataclasses come first, each in its own group, then TrainingArguments in one group that lists the
-      `trainer_flags_shown` (TRAINING_FLAGS or EVALUATION_FLAGS; None: all) and points to the documentation of
-      the others, which are accepted all the same.
-    - Abbreviated flags are refused (`--max_seq 256` is an error, not `--max_seq_length 256`).
-    - Without an accelerator, `--dataloader_pin_memory` defaults to False (pinning needs one, and torch warns on
-      every run otherwise); a value given by the user is kept.
-    """
-
-    def __init__(
-        self,
-        dataclass_types: Iterable[type],
-        description: str | None,
-        trainer_flags_shown: Collection[str] | None = TRAINING_FLAGS,
-        trainer_note: str = "The Trainer flags used most; every other TrainingArguments flag works as well. ",
-    ):
-        self.trainer_note = trainer_note
-        prog = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else None
-        super().__init__(
-            dataclass_types,
-            prog=prog,
-            usage="%(prog)s [CONFIG.json|CONFIG.yaml] [--option VALUE ...]",
-            description=(description or "").rstrip()
-            + "\n\nA JSON or YAML config file may come first; flags after it override its values.",
-            formatter_class=HelpFormatter,
-            allow_abbrev=False,
-        )
-        hidden = set()
-        if trainer_flags_shown is not None:
-            hidden = {f.name for f in dataclasses.fields(TrainingArguments)} - set(trainer_flags_shown)
-        for action in self._actions:
-            if action.dest in hidden:
-                action.help = argparse.SUPPRESS
-            elif is_negation(action):
-                action.help = f"Turn --{action.dest} off."
-        if any(issubclass(dtype, TrainingArguments) for dtype in self.dataclass_types) and not has_accelerator():
-            self.set_defaults(dataloader_pin_memory=False)
-
-    def _add_dataclass_arguments(self, dtype: type) -> None:
-        # HfArgumentParser puts a dataclass's fields in a group named by its `_argument_group_name`; a subclass
-        # carrying that name registers the same fields (parsing still builds instances of `dtype` itself).
-        if issubclass(dtype, TrainingArguments):
-            title = TRAINER_GROUP
-        else:
-            title = f"{dtype.__name__} (options of this script)"
-        super()._add_dataclass_arguments(type(dtype.__name__, (dtype,), {"_argument_group_name": title}))
-        group = self._action_groups[-1]
-        if issubclass(dtype, TrainingArguments):
-            group.description = f"{self.trainer_note}All of them are documented at {TRAINING_ARGUMENTS_DOCS}"
-        elif dtype.__doc__ and not dtype.__doc__.startswith(f"{dtype.__name__}("):  # not the generated signature
-            group.description = dtype.__doc__
-        if group.description:  # the raw-description formatter keeps line breaks as given: wrap it here
-            group.description = textwrap.fill(" ".join(group.description.split()), width=100)
-
-    def adopt_trainer_flag(self, dest: str, help_text: str) -> None:
-        """Show the Trainer flag `dest` among the script's own options (at the end of its last group), with the
-        script's own help: for a flag the script gives its own meaning or default (`--output_dir`, the classifier's
-        `--label_names`)."""
-        action = next(action for action in self._actions if action.dest == dest and not is_negation(action))
-        trainer_group = next(group for group in self._action_groups if group.title == TRAINER_GROUP)
-        own_group = [group for group in self._action_groups[2:] if group.title != TRAINER_GROUP][-1]
-        trainer_group._group_actions.remove(action)
-        own_group._group_actions.append(action)
-        action.help = help_text
+def __getattr__(name: str) -> Any:
+    if name in PARSER_NAMES:
+        return getattr(importlib.import_module("script_args"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def setup_logging(training_args: TrainingArguments) -> None:
     """The transformers examples' logging block, shared by every script: one format on stdout, INFO on the main
     process (so that conversion, windowing and resumption summaries show by default), warnings only on the others,
     and `--log_level` / `--log_level_replica` obeyed by this project's, transformers' and datasets' loggers."""
-    import datasets  # here, not at the top: parsing alone (`--help`, fine_tune_all's --dry_run) does not need it
+    # Here, not at the top: fine_tune_all.py imports this module and must not load them.
+    import datasets
+    import transformers
 
     logging.basicConfig(
         format="%(asctime)s - %(levelname)s - %(name)s - %(message)s",
@@ -170,62 +77,27 @@ def setup_logging(training_args: TrainingArguments) -> None:
     transformers.utils.logging.enable_explicit_format()
 
 
-def run_script(main: Callable[[], int | None]) -> NoReturn:
-    """A script's entry point: run `main()` and exit with its status (None: 0); a UsageError (bad input, a bad flag,
-    ...) exits with status 1 and `error: <message>` on stderr, without a traceback."""
+def run_script(main: Callable[[list[str] | None], int | None], argv: list[str] | None = None) -> NoReturn:
+    """A script's entry point: run `main(argv)` (None: the command line) and exit with its status (None: 0); a
+    UsageError (bad input, a bad flag, ...) exits with status 1 and `error: <message>` on stderr, without a
+    traceback."""
     try:
-        status = main()
+        status = main(argv)
     except UsageError as err:
         sys.exit(f"error: {err}")
     sys.exit(status or 0)
 
 
-def has_accelerator() -> bool:
-    return torch.accelerator.is_available()
-
-
-def read_config_file(path: str, parser: HfArgumentParser) -> dict[str, Any]:
-    """A config file's values, checked against the parser's options; a ValueError names the file."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-        values = yaml.safe_load(text) if path.endswith((".yaml", ".yml")) else json.loads(text)
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, yaml.YAMLError) as err:
-        raise ValueError(f"{path}: cannot read the config file: {err}") from err
-    if not isinstance(values, dict):
-        raise ValueError(f"{path}: a config file holds one mapping of option names to values")
-    known = {f.name for dtype in parser.dataclass_types for f in dataclasses.fields(dtype) if f.init}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise ValueError(f"{path}: unknown option(s) {', '.join(unknown)}")
-    for action in parser._actions:
-        value = values.get(action.dest)
-        if action.dest in values and action.nargs in ("+", "*") and not isinstance(value, list):
-            values[action.dest] = [value]  # `datasets: squad_v2` means the list of one
-        elif action.choices is not None and isinstance(value, str) and value not in action.choices:
-            raise ValueError(f"{path}: {action.dest} must be one of {', '.join(map(str, action.choices))}, not {value!r}")
-    return values
-
-
-def parse_args_with_config(
-    parser: HfArgumentParser, argv: list[str] | None = None, defaults: dict[str, Any] | None = None
-) -> tuple:
-    """The dataclasses from, by rising precedence: the fields' defaults, `defaults` (a script's own), a config file
-    given as the first argument, the flags. Unknown flags are an argparse error (exit status 2); a bad config
-    file or a dataclass check raises ValueError."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    values = dict(defaults or {})
-    if argv and not argv[0].startswith("-") and argv[0].endswith(CONFIG_SUFFIXES):
-        values.update(read_config_file(argv.pop(0), parser))
-    parser.set_defaults(**values)
-    for action in parser._actions:
-        if action.dest in values:
-            action.required = False  # the config gives it; a flag may still override it
-    *outputs, remaining = parser.parse_args_into_dataclasses(
-        args=argv, return_remaining_strings=True, look_for_args_file=False
-    )
-    if remaining:
-        parser.error(f"unrecognized arguments: {' '.join(remaining)}")
-    return tuple(outputs)
+def parse_name_value_pairs(items: list[str], flag: str) -> dict[str, str]:
+    """`["NAME=VALUE", ...]` from a command line as {NAME: VALUE}; a malformed item is an ArgumentError naming
+    `flag`."""
+    pairs: dict[str, str] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name or not value:
+            raise ArgumentError(f"{flag} takes NAME=VALUE pairs, got {item!r}")
+        pairs[name] = value
+    return pairs
 
 
 # The Trainer's checkpoint folders, `checkpoint-<global step>`, and the file it writes last into each of them.
@@ -238,7 +110,7 @@ OVERWRITE_OUTPUT_DIR_HELP = (
 )
 
 
-class OutputDirError(ValueError):
+class OutputDirError(UsageError, ValueError):
     """--output_dir holds an earlier run's files and nothing to resume from."""
 
 

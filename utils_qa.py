@@ -545,6 +545,10 @@ class QATrainer(Trainer):
     too, and QA post-processing matches logits to windows by position.
     """
 
+    # A private method, overridden because no public hook chooses the evaluation sampler: the public one,
+    # `get_eval_dataloader`, would have to rebuild the Trainer's whole dataloader (column removal, workers,
+    # accelerator preparation) to change it. The override only hides group_by_length from the Trainer's own choice,
+    # so everything else (sequential on one process, sharded on several) stays the Trainer's.
     def _get_eval_sampler(self, eval_dataset):
         strategy = self.args.train_sampling_strategy
         if strategy != "group_by_length":

@@ -153,7 +153,7 @@ def calibrated_scores(output_dir: str, validation_file: str) -> dict[str, float]
         nbest = json.load(handle)
 
     from dataset_columns import arrow_columns
-    from qa_data import load_qa_split
+    from qa_adapters import load_qa_split
     from utils_qa import load_squad_v2_metric
 
     examples = load_qa_split("validation", data_file=validation_file)

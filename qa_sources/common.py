@@ -5,19 +5,13 @@ from __future__ import annotations
 
 import csv
 import gzip
-import json
-import os
 import re
-import zlib
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from qa_data import QADataError, RecordStats, open_text
-
-# Reading errors that mean "this file is broken": bad UTF-8, a truncated or corrupt gzip stream, an unreadable file.
-_UNREADABLE = (UnicodeDecodeError, EOFError, OSError, zlib.error)
+from qa_data import UNREADABLE, QADataError, RecordStats, require_file, unique_occurrence
 
 
 @dataclass
@@ -138,45 +132,9 @@ def rows_of(value: Any) -> list[dict]:
     return list(value)
 
 
-def _check_exists(path: str) -> None:
-    if not os.path.exists(path):
-        raise QADataError(f"{path}: file not found")
-
-
-def read_json_document(path: str) -> Any:
-    """Parse one JSON file (gzip-aware), or raise a QADataError naming the file."""
-    _check_exists(path)
-    try:
-        with open_text(path) as handle:
-            return json.load(handle)
-    except json.JSONDecodeError as err:
-        raise QADataError(
-            f"{path}: not valid JSON at line {err.lineno} column {err.colno} ({err.msg}); is the file truncated?"
-        ) from None
-    except _UNREADABLE as err:
-        raise QADataError(f"{path}: cannot be read as UTF-8 text ({err})") from None
-
-
-def iter_json_lines(path: str) -> Iterator[tuple[int, Any]]:
-    """Yield (line number, parsed object) from a JSON Lines file (gzip-aware), streaming."""
-    _check_exists(path)
-    line_no = 0
-    try:
-        with open_text(path) as handle:
-            for line_no, line in enumerate(handle, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    yield line_no, json.loads(line)
-                except json.JSONDecodeError as err:
-                    raise QADataError(f"{path}: line {line_no}: not valid JSON ({err.msg}); is the file truncated?") from None
-    except _UNREADABLE as err:
-        raise QADataError(f"{path}: unreadable after line {line_no}: truncated or corrupt ({err})") from None
-
-
 def iter_csv_rows(path: str, required_columns: Iterable[str]) -> Iterator[tuple[int, dict]]:
     """Yield (row number, row) from a CSV file with a header (gzip-aware), checking the columns first."""
-    _check_exists(path)
+    require_file(path)
     # News stories can exceed the csv module's default 128 KiB field limit.
     csv.field_size_limit(max(csv.field_size_limit(), 64 * 1024 * 1024))
     row_no = 0
@@ -193,7 +151,7 @@ def iter_csv_rows(path: str, required_columns: Iterable[str]) -> Iterator[tuple[
                 yield row_no, row
     except csv.Error as err:
         raise QADataError(f"{path}: row {row_no + 1}: malformed CSV ({err})") from None
-    except _UNREADABLE as err:
+    except UNREADABLE as err:
         raise QADataError(f"{path}: unreadable after row {row_no}: truncated or corrupt ({err})") from None
 
 
@@ -208,7 +166,7 @@ def peek_text(path: str, size: int = 256 * 1024) -> str:
                 if not chunk:
                     break
                 head += chunk
-    except _UNREADABLE:
+    except UNREADABLE:
         pass
     return head[:size].decode("utf-8", errors="ignore")
 
@@ -239,8 +197,8 @@ def answer_at(context: str, text: str, start: int, stats: ConversionStats) -> tu
     """Place `text` in `context`: at `start` when it is there, else at its only occurrence (a counted repair)."""
     if text and 0 <= start and context[start : start + len(text)] == text:
         return text, start
-    found = context.find(text) if text else -1
-    if found >= 0 and context.find(text, found + 1) < 0:
+    found = unique_occurrence(context, text)
+    if found is not None:
         stats.repair("answer_start moved to the answer's only occurrence in the context")
         return text, found
     return None

@@ -14,9 +14,9 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 
-from qa_data import QADataError
+from qa_data import QADataError, iter_json_lines
 
-from .common import ConversionStats, OfficialSource, flat_record, iter_json_lines, peek_text, require, span_answer
+from .common import ConversionStats, OfficialSource, flat_record, peek_text, require, span_answer
 
 CONVERSION = "mrqa_2019"
 DOWNLOAD_URL = "https://s3.us-east-2.amazonaws.com/mrqa/release/v2"

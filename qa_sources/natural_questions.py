@@ -29,9 +29,9 @@ from dataclasses import dataclass
 
 from bs4 import BeautifulSoup, MarkupResemblesLocatorWarning
 
-from qa_data import QADataError
+from qa_data import QADataError, iter_json_lines
 
-from .common import ConversionStats, HubCopy, OfficialSource, flat_record, iter_json_lines, peek_text, require, rows_of
+from .common import ConversionStats, HubCopy, OfficialSource, flat_record, peek_text, require, rows_of
 
 HUB_YES_NO = {-1: "NONE", 0: "NO", 1: "YES"}
 PARAGRAPH_END = "</P>"

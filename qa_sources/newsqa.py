@@ -27,7 +27,7 @@ import re
 from collections import Counter
 from collections.abc import Iterator
 
-from qa_data import QADataError
+from qa_data import QADataError, read_json_document
 
 from . import mrqa
 from .common import (
@@ -37,7 +37,6 @@ from .common import (
     flat_record,
     iter_csv_rows,
     peek_text,
-    read_json_document,
     require,
     span_answer,
 )

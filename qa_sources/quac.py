@@ -16,9 +16,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from qa_data import QADataError
+from qa_data import QADataError, read_json_document
 
-from .common import ConversionStats, OfficialSource, RemoteFiles, flat_record, peek_text, read_json_document, require
+from .common import ConversionStats, OfficialSource, RemoteFiles, flat_record, peek_text, require
 
 CANNOTANSWER = "CANNOTANSWER"
 DOWNLOAD_URL = "https://s3.amazonaws.com/my89public/quac"

@@ -32,9 +32,9 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from qa_data import QADataError
+from qa_data import QADataError, read_json_document
 
-from .common import ConversionStats, HubCopy, OfficialSource, flat_record, peek_text, read_json_document, require, rows_of
+from .common import ConversionStats, HubCopy, OfficialSource, flat_record, peek_text, require, rows_of
 
 if TYPE_CHECKING:
     from nltk.tokenize.destructive import NLTKWordTokenizer

@@ -17,6 +17,7 @@ import convert_qa
 import qa_adapters
 from qa_adapters import convert_named_split, load_named_file, load_named_split
 from qa_data import QADataError, load_qa_file
+from script_utils import run_script
 from qa_sources import quac
 from converter_oracle import newsqa_records, quac_records
 from converter_oracle import record as rec  # the flat layout, written out independently of the adapters
@@ -259,14 +260,19 @@ def test_convert_cli_from_a_data_dir(tmp_path, cache_dir, capsys):
     assert "13 questions (8 answerable, 5 unanswerable)" in capsys.readouterr().out
 
 
-def test_convert_cli_error_writes_nothing(tmp_path, cache_dir, capsys):
+def test_convert_cli_error_writes_nothing(tmp_path, cache_dir):
     bad = _truncated_copy(FIXTURES / "quac" / "val_v0.2.json", tmp_path / "val_v0.2.json")
     output = tmp_path / "out.json"
-    assert convert_qa.main(["--dataset", "quac", "--input", str(bad), "--output", str(output), "--cache_dir", cache_dir]) == 2
-    assert "val_v0.2.json: not valid JSON" in capsys.readouterr().err
+    argv = ["--dataset", "quac", "--input", str(bad), "--output", str(output), "--cache_dir", cache_dir]
+    with pytest.raises(QADataError, match=r"val_v0\.2\.json: not valid JSON"):
+        convert_qa.main(argv)
+    with pytest.raises(SystemExit) as exit_info:  # the entry point: one line on stderr, exit status 1
+        run_script(convert_qa.main, argv)
+    assert str(exit_info.value.code).startswith("error: ") and "val_v0.2.json: not valid JSON" in exit_info.value.code
     assert not output.exists()
-    with pytest.raises(SystemExit):
+    with pytest.raises(SystemExit) as exit_info:  # argparse's own usage error
         convert_qa.main(["--dataset", "quac", "--data_dir", str(FIXTURES / "quac"), "--output", str(output)])
+    assert exit_info.value.code == 2
 
 
 # The shared data lies beside the repository (../shared), in a checkout and in CI alike.

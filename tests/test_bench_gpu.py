@@ -12,6 +12,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 import bench_gpu  # noqa: E402
 
 
+@pytest.mark.skipif(not bench_gpu.DATA.is_dir(), reason=f"the shared data ({bench_gpu.DATA}) is not beside the repository")
 def test_tiny_benchmark_trains_both_tasks_and_reports_throughput(tmp_path):
     out = tmp_path / "bench_gpu.json"
     bench_gpu.main(["--tiny", "--precisions", "fp32", "--seq_lengths", "64", "--max_questions", "12",

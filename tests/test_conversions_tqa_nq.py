@@ -22,8 +22,8 @@ from bs4 import BeautifulSoup
 
 import qa_adapters
 import run_qa
-from qa_adapters import StreamLimit, convert_named_file, convert_named_split, load_named_split
-from qa_data import QADataError, load_qa_split
+from qa_adapters import StreamLimit, convert_named_file, convert_named_split, load_named_split, load_qa_split
+from qa_data import QADataError
 from qa_sources import triviaqa
 from test_adapters import FIXTURES, assert_aligned, cache_dir, rec  # noqa: F401 - cache_dir is a fixture
 
@@ -384,18 +384,16 @@ def test_run_qa_and_load_qa_split_pass_the_question_limits_to_the_stream(monkeyp
         return datasets.Dataset.from_list([rec(str(i), "", "c", "q", []) for i in range(5)])
 
     monkeypatch.setattr(run_qa, "load_qa_split", fake_load)
-    argv = ["run_qa.py", "--dataset", "natural_questions", "--model_name_or_path", "unused", "--output_dir",
+    argv = ["--dataset", "natural_questions", "--model_name_or_path", "unused", "--output_dir",
             str(tmp_path / "out"), "--do_train", "--do_eval", "--max_train_samples", "5", "--max_eval_samples", "3",
             "--subset_strategy", "random", "--seed", "9"]
-    monkeypatch.setattr("sys.argv", argv)
-    with pytest.raises(SystemExit, match="stop here"):
-        run_qa.main()
+    with pytest.raises(QADataError, match="stop here"):
+        run_qa.main(argv)
     assert seen == [("train", StreamLimit(5, 9)), ("validation", StreamLimit(3, 9))]
 
     seen.clear()
-    monkeypatch.setattr("sys.argv", [*argv[:-4], "--subset_strategy", "first", "--train_fraction", "0.5"])
-    with pytest.raises(SystemExit):
-        run_qa.main()
+    with pytest.raises(QADataError):
+        run_qa.main([*argv[:-4], "--subset_strategy", "first", "--train_fraction", "0.5"])
     assert seen == [("train", None), ("validation", StreamLimit(3, None))]  # a fraction needs the whole split
 
 

@@ -1,6 +1,8 @@
 """cross_eval.py and fine_tune_all.py on tiny BERTs: a 2x2 matrix with every file, cells equal to
 run_qa.py --do_eval, resuming, failures that leave the other cells running, and 2-process parity."""
 
+import contextlib
+import io
 import json
 import shlex
 import shutil
@@ -14,6 +16,9 @@ import cross_eval
 import fine_tune_all
 import run_qa
 from distributed import accelerate_launch
+from errors import ArgumentError, UsageError
+from qa_probes import ProbeError
+from script_utils import run_script
 from tiny_models import save_tiny_bert
 
 REPO = Path(__file__).resolve().parent.parent
@@ -25,10 +30,17 @@ LOCAL_DATASETS = ["--datasets", f"squad_v2={SAMPLE / 'dev.json'}", f"newsqa={NEW
 
 
 def run_cross_eval(monkeypatch, models, out, *extra) -> int:
-    argv = ["cross_eval.py", "--models", models, "--output_dir", out, "--report_to", "none",
+    argv = ["--models", models, "--output_dir", out, "--report_to", "none",
             "--per_device_eval_batch_size", "4", *SMALL_WINDOWS, *LOCAL_DATASETS, *extra]
-    monkeypatch.setattr(sys, "argv", [str(a) for a in argv])
-    return cross_eval.main()
+    return cross_eval.main([str(a) for a in argv])
+
+
+def run_qa_in_this_process(command: list[str]) -> subprocess.CompletedProcess:
+    """fine_tune_all.py's `python run_qa.py ...` run as run_qa.main(...) here: the same run without starting an
+    interpreter and loading torch again for each dataset."""
+    assert command[:2] == [sys.executable, str(REPO / "run_qa.py")], command
+    run_qa.main(command[2:])
+    return subprocess.CompletedProcess(command, 0)
 
 
 @pytest.fixture(scope="module")
@@ -36,17 +48,24 @@ def models_dir(tiny_qa_model, tmp_path_factory):
     """Two tiny models fine-tuned by fine_tune_all.py (run_qa.py underneath) on the two local datasets, plus a
     folder that is a model without a QA head and one that is no model at all."""
     root = tmp_path_factory.mktemp("models")
-    command = [
-        sys.executable, str(REPO / "fine_tune_all.py"), "--output_root", str(root), "--launcher", "python",
+    argv = [
+        "--output_root", str(root), "--launcher", "python",
         "--datasets", "squad_v2", "newsqa", "--model_name_or_path", str(tiny_qa_model),
         "--train_file", f"squad_v2={SAMPLE / 'train.json'}", f"newsqa={NEWS / 'train.jsonl'}",
         "--validation_file", f"squad_v2={SAMPLE / 'dev.json'}", f"newsqa={NEWS / 'dev.jsonl'}",
         "--", "--num_train_epochs", "2", "--learning_rate", "1e-3", "--per_device_train_batch_size", "8",
         "--report_to", "none", "--seed", "3", "--save_strategy", "no", *SMALL_WINDOWS,
     ]
-    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    (root.parent / f"{root.name}.stdout").write_text(done.stdout)
+    mp = pytest.MonkeyPatch()
+    printed = io.StringIO()
+    try:
+        mp.setattr(fine_tune_all.subprocess, "run", run_qa_in_this_process)
+        mp.chdir(REPO)  # the printed cross_eval.py command is relative to the working folder
+        with contextlib.redirect_stdout(printed):
+            assert fine_tune_all.main(argv) == 0
+    finally:
+        mp.undo()
+    (root.parent / f"{root.name}.stdout").write_text(printed.getvalue())
     save_tiny_bert(root / "base_encoder", task="cls")  # a model, but without a question-answering head
     (root / "notes").mkdir()
     (root / "notes" / "readme.txt").write_text("not a model")
@@ -64,17 +83,16 @@ def matrix(models_dir, tmp_path_factory):
     return out, status
 
 
-def test_fine_tune_all_records_each_dataset_and_skips_finished_ones(models_dir):
+def test_fine_tune_all_records_each_dataset_and_skips_finished_ones(models_dir, capsys):
     for name in ("squad_v2", "newsqa"):
         info = json.loads((models_dir / name / run_qa.RUN_INFO_FILE).read_text())
         assert info["dataset"] == name
         # The recipe logs the training loss often enough for loss_curve.png to draw it, even on a short run.
         history = json.loads((models_dir / name / "trainer_state.json").read_text())["log_history"]
         assert sum("loss" in entry for entry in history) >= 5, name
-    done = subprocess.run(
-        [sys.executable, str(REPO / "fine_tune_all.py"), "--output_root", str(models_dir), "--launcher", "python",
-         "--datasets", "squad_v2", "newsqa", "--dry_run"], cwd=REPO, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0 and done.stdout.count("done already") == 2, done.stdout + done.stderr
+    assert fine_tune_all.main(["--output_root", str(models_dir), "--launcher", "python",
+                               "--datasets", "squad_v2", "newsqa", "--dry_run"]) == 0
+    assert capsys.readouterr().out.count("done already") == 2
 
 
 def test_the_recipe_comes_first_so_extra_flags_override_it(tmp_path):
@@ -183,12 +201,15 @@ def test_bad_datasets_fail_their_column_and_the_other_cells_run(models_dir, tmp_
     assert "no_such_set" in (out / "matrix.md").read_text()
 
 
-def test_no_usable_model_is_one_clear_error(tmp_path, monkeypatch):
+def test_no_usable_model_is_one_clear_error(tmp_path):
     (tmp_path / "empty").mkdir()
-    monkeypatch.setattr(sys, "argv", ["cross_eval.py", "--models", str(tmp_path / "empty"), "--report_to", "none"])
-    with pytest.raises(SystemExit) as exit_info:
-        cross_eval.main()
-    assert str(exit_info.value.code) == f"error: no usable model directory under {tmp_path / 'empty'}"
+    argv = ["--models", str(tmp_path / "empty"), "--report_to", "none"]
+    with pytest.raises(UsageError) as error:
+        cross_eval.main(argv)
+    assert str(error.value) == f"no usable model directory under {tmp_path / 'empty'}"
+    with pytest.raises(SystemExit) as exit_info:  # the entry point prints it as one line and exits with status 1
+        run_script(cross_eval.main, argv)
+    assert exit_info.value.code == f"error: no usable model directory under {tmp_path / 'empty'}"
 
 
 def test_two_processes_fill_the_same_cells(models_dir, tmp_path):
@@ -209,11 +230,11 @@ def test_two_processes_fill_the_same_cells(models_dir, tmp_path):
             assert json.loads(paths[0].read_text()) == json.loads(paths[1].read_text())
 
 
-def test_a_bad_argument_is_one_clear_error(tmp_path, monkeypatch):
-    monkeypatch.setattr(sys, "argv", ["cross_eval.py", "--models", str(tmp_path), "--metric", "accuracy"])
-    with pytest.raises(SystemExit) as exit_info:
-        cross_eval.main()
-    assert str(exit_info.value.code).startswith("error: --metric must be one of exact, f1")
+def test_a_bad_argument_is_one_clear_error(tmp_path):
+    with pytest.raises(ArgumentError, match="^--metric must be one of exact, f1"):
+        cross_eval.main(["--models", str(tmp_path), "--metric", "accuracy"])
+    with pytest.raises(ArgumentError, match="^--datasets names 'squad_v2' twice"):
+        cross_eval.main(["--models", str(tmp_path), "--datasets", "squad_v2", f"squad_v2={SAMPLE / 'dev.json'}"])
 
 
 def test_hasans_of_a_fully_answerable_set_is_its_score():
@@ -275,20 +296,20 @@ def test_probes_are_cells_with_their_own_report_and_resume(models_dir, matrix, t
     assert list(json.loads((out / "matrix.json").read_text())["probes"]) == ["negation", "filler"]
 
 
-def test_a_bad_probe_is_one_clear_error(tmp_path, monkeypatch):
-    monkeypatch.setattr(sys, "argv", ["cross_eval.py", "--models", str(tmp_path), "--probes", "scrambled"])
-    with pytest.raises(SystemExit) as exit_info:
-        cross_eval.main()
-    assert str(exit_info.value.code).startswith("error: unknown probe 'scrambled'")
+def test_a_bad_probe_is_one_clear_error(tmp_path):
+    with pytest.raises(ProbeError, match="^unknown probe 'scrambled'"):
+        cross_eval.main(["--models", str(tmp_path), "--probes", "scrambled"])
 
 
-def test_fine_tune_all_passes_the_random_label_fraction_to_run_qa(tmp_path):
-    done = subprocess.run(
-        [sys.executable, str(REPO / "fine_tune_all.py"), "--output_root", str(tmp_path), "--launcher", "python",
-         "--datasets", "squad_v2", "--dry_run", "--", "--random_label_fraction", "0.5"],
-        cwd=REPO, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip().endswith("--random_label_fraction 0.5")
+def test_fine_tune_all_passes_the_random_label_fraction_to_run_qa(tmp_path, capsys):
+    assert fine_tune_all.main(["--output_root", str(tmp_path), "--launcher", "python", "--datasets", "squad_v2",
+                               "--dry_run", "--", "--random_label_fraction", "0.5"]) == 0
+    assert capsys.readouterr().out.strip().endswith("--random_label_fraction 0.5")
+
+
+def test_a_bad_name_value_pair_is_one_clear_error(tmp_path):
+    with pytest.raises(ArgumentError, match="^--data_dir takes NAME=VALUE pairs, got 'quac'"):
+        fine_tune_all.main(["--output_root", str(tmp_path), "--data_dir", "quac", "--dry_run"])
 
 
 REPORTS = ("matrix.json", "matrix.csv", "matrix.md", "heatmap.png")

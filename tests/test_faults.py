@@ -169,11 +169,9 @@ def test_a_folder_with_results_but_no_checkpoint_is_not_overwritten(tmp_path, ti
         script_utils.detect_last_checkpoint(training_args(out), overwrite_output_dir=False)
     assert str(out) in str(error.value) and "all_results.json" in str(error.value)
     # The scripts turn it into one error line and exit, before reading any data.
-    monkeypatch.setattr(sys, "argv", ["run_qa.py", "--model_name_or_path", str(tiny_qa_model), "--output_dir",
-                                      str(out), "--train_file", "missing.json", "--do_train"])
-    with pytest.raises(SystemExit) as exit_info:
-        run_qa.main()
-    assert str(exit_info.value.code).startswith(f"error: --output_dir {out} already holds")
+    with pytest.raises(script_utils.OutputDirError, match=f"^--output_dir {out} already holds"):
+        run_qa.main(["--model_name_or_path", str(tiny_qa_model), "--output_dir", str(out), "--train_file",
+                     "missing.json", "--do_train"])
     # Opting out starts from scratch and deletes the checkpoints that a later resume would otherwise pick up.
     (out / "checkpoint-3").mkdir()
     (out / "checkpoint-3" / "trainer_state.json").write_text("{}")

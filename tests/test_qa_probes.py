@@ -10,6 +10,7 @@ import pytest
 from datasets import Dataset
 
 import run_qa
+from errors import ArgumentError
 from qa_data import FLAT_FEATURES, load_qa_file
 from qa_probes import FILLER_WORDS, ProbeError, apply_probe, parse_probe, randomize_answers, sentence_spans
 
@@ -209,7 +210,6 @@ def test_run_qa_trains_on_random_labels(tiny_qa_model, tmp_path, monkeypatch, ca
     assert f"random labels: {round(answerable / 2)} training questions answered by a random span" in caplog.text
     info = json.loads((out / run_qa.RUN_INFO_FILE).read_text())
     assert info["data_args"]["random_label_fraction"] == 0.5
-    monkeypatch.setattr(sys, "argv", ["run_qa.py", "--model_name_or_path", str(tiny_qa_model), "--output_dir",
-                                      str(out), "--random_label_fraction", "2"])
-    with pytest.raises(SystemExit, match=r"--random_label_fraction must be in \[0, 1\], got 2"):
-        run_qa.main()
+    with pytest.raises(ArgumentError, match=r"--random_label_fraction must be in \[0, 1\], got 2"):
+        run_qa.main(["--model_name_or_path", str(tiny_qa_model), "--output_dir", str(out),
+                     "--random_label_fraction", "2"])

@@ -23,8 +23,9 @@ from qa_adapters import (
     convert_named_split,
     load_named_file,
     load_named_split,
+    load_qa_split,
 )
-from qa_data import QADataError, load_qa_split
+from qa_data import QADataError
 from qa_sources.common import PAPER_CONVERSION
 
 datasets.disable_progress_bars()

@@ -2,12 +2,12 @@
 
 import json
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
 
 import run_qa
+from script_utils import run_script
 from distributed import accelerate_launch
 
 REPO = Path(__file__).resolve().parent.parent
@@ -16,8 +16,7 @@ SMALL_WINDOWS = ["--max_seq_length", "64", "--doc_stride", "16", "--max_query_le
 
 
 def run_main(monkeypatch, args):
-    monkeypatch.setattr(sys, "argv", ["run_qa.py", *map(str, args)])
-    run_qa.main()
+    run_qa.main([str(arg) for arg in args])
 
 
 def common(model, out):
@@ -165,9 +164,9 @@ def bad_files(tmp_path):
 def test_bad_input_exits_with_one_error_and_writes_nothing(tiny_qa_model, tmp_path, monkeypatch, case, capsys):
     bad = bad_files(tmp_path)[case]
     out = tmp_path / "out"
-    with pytest.raises(SystemExit) as exit_info:
-        run_main(monkeypatch, common(tiny_qa_model, out) + [
-            "--train_file", SAMPLE / "train.json", "--validation_file", bad, "--do_train", "--do_eval"])
+    with pytest.raises(SystemExit) as exit_info:  # through the entry point: `error: ...`, exit status 1
+        run_script(run_qa.main, [str(arg) for arg in common(tiny_qa_model, out) + [
+            "--train_file", SAMPLE / "train.json", "--validation_file", bad, "--do_train", "--do_eval"]])
     message = str(exit_info.value.code)
     assert message.startswith(f"error: {bad}"), message
     assert not out.exists()

@@ -1,12 +1,19 @@
-"""script_utils: config files with overriding flags, refused abbreviations, and the pin_memory default."""
+"""script_args and script_utils: config files with overriding flags, refused abbreviations, the pin_memory default,
+argument checks as ArgumentErrors, NAME=VALUE pairs, and the entry point's exits."""
 
 from dataclasses import dataclass, field
 
 import pytest
 from transformers import TrainingArguments
 
+import script_args
 import script_utils
-from script_utils import ScriptArgumentParser, parse_args_with_config
+from errors import ArgumentError, UsageError
+from packaged_models import PackagedModelError
+from qa_data import QADataError
+from qa_probes import ProbeError
+from results_io import ResultsWriteError
+from script_args import ScriptArgumentParser, parse_args_with_config
 
 
 @dataclass
@@ -17,6 +24,10 @@ class ToyArguments:
     sizes: list[int] = field(default_factory=lambda: [1], metadata={"help": "One or more sizes."})
     mode: str = field(default="fast", metadata={"help": "How.", "choices": ["fast", "slow"]})
 
+    def __post_init__(self):
+        if self.name == "forbidden":
+            raise ValueError("--name may not be 'forbidden'")
+
 
 def parser() -> ScriptArgumentParser:
     return ScriptArgumentParser((ToyArguments, TrainingArguments), description="A toy script.")
@@ -24,7 +35,7 @@ def parser() -> ScriptArgumentParser:
 
 @pytest.mark.parametrize("accelerator", [False, True])
 def test_pin_memory_is_off_without_an_accelerator_unless_given(monkeypatch, accelerator):
-    monkeypatch.setattr(script_utils, "has_accelerator", lambda: accelerator)
+    monkeypatch.setattr(script_args, "has_accelerator", lambda: accelerator)
     _, args = parse_args_with_config(parser(), ["--name", "x"])
     assert args.dataloader_pin_memory is accelerator
     _, args = parse_args_with_config(parser(), ["--name", "x", "--dataloader_pin_memory", "true"])
@@ -59,3 +70,46 @@ def test_abbreviations_and_unknown_flags_are_refused(capsys):
             parse_args_with_config(parser(), argv)
         assert exit_info.value.code == 2
         assert f"unrecognized arguments: {' '.join(argv[2:])}" in capsys.readouterr().err
+
+
+def test_a_failed_argument_check_is_an_argument_error():
+    with pytest.raises(ArgumentError, match="^--name may not be 'forbidden'$"):
+        parse_args_with_config(parser(), ["--name", "forbidden"])
+
+
+def test_the_parser_is_also_reachable_through_script_utils():
+    assert script_utils.ScriptArgumentParser is ScriptArgumentParser
+    assert script_utils.parse_args_with_config is parse_args_with_config
+    with pytest.raises(AttributeError):
+        script_utils.no_such_name  # noqa: B018
+
+
+def test_name_value_pairs():
+    assert script_utils.parse_name_value_pairs(["a=1", "b=x=y"], "--flag") == {"a": "1", "b": "x=y"}
+    for bad in ("a", "=1", "a="):
+        with pytest.raises(ArgumentError, match=f"^--flag takes NAME=VALUE pairs, got {bad!r}$"):
+            script_utils.parse_name_value_pairs([bad], "--flag")
+
+
+@pytest.mark.parametrize("error_class, other_base", [
+    (QADataError, ValueError), (script_utils.OutputDirError, ValueError), (PackagedModelError, RuntimeError),
+    (ResultsWriteError, OSError), (ProbeError, ValueError), (ArgumentError, ValueError),
+])
+def test_every_user_error_is_a_usage_error_and_keeps_its_other_base(error_class, other_base):
+    assert issubclass(error_class, UsageError) and issubclass(error_class, other_base)
+
+
+def test_run_script_exits_with_the_status_or_one_error_line():
+    def main(argv):
+        if argv == ["bad"]:
+            raise QADataError("data.json: record 3: empty question")
+        if argv == ["bug"]:
+            raise KeyError("a bug keeps its traceback")
+        return 1 if argv == ["failed"] else None
+
+    for argv, code in ((["fine"], 0), (["failed"], 1), (["bad"], "error: data.json: record 3: empty question")):
+        with pytest.raises(SystemExit) as exit_info:
+            script_utils.run_script(main, argv)
+        assert exit_info.value.code == code
+    with pytest.raises(KeyError):
+        script_utils.run_script(main, ["bug"])

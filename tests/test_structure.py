@@ -1,0 +1,133 @@
+"""The shape of the code base: no import circle among the project's modules, no script importing another script,
+fine_tune_all.py --dry_run without the heavy libraries, and no overlong function in the plumbing."""
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+# Scripts: what users run. packaged_models.py also has a command line (a one-off extraction), but it is a helper
+# that the training scripts import, so it is not counted as one.
+SCRIPTS = {"run_qa", "run_classification", "cross_eval", "fine_tune_all", "convert_qa"}
+# The files of the QA scripts and their plumbing, whose functions stay readable.
+PLUMBING_FILES = [
+    "run_qa.py", "cross_eval.py", "fine_tune_all.py", "convert_qa.py", "qa_data.py", "qa_adapters.py",
+    "qa_run_info.py", "results_io.py", "script_utils.py", "script_args.py", "packaged_models.py",
+    *sorted(str(path.relative_to(REPO)) for path in (REPO / "qa_sources").glob("*.py")),
+]
+MAX_FUNCTION_LINES = 150
+
+
+def project_modules() -> dict[str, Path]:
+    """Module name -> file, for the top-level modules and the qa_sources package."""
+    modules = {path.stem: path for path in REPO.glob("*.py")}
+    for path in (REPO / "qa_sources").glob("*.py"):
+        modules["qa_sources" if path.stem == "__init__" else f"qa_sources.{path.stem}"] = path
+    return modules
+
+
+def imports_of(name: str, path: Path, known: set[str]) -> set[str]:
+    """The project modules that `name` imports anywhere in its file (inside functions too: a deferred import
+    still ties the two modules together)."""
+    package = name.rpartition(".")[0] if path.stem != "__init__" else name
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            targets = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:  # from . import x, from .common import y
+                base = ".".join(filter(None, [package, base]))
+            targets = [base] + [f"{base}.{alias.name}" for alias in node.names]
+        else:
+            continue
+        found.update(target for target in targets if target in known and target != name)
+    return found
+
+
+def import_graph() -> dict[str, set[str]]:
+    modules = project_modules()
+    return {name: imports_of(name, path, set(modules)) for name, path in modules.items()}
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One import circle as [a, b, ..., a], or None."""
+    state: dict[str, str] = {}
+    stack: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = "open"
+        stack.append(node)
+        for target in sorted(graph[node]):
+            if state.get(target) == "open":
+                return stack[stack.index(target):] + [target]
+            if target not in state and (cycle := visit(target)):
+                return cycle
+        stack.pop()
+        state[node] = "done"
+        return None
+
+    for node in sorted(graph):
+        if node not in state and (cycle := visit(node)):
+            return cycle
+    return None
+
+
+def test_the_graph_check_finds_a_circle():
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": set()}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b"}, "b": set()}) is None
+
+
+def test_no_import_circle_among_our_modules():
+    graph = import_graph()
+    assert {"qa_data", "qa_adapters", "qa_sources.common", "run_qa", "script_utils"} <= set(graph)
+    assert "qa_data" in graph["qa_adapters"]  # the parser sees imports at all
+    assert find_cycle(graph) is None
+
+
+def test_no_script_imports_another_script():
+    graph = import_graph()
+    assert SCRIPTS <= set(graph)
+    crossings = {script: sorted(graph[script] & SCRIPTS) for script in SCRIPTS if graph[script] & SCRIPTS}
+    assert crossings == {}
+
+
+def test_fine_tune_all_dry_run_loads_no_heavy_library(tmp_path):
+    # A fresh interpreter: this test process has loaded torch long ago.
+    code = (
+        "import sys\n"
+        f"sys.path.insert(0, {str(REPO)!r})\n"
+        "import fine_tune_all\n"
+        f"assert fine_tune_all.main(['--output_root', {str(tmp_path)!r}, '--dry_run']) == 0\n"
+        "print(sorted(m for m in ('torch', 'transformers', 'matplotlib', 'sklearn') if m in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert any(line.startswith("[squad_v2] ") for line in lines)  # it did print the commands
+    assert lines[-1] == "[]"
+
+
+@pytest.mark.parametrize("file_name", PLUMBING_FILES)
+def test_no_function_over_150_lines(file_name):
+    tree = ast.parse((REPO / file_name).read_text(encoding="utf-8"))
+    long = [f"{node.name}: {node.end_lineno - node.lineno + 1} lines" for node in ast.walk(tree)
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+            and node.end_lineno - node.lineno + 1 > MAX_FUNCTION_LINES]
+    assert long == []
+
+
+@pytest.mark.parametrize("script", sorted(SCRIPTS - {"run_classification"}))
+def test_every_qa_script_enters_through_run_script(script):
+    """`def main(argv: list[str] | None = None)` and `run_script(main)` under `__main__`, no sys.exit in main."""
+    tree = ast.parse((REPO / f"{script}.py").read_text(encoding="utf-8"))
+    main = next(node for node in tree.body if isinstance(node, ast.FunctionDef) and node.name == "main")
+    assert [arg.arg for arg in main.args.args] == ["argv"] and ast.unparse(main.args.args[0].annotation) == "list[str] | None"
+    assert [ast.unparse(default) for default in main.args.defaults] == ["None"]
+    guard = tree.body[-1]
+    assert isinstance(guard, ast.If) and ast.unparse(guard.test) == "__name__ == '__main__'"
+    assert [ast.unparse(statement) for statement in guard.body] == ["run_script(main)"]
+    assert "sys.exit" not in ast.unparse(tree)
