@@ -54,15 +54,8 @@ from dataset_columns import column_list
 from packaged_models import resolve_model_path
 from plots import plot_confusion_matrix, plot_loss_curve, plot_roc_curves
 from results_io import write_text_atomic
-from script_utils import (
-    OVERWRITE_OUTPUT_DIR_HELP,
-    TRAINING_FLAGS,
-    ScriptArgumentParser,
-    detect_last_checkpoint,
-    parse_args_with_config,
-    run_script,
-    setup_logging,
-)
+from script_args import TRAINING_FLAGS, ScriptArgumentParser, parse_args_with_config
+from script_utils import OVERWRITE_OUTPUT_DIR_HELP, detect_last_checkpoint, run_script, setup_logging
 from tweet_preprocessing import PREPROCESSED_TEXT_COLUMN, preprocess_dataset
 from utils_classification import (
     ClassificationTrainer,

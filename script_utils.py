@@ -12,8 +12,7 @@ that into `error: <message>` and exit status 1.
 
 The command-line parser (a config file with flags that override it, a --help page that shows what the script
 itself does) lives in script_args.py, which imports transformers; this module imports no third-party package at
-the top, so that fine_tune_all.py (which only starts run_qa.py) stays light. `ScriptArgumentParser`,
-`parse_args_with_config` and the flag lists may still be imported from here: they load on first use.
+the top, so that fine_tune_all.py (which only starts run_qa.py) stays light.
 
 Resuming a killed run: `detect_last_checkpoint(training_args, overwrite_output_dir)` is called once, before
 training; the scripts pass what it returns to `Trainer.train(resume_from_checkpoint=...)`.
@@ -21,7 +20,6 @@ training; the scripts pass what it returns to `Trainer.train(resume_from_checkpo
 
 from __future__ import annotations
 
-import importlib
 import json
 import logging
 import os
@@ -29,7 +27,7 @@ import re
 import shutil
 import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from errors import ArgumentError, UsageError
 
@@ -40,18 +38,6 @@ if TYPE_CHECKING:
 # through their one parent.
 LOGGER_NAMESPACE = "qa_transfer"
 logger = logging.getLogger("qa_transfer.script_utils")
-
-# What script_args.py defines, reachable from here too (see the module docstring).
-PARSER_NAMES = frozenset({
-    "ScriptArgumentParser", "parse_args_with_config", "read_config_file", "TRAINING_FLAGS", "EVALUATION_FLAGS",
-})
-
-
-def __getattr__(name: str) -> Any:
-    if name in PARSER_NAMES:
-        return getattr(importlib.import_module("script_args"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
 
 def setup_logging(training_args: TrainingArguments) -> None:
     """The transformers examples' logging block, shared by every script: one format on stdout, INFO on the main

@@ -77,13 +77,6 @@ def test_a_failed_argument_check_is_an_argument_error():
         parse_args_with_config(parser(), ["--name", "forbidden"])
 
 
-def test_the_parser_is_also_reachable_through_script_utils():
-    assert script_utils.ScriptArgumentParser is ScriptArgumentParser
-    assert script_utils.parse_args_with_config is parse_args_with_config
-    with pytest.raises(AttributeError):
-        script_utils.no_such_name  # noqa: B018
-
-
 def test_name_value_pairs():
     assert script_utils.parse_name_value_pairs(["a=1", "b=x=y"], "--flag") == {"a": "1", "b": "x=y"}
     for bad in ("a", "=1", "a="):
