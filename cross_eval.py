@@ -37,6 +37,7 @@ import datasets
 import numpy as np
 from transformers import AutoConfig, AutoModelForQuestionAnswering, AutoTokenizer, TrainingArguments
 
+from base_trainer import BaseTrainer
 from errors import ArgumentError, UsageError
 from plots import plot_heatmap, plot_probe_changes
 from qa_adapters import ADAPTERS, StreamLimit, conversion_name, load_qa_split
@@ -49,7 +50,6 @@ from script_utils import parse_name_value_pairs, run_script, setup_logging
 from utils_qa import (
     QAEvalArguments,
     QAEvaluator,
-    QATrainer,
     WindowConfig,
     build_windows,
     load_squad_v2_metric,
@@ -554,7 +554,7 @@ def evaluate_cell(
     logger.info("%s: %d questions, %d windows", progress, len(examples), len(features))
 
     evaluator = QAEvaluator(examples, features, eval_args.postprocess_config(version_2), metric)
-    trainer = QATrainer(
+    trainer = BaseTrainer(
         model=model, args=training_args, eval_dataset=model_inputs(features), processing_class=tokenizer,
         data_collator=qa_data_collator(tokenizer, eval_args.pad_to_max_length, training_args),
         compute_metrics=evaluator,

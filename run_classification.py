@@ -39,6 +39,7 @@ from transformers import (
     set_seed,
 )
 
+from base_trainer import BaseTrainer
 from classification_data import (
     LABEL_IDS_COLUMN,
     InputError,
@@ -58,7 +59,6 @@ from script_args import TRAINING_FLAGS, ScriptArgumentParser, parse_args_with_co
 from script_utils import OVERWRITE_OUTPUT_DIR_HELP, detect_last_checkpoint, run_script, setup_logging
 from tweet_preprocessing import PREPROCESSED_TEXT_COLUMN, preprocess_dataset
 from utils_classification import (
-    ClassificationTrainer,
     WeightedCrossEntropy,
     balanced_class_weights,
     classification_metrics,
@@ -360,7 +360,7 @@ def main(argv: list[str] | None = None) -> None:
     def compute_metrics(prediction: EvalPrediction) -> dict[str, float]:
         return classification_metrics(prediction.label_ids, probabilities_of(prediction.predictions), label_names)
 
-    trainer = ClassificationTrainer(
+    trainer = BaseTrainer(
         model=model,
         args=training_args,
         train_dataset=model_inputs.get("train") if training_args.do_train else None,

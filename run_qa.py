@@ -33,6 +33,7 @@ from transformers import (
     set_seed,
 )
 
+from base_trainer import BaseTrainer
 from errors import UsageError
 from packaged_models import resolve_model_path
 from plots import plot_loss_curve
@@ -51,7 +52,6 @@ from script_utils import OVERWRITE_OUTPUT_DIR_HELP, detect_last_checkpoint, run_
 from utils_qa import (
     QAEvalArguments,
     QAEvaluator,
-    QATrainer,
     WindowConfig,
     build_windows,
     load_squad_v2_metric,
@@ -275,7 +275,7 @@ def main(argv: list[str] | None = None) -> None:
     metric = load_squad_v2_metric()
     postprocess = data_args.postprocess_config(version_2)
     evaluator = QAEvaluator(splits.eval, eval_features, postprocess, metric) if eval_features is not None else None
-    trainer = QATrainer(
+    trainer = BaseTrainer(
         model=model,
         args=training_args,
         train_dataset=train_features,
@@ -285,14 +285,10 @@ def main(argv: list[str] | None = None) -> None:
         compute_metrics=evaluator,
     )
     os.makedirs(training_args.output_dir, exist_ok=True)
-    all_results: dict[str, float] = {}
 
     def save_results(split: str, metrics: dict) -> None:
         trainer.log_metrics(split, metrics)
-        all_results.update(metrics)
-        if trainer.is_world_process_zero():
-            write_json_atomic(os.path.join(training_args.output_dir, f"{split}_results.json"), metrics)
-            write_json_atomic(os.path.join(training_args.output_dir, "all_results.json"), all_results)
+        trainer.save_metrics(split, metrics)
 
     # --- Train --------------------------------------------------------------------------------------
     if training_args.do_train:

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 LOGGER_NAMESPACE = "qa_transfer"
 logger = logging.getLogger("qa_transfer.script_utils")
 
+
 def setup_logging(training_args: TrainingArguments) -> None:
     """The transformers examples' logging block, shared by every script: one format on stdout, INFO on the main
     process (so that conversion, windowing and resumption summaries show by default), warnings only on the others,

@@ -1,11 +1,9 @@
-"""The classifier's metrics and report, its weighted loss, the TF-IDF baseline, the comparison of the two, and
-the Trainer that writes its results atomically and keeps evaluation in file order."""
+"""The classifier's metrics and report, its weighted loss, the TF-IDF baseline, and the comparison of the two."""
 
 from __future__ import annotations
 
 import csv
 import io
-import os
 from typing import Any
 
 import numpy as np
@@ -15,10 +13,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, classification_report, precision_recall_fscore_support, roc_auc_score
 from sklearn.pipeline import make_pipeline
-from torch.utils.data import SequentialSampler
-from transformers import Trainer
 
-from results_io import write_json_atomic
 
 # --- Metrics and report ---------------------------------------------------------------------------------------
 
@@ -182,37 +177,3 @@ def comparison_table(rows: dict[str, dict[str, float]], note: str) -> str:
     for model_name, metrics in rows.items():
         lines.append(f"| {model_name} | " + " | ".join(f"{metrics[key]:.4f}" for _, key in COMPARISON_COLUMNS) + " |")
     return "# Model comparison\n\n" + note + "\n\n" + "\n".join(lines) + "\n"
-
-
-# --- The Trainer --------------------------------------------------------------------------------------------------
-
-
-class ClassificationTrainer(Trainer):
-    """The Trainer, with two changes:
-
-    - `save_metrics` writes `<split>_results.json` and `all_results.json` atomically (results_io), so a killed
-      run or a full disk never leaves half a file; `all_results.json` gathers the metrics this run saved, where
-      the Trainer's would merge them into an earlier run's file in the same --output_dir;
-    - evaluation and prediction batches keep the file's order even with `--train_sampling_strategy
-      group_by_length` (which the Trainer applies to them too), so predictions line up with their rows.
-    """
-
-    def __init__(self, *args: Any, **kwargs: Any):
-        super().__init__(*args, **kwargs)
-        self.all_results: dict[str, float] = {}
-
-    def save_metrics(self, split: str, metrics: dict[str, float], combined: bool = True) -> None:
-        if not self.is_world_process_zero():
-            return
-        write_json_atomic(os.path.join(self.args.output_dir, f"{split}_results.json"), metrics)
-        if combined:
-            self.all_results.update(metrics)
-            write_json_atomic(os.path.join(self.args.output_dir, "all_results.json"), self.all_results)
-
-    # The Trainer has no public hook for the evaluation sampler (get_eval_dataloader / get_test_dataloader build
-    # the whole DataLoader through private helpers), so this overrides the private method they call: the
-    # Trainer's own choice without length grouping.
-    def _get_eval_sampler(self, eval_dataset: Any) -> torch.utils.data.Sampler | None:
-        if eval_dataset is None or self.args.world_size > 1:
-            return None
-        return SequentialSampler(eval_dataset)

@@ -18,7 +18,6 @@ from transformers import (
     DataCollatorWithPadding,
     EvalPrediction,
     PreTrainedTokenizerBase,
-    Trainer,
     TrainingArguments,
     default_data_collator,
 )
@@ -536,28 +535,6 @@ class QAEvaluator:
     def __call__(self, eval_prediction: EvalPrediction) -> dict[str, float]:
         start_logits, end_logits = eval_prediction.predictions[:2]
         return self.score(self.postprocess(start_logits, end_logits))
-
-
-class QATrainer(Trainer):
-    """The Trainer, except that evaluation and prediction batches always keep dataset order.
-
-    With `--train_sampling_strategy group_by_length` this transformers release length-groups evaluation batches
-    too, and QA post-processing matches logits to windows by position.
-    """
-
-    # A private method, overridden because no public hook chooses the evaluation sampler: the public one,
-    # `get_eval_dataloader`, would have to rebuild the Trainer's whole dataloader (column removal, workers,
-    # accelerator preparation) to change it. The override only hides group_by_length from the Trainer's own choice,
-    # so everything else (sequential on one process, sharded on several) stays the Trainer's.
-    def _get_eval_sampler(self, eval_dataset):
-        strategy = self.args.train_sampling_strategy
-        if strategy != "group_by_length":
-            return super()._get_eval_sampler(eval_dataset)
-        self.args.train_sampling_strategy = "random"
-        try:
-            return super()._get_eval_sampler(eval_dataset)
-        finally:
-            self.args.train_sampling_strategy = strategy
 
 
 def load_squad_v2_metric(**kwargs: Any) -> Any:

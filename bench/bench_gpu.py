@@ -5,8 +5,8 @@ Mode 1 (default), throughput: for each task (qa, cls), precision (bf16, fp16), -
 and batch size (doubling from --min_batch_size until the GPU runs out of memory or --max_batch_size), train a
 randomly initialised BERT-base (built from a config, SDPA attention; nothing is downloaded) for --warmup_steps
 + --steps steps and time the last --steps. The training path is run_qa.py's / run_classification.py's: real
-SQuAD 2.0 windows (utils_qa.build_windows, with labels) and QATrainer with qa_data_collator for qa; the vaccine
-tweets through tweet_preprocessing and the Trainer with dynamic padding for cls. Per run it reports windows/s,
+SQuAD 2.0 windows (utils_qa.build_windows, with labels) and BaseTrainer with qa_data_collator for qa; the vaccine
+tweets through tweet_preprocessing and BaseTrainer with dynamic padding for cls. Per run it reports windows/s,
 tokens/s (padded tokens the model computed on, and real ones), peak GPU memory and the model FLOP utilisation
 (MFU): training FLOPs (6 x non-embedding parameters per token, plus 12 x layers x hidden x sequence length
 per token for attention) per second, against --peak_tflops (default 989, the H200/H100 dense bf16 datasheet
@@ -215,9 +215,10 @@ def train_steps(args: argparse.Namespace, task: str, precision: str, max_seq_len
                 data: Any, tokenizer: Any, config: Any, output_dir: str) -> RunResult:
     """Train for warmup + timed steps through the task's own Trainer, collator and data; time the timed steps."""
     import torch
-    from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
+    from transformers import DataCollatorWithPadding, TrainingArguments
 
-    from utils_qa import QATrainer, qa_data_collator
+    from base_trainer import BaseTrainer
+    from utils_qa import qa_data_collator
 
     training_args = TrainingArguments(
         output_dir=output_dir, per_device_train_batch_size=batch_size, max_steps=args.warmup_steps + args.steps,
@@ -226,12 +227,12 @@ def train_steps(args: argparse.Namespace, task: str, precision: str, max_seq_len
         dataloader_num_workers=0, disable_tqdm=True,
     )
     if task == "qa":
-        collator, trainer_class = CountingCollator(qa_data_collator(tokenizer, False, training_args)), QATrainer
+        collator = CountingCollator(qa_data_collator(tokenizer, False, training_args))
     else:
-        collator, trainer_class = CountingCollator(DataCollatorWithPadding(tokenizer)), Trainer
+        collator = CountingCollator(DataCollatorWithPadding(tokenizer))
     model = build_model(args, config, task)
     timer = step_timer(args.warmup_steps)
-    trainer = trainer_class(model=model, args=training_args, train_dataset=data, processing_class=tokenizer,
+    trainer = BaseTrainer(model=model, args=training_args, train_dataset=data, processing_class=tokenizer,
                             data_collator=collator, callbacks=[timer])
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()

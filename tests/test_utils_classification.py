@@ -14,8 +14,8 @@ from datasets import Dataset
 from torch.utils.data import SequentialSampler
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding, TrainingArguments
 
+from base_trainer import BaseTrainer
 from utils_classification import (
-    ClassificationTrainer,
     WeightedCrossEntropy,
     balanced_class_weights,
     classification_metrics,
@@ -130,11 +130,11 @@ def test_tfidf_baseline_learns_words_and_leaves_an_unseen_class_at_zero():
     assert probabilities.argmax(axis=1).tolist() == [2, 1]
 
 
-def tiny_trainer(model_dir, output_dir, **arguments) -> ClassificationTrainer:
+def tiny_trainer(model_dir, output_dir, **arguments) -> BaseTrainer:
     model = AutoModelForSequenceClassification.from_pretrained(model_dir)
     collator = DataCollatorWithPadding(AutoTokenizer.from_pretrained(model_dir))
     args = TrainingArguments(output_dir=str(output_dir), report_to="none", use_cpu=True, **arguments)
-    return ClassificationTrainer(model=model, args=args, data_collator=collator)
+    return BaseTrainer(model=model, args=args, data_collator=collator)
 
 
 def test_save_metrics_writes_its_split_and_gathers_this_runs_results(tiny_cls_model, tmp_path):
