@@ -41,7 +41,9 @@ from packaged_models import PACKAGED_MINILM  # noqa: E402
 from results_io import write_json_atomic  # noqa: E402
 
 DEFAULT_DATA_DIR = REPO_ROOT.parent / "shared" / "data" / "vaccine_stance"
-TARGET = {"accuracy": 0.78, "f1_macro": 0.72}
+# The issues' goals on this validation set: the packaged MiniLM (the first issue), a base-size encoder (#13).
+TARGETS = {PACKAGED_MINILM: {"accuracy": 0.78, "f1_macro": 0.72}}
+BASE_MODEL_TARGET = {"accuracy": 0.78, "f1_macro": 0.74}
 # Figures on this validation set quoted by the issue, for the printed comparison.
 REFERENCES = {
     "seed BERT-base (seed report)": {"accuracy": 0.71},
@@ -154,7 +156,8 @@ def main() -> None:
             sys.exit(f"error: {args.data_dir / name} not found; pass --data_dir")
     started = time.perf_counter()
     settings = {key: str(value) if isinstance(value, Path) else value for key, value in vars(args).items()}
-    report: dict = {"settings": settings, "target": TARGET, "references": REFERENCES}
+    target = TARGETS.get(args.model, BASE_MODEL_TARGET)
+    report: dict = {"settings": settings, "target": target, "references": REFERENCES}
 
     main_run = fine_tune_and_evaluate(args, "main", args.epochs, args.lemmatize, baseline=True)
     report["main"] = scores(main_run) | {
@@ -165,7 +168,7 @@ def main() -> None:
         "wall_time": main_run["wall_time"],
     }
     report["baseline_tfidf"] = scores(main_run, prefix="baseline")
-    report["target_met"] = all(report["main"][key] >= value for key, value in TARGET.items())
+    report["target_met"] = all(report["main"][key] >= value for key, value in target.items())
 
     if not args.skip_ablation:
         ablation = {"epochs": args.ablation_epochs}
@@ -221,7 +224,7 @@ def summary(report: dict, args: argparse.Namespace) -> str:
         "",
         f"training: {main_run['train_runtime']:.0f} s, {main_run['train_samples_per_second']:.1f} samples/s; "
         f"whole main run (with evaluation and baseline): {main_run['wall_time']:.0f} s",
-        f"target accuracy >= {TARGET['accuracy']} and macro-F1 >= {TARGET['f1_macro']}: "
+        f"target accuracy >= {report['target']['accuracy']} and macro-F1 >= {report['target']['f1_macro']}: "
         + ("met" if report["target_met"] else "NOT met"),
     ]
     if "ablation" in report:
