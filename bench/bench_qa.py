@@ -128,12 +128,15 @@ def prepare_abstain_training(path: str, questions: int, unanswerable_share: floa
 
     rng = random.Random(seed)
     n_unanswerable = round(questions * unanswerable_share)
-    if n_unanswerable > len(unanswerable) or questions - n_unanswerable > len(dev_answerable) + len(pool_answerable):
+    n_repeated = max(0, n_unanswerable - len(unanswerable))
+    if n_repeated > len(unanswerable) or questions - n_unanswerable > len(dev_answerable) + len(pool_answerable):
         raise ValueError(f"{questions} questions with {unanswerable_share:.0%} unanswerable need {n_unanswerable} "
-                         f"unanswerable ones; there are {len(unanswerable)}")
+                         f"unanswerable ones; there are {len(unanswerable)}, each usable twice at most")
+    # Past the genuine ones, a share is reached by repeating some of them once (new ids: ids stay unique).
+    repeats = [{**record, "id": f"{record['id']}_repeat"} for record in rng.sample(unanswerable, n_repeated)]
     n_pool = max(0, questions - n_unanswerable - len(dev_answerable))
-    chosen = (rng.sample(unanswerable, n_unanswerable) + dev_answerable[: questions - n_unanswerable]
-              + rng.sample(pool_answerable, n_pool))
+    chosen = (rng.sample(unanswerable, n_unanswerable - n_repeated) + repeats
+              + dev_answerable[: questions - n_unanswerable] + rng.sample(pool_answerable, n_pool))
     rng.shuffle(chosen)
 
     dev_titles = {record["title"] for record in genuine}
@@ -142,7 +145,7 @@ def prepare_abstain_training(path: str, questions: int, unanswerable_share: floa
     if leaked:
         raise ValueError(f"{len(leaked)} training questions come from the evaluation articles, e.g. {leaked[0]!r}")
     write_text_atomic(path, "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in chosen))
-    return {"questions": len(chosen), "unanswerable": n_unanswerable,
+    return {"questions": len(chosen), "unanswerable": n_unanswerable, "unanswerable_repeated": n_repeated,
             "answerable_from_dev15": min(len(dev_answerable), questions - n_unanswerable),
             "answerable_from_pool": n_pool}
 

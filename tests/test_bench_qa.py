@@ -1,0 +1,92 @@
+"""bench/bench_qa.py's `abstain` training set, prepared from small pool / mix / genuine-dev files written here."""
+
+import json
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+import bench_qa  # noqa: E402
+
+
+def record(record_id: str, title: str, context: str, question: str, answer: str | None) -> dict:
+    answers = {"text": [answer], "answer_start": [context.index(answer)]} if answer else {"text": [], "answer_start": []}
+    return {"id": record_id, "title": title, "context": context, "question": question, "answers": answers}
+
+
+def write_jsonl(path: Path, records: list[dict]) -> str:
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    return str(path)
+
+
+@pytest.fixture
+def sources(tmp_path, monkeypatch):
+    """A pool of 3 train articles (12 answerable, 4 unanswerable), a mix of 1 of those train articles and 2 dev
+    articles (4 answerable, 4 unanswerable of its own) and a 1-article genuine dev subset."""
+    pool, mix = [], []
+    for a in range(3):
+        context = f"Article {a} was written in the year 19{a}0 by the river."
+        for q in range(4):
+            pool.append(record(f"p{a}{q}", f"Train{a}", context, f"When was article {a} written, take {q}?", f"19{a}0"))
+        pool.append(record(f"p{a}u", f"Train{a}", context, f"Who painted article {a}?", None))
+    pool.append(record("p3u", "Train2", "Nothing here speaks of painters at all.", "Who painted it?", None))
+    mix.append(dict(pool[0]))  # the mix's train articles are also in the pool: kept once
+    for d in range(2):
+        context = f"Dev article {d} names the city of Town{d} twice: Town{d}."
+        for q in range(2):
+            mix.append(record(f"d{d}{q}", f"Dev{d}", context, f"Which city, take {q}?", f"Town{d}"))
+            mix.append(record(f"d{d}u{q}", f"Dev{d}", context, f"Which village, take {q}?", None))
+    genuine = [record("g0", "Genuine", "The genuine article holds the answer 42.", "What is the answer?", "42")]
+    monkeypatch.setattr(bench_qa, "POOL", write_jsonl(tmp_path / "pool.jsonl", pool))
+    monkeypatch.setattr(bench_qa, "MIX", write_jsonl(tmp_path / "mix.jsonl", mix))
+    monkeypatch.setattr(bench_qa, "GENUINE_DEV", write_jsonl(tmp_path / "genuine.jsonl", genuine))
+    return tmp_path
+
+
+def read_prepared(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_share_within_the_genuine_unanswerable_questions(sources):
+    out = sources / "train.jsonl"
+    counts = bench_qa.prepare_abstain_training(str(out), questions=10, unanswerable_share=0.4, seed=42)
+    assert counts == {"questions": 10, "unanswerable": 4, "unanswerable_repeated": 0,
+                      "answerable_from_dev15": 4, "answerable_from_pool": 2}
+    records = read_prepared(out)
+    assert len(records) == 10 and len({r["id"] for r in records}) == 10
+    assert sum(not r["answers"]["text"] for r in records) == 4
+    # Every answerable question of the dev articles comes first; the pool tops up.
+    assert {r["id"] for r in records if r["title"].startswith("Dev") and r["answers"]["text"]} == {"d00", "d01", "d10", "d11"}
+    bench_qa.prepare_abstain_training(str(sources / "again.jsonl"), questions=10, unanswerable_share=0.4, seed=42)
+    assert (sources / "again.jsonl").read_text() == out.read_text()  # seeded: the same file
+
+
+def test_a_share_past_the_genuine_questions_repeats_some_once_under_new_ids(sources):
+    out = sources / "train.jsonl"
+    counts = bench_qa.prepare_abstain_training(str(out), questions=20, unanswerable_share=0.55, seed=42)
+    assert counts["unanswerable"] == 11 and counts["unanswerable_repeated"] == 3  # 8 genuine ones
+    records = read_prepared(out)
+    assert len({r["id"] for r in records}) == 20
+    unanswerable = [r for r in records if not r["answers"]["text"]]
+    assert len(unanswerable) == 11
+    repeats = [r for r in unanswerable if r["id"].endswith("_repeat")]
+    assert len(repeats) == 3
+    asked = Counter((r["context"], r["question"]) for r in unanswerable)
+    assert len(asked) == 8 and max(asked.values()) == 2  # every genuine one, none more than twice
+    assert all(asked[(r["context"], r["question"])] == 2 for r in repeats)
+
+
+def test_more_than_twice_the_genuine_questions_is_refused(sources):
+    with pytest.raises(ValueError, match="need 17 unanswerable ones; there are 8, each usable twice at most"):
+        bench_qa.prepare_abstain_training(str(sources / "train.jsonl"), questions=20, unanswerable_share=0.85, seed=42)
+    assert not (sources / "train.jsonl").exists()
+
+
+def test_a_training_question_from_an_evaluation_article_is_refused(sources, monkeypatch):
+    leaking = [record("g0", "Train1", "Article 1 was written in the year 1910 by the river.", "When?", "1910")]
+    monkeypatch.setattr(bench_qa, "GENUINE_DEV", write_jsonl(sources / "genuine.jsonl", leaking))
+    with pytest.raises(ValueError, match="come from the evaluation articles"):
+        bench_qa.prepare_abstain_training(str(sources / "train.jsonl"), questions=20, unanswerable_share=0.4, seed=42)
+    assert not (sources / "train.jsonl").exists()
