@@ -4,7 +4,7 @@
 Questions, TriviaQA-web and NewsQA dev sets in ../shared/data (SQuAD 2.0 format, MRQA-derived, all answerable).
 
     python bench/bench_qa.py --preset abstain          # first: the model (about an hour on 2 idle CPU cores)
-    python bench/bench_cross_eval.py [--model DIR] [--max_eval_samples N]
+    python bench/bench_cross_eval.py [--model DIR] [--max_eval_samples N] [--output_dir DIR] [-- cross_eval.py flags]
 
 The SQuAD 2.0 column is the dev file the model was evaluated on when it was trained (its qa_run_info.json): for
 the `abstain` model the 20-article genuine subset, since 15 other dev articles were in its training set; for the
@@ -40,6 +40,7 @@ def main() -> None:
                         help="A run_qa.py output folder (default: the abstain benchmark's model).")
     parser.add_argument("--max_eval_samples", type=int, default=2000, help="Questions per dataset, at most.")
     parser.add_argument("--output_dir", default=None, help="Default: bench/results/cross_eval_<model folder name>.")
+    parser.add_argument("extra", nargs="*", help="More cross_eval.py flags, after '--' (e.g. --version_2_with_negative false).")
     args = parser.parse_args()
     args.output_dir = args.output_dir or os.path.join(
         REPO, "bench", "results", f"cross_eval_{os.path.basename(os.path.normpath(args.model))}")
@@ -61,7 +62,7 @@ def main() -> None:
     command = [sys.executable, os.path.join(REPO, "cross_eval.py"), "--models", models_dir, "--report_to", "none",
                "--output_dir", os.path.join(args.output_dir, "matrix"), "--per_device_eval_batch_size", "64",
                "--seed", "42", "--max_eval_samples", str(args.max_eval_samples),
-               "--datasets", *[f"{name}={path}" for name, path in datasets.items()]]
+               "--datasets", *[f"{name}={path}" for name, path in datasets.items()], *args.extra]
     print("running:", " ".join(command), flush=True)
     start = time.perf_counter()
     subprocess.run(command, check=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
