@@ -27,7 +27,7 @@ best_f1, wall time, training samples/s. Presets:
   `--unanswerable_share 0.33` F1 51.4 (57.3 / 45.4); neither reaches the goal (F1 58).
   9,000 questions at 40 % for one epoch: F1 50.9 (39.2 / 62.6), best_f1 53.8: the second epoch matters more.
   `--questions 10000 --unanswerable_share 0.40` (two epochs, 67 minutes on 2 idle cores): F1 52.3 (62.0 / 42.5),
-  best_f1 58.1, calibrated 55.7, the best so far on every measure, still short of the goal: the recipe to use for
+  best_f1 58.1, calibrated 55.7, the best of both measured, still short of the goal: the recipe to use for
   a full run. A third epoch over 6,000 questions at 50 % overfits (F1 53.6 (43.5 / 63.7), best_f1 56.2).
   `--questions 12000 --unanswerable_share 0.45` (1,249 of them repeated; 91 minutes): F1 52.9 (62.7 / 43.2),
   best_f1 57.3, calibrated 53.6; it separates a little better (F1 57.2 where HasAns_f1 >= 50 and NoAns_f1 >= 58
@@ -106,7 +106,8 @@ def prepare_abstain_training(path: str, questions: int, unanswerable_share: floa
     Every unanswerable question comes from genuine SQuAD 2.0 questions: the pool's 1,955 train ones and the mix's
     2,200 adversarial ones from 15 dev articles. The answerable ones are first every answerable question of those
     15 dev articles (so that their paragraphs do not read as "no answer"), then pool questions drawn at random.
-    `unanswerable_share` of the `questions` are unanswerable. No article or context of the genuine dev subset, on
+    `unanswerable_share` of the `questions` are unanswerable; past the genuine ones, some are repeated once under
+    new ids. No article or context of the genuine dev subset, on
     which the model is evaluated, may enter: that is checked here, by title and by context.
     """
     from qa_data import read_raw_records, validate_records
