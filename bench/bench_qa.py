@@ -134,9 +134,13 @@ def prepare_abstain_training(path: str, questions: int, unanswerable_share: floa
     rng = random.Random(seed)
     n_unanswerable = round(questions * unanswerable_share)
     n_repeated = max(0, n_unanswerable - len(unanswerable))
-    if n_repeated > len(unanswerable) or questions - n_unanswerable > len(dev_answerable) + len(pool_answerable):
+    if n_repeated > len(unanswerable):
         raise ValueError(f"{questions} questions with {unanswerable_share:.0%} unanswerable need {n_unanswerable} "
                          f"unanswerable ones; there are {len(unanswerable)}, each usable twice at most")
+    if questions - n_unanswerable > len(dev_answerable) + len(pool_answerable):
+        raise ValueError(f"{questions} questions with {unanswerable_share:.0%} unanswerable need "
+                         f"{questions - n_unanswerable} answerable ones; there are "
+                         f"{len(dev_answerable) + len(pool_answerable)}")
     # Past the genuine ones, a share is reached by repeating some of them once (new ids: ids stay unique).
     repeats = [{**record, "id": f"{record['id']}_repeat"} for record in rng.sample(unanswerable, n_repeated)]
     n_pool = max(0, questions - n_unanswerable - len(dev_answerable))

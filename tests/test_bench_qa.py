@@ -84,6 +84,12 @@ def test_more_than_twice_the_genuine_questions_is_refused(sources):
     assert not (sources / "train.jsonl").exists()
 
 
+def test_more_answerable_questions_than_there_are_is_refused(sources):
+    with pytest.raises(ValueError, match="need 17 answerable ones; there are 16"):
+        bench_qa.prepare_abstain_training(str(sources / "train.jsonl"), questions=20, unanswerable_share=0.15, seed=42)
+    assert not (sources / "train.jsonl").exists()
+
+
 def test_a_training_question_from_an_evaluation_article_is_refused(sources, monkeypatch):
     leaking = [record("g0", "Train1", "Article 1 was written in the year 1910 by the river.", "When?", "1910")]
     monkeypatch.setattr(bench_qa, "GENUINE_DEV", write_jsonl(sources / "genuine.jsonl", leaking))
