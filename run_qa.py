@@ -9,8 +9,9 @@
     python run_qa.py config.json --learning_rate 5e-5   # arguments from a JSON/YAML file, flags override them
 
 Long contexts are cut into overlapping windows; every window of every example is trained on, unanswerable
-questions and windows without the answer included (target: the first token, [CLS] or <s>). Evaluation maps the
-window logits back to text, scores them with the official SQuAD 2.0 metric and also reports the evaluation loss.
+questions and windows without the answer included (target: the first token, [CLS] or <s>; --no_answer_loss_weight
+weighs their loss). Evaluation maps the window logits back to text, scores them with the official SQuAD 2.0 metric
+and also reports the evaluation loss.
 Without --version_2_with_negative, a model may answer "no answer" when the training or evaluation data has
 unanswerable questions, or, with neither (prediction only), when the model's qa_run_info.json says it was trained so.
 """
@@ -33,7 +34,6 @@ from transformers import (
     set_seed,
 )
 
-from base_trainer import BaseTrainer
 from errors import UsageError
 from packaged_models import resolve_model_path
 from plots import plot_loss_curve
@@ -52,6 +52,7 @@ from script_utils import OVERWRITE_OUTPUT_DIR_HELP, detect_last_checkpoint, run_
 from utils_qa import (
     QAEvalArguments,
     QAEvaluator,
+    QATrainer,
     WindowConfig,
     build_windows,
     load_squad_v2_metric,
@@ -98,6 +99,12 @@ class DataTrainingArguments(QAEvalArguments):
         metadata={"help": "Train on each unanswerable question this many times (after the subset is drawn), for "
                           "training data with far fewer unanswerable questions than the evaluation data."},
     )
+    no_answer_loss_weight: float = field(
+        default=1.0,
+        metadata={"help": "In training, weigh the loss of each window without an answer (its target: the first "
+                          "token) this many times a window with one: above 1 the model abstains more readily, "
+                          "without repeating questions as --oversample_unanswerable does."},
+    )
     repair_answer_offsets: bool = field(
         default=False, metadata={"help": "Fix an answer_start that misses its text when the text occurs once."}
     )
@@ -112,6 +119,8 @@ class DataTrainingArguments(QAEvalArguments):
         super().__post_init__()
         if self.oversample_unanswerable < 1:
             raise ValueError(f"--oversample_unanswerable must be at least 1, got {self.oversample_unanswerable}")
+        if not self.no_answer_loss_weight > 0:
+            raise ValueError(f"--no_answer_loss_weight must be above 0, got {self.no_answer_loss_weight}")
         if not 0 <= self.random_label_fraction <= 1:
             raise ValueError(f"--random_label_fraction must be in [0, 1], got {self.random_label_fraction}")
         if self.dataset is not None and self.dataset not in ADAPTERS:
@@ -275,7 +284,7 @@ def main(argv: list[str] | None = None) -> None:
     metric = load_squad_v2_metric()
     postprocess = data_args.postprocess_config(version_2)
     evaluator = QAEvaluator(splits.eval, eval_features, postprocess, metric) if eval_features is not None else None
-    trainer = BaseTrainer(
+    trainer = QATrainer(
         model=model,
         args=training_args,
         train_dataset=train_features,
@@ -283,6 +292,7 @@ def main(argv: list[str] | None = None) -> None:
         processing_class=tokenizer,
         data_collator=qa_data_collator(tokenizer, data_args.pad_to_max_length, training_args),
         compute_metrics=evaluator,
+        no_answer_loss_weight=data_args.no_answer_loss_weight,
     )
     os.makedirs(training_args.output_dir, exist_ok=True)
 

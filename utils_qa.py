@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import torch
 from datasets import Dataset
 from transformers import (
     DataCollatorWithPadding,
@@ -22,6 +23,7 @@ from transformers import (
     default_data_collator,
 )
 
+from base_trainer import BaseTrainer
 from dataset_columns import arrow_columns, list_offsets, to_numpy
 from results_io import write_json_atomic
 
@@ -535,6 +537,49 @@ class QAEvaluator:
     def __call__(self, eval_prediction: EvalPrediction) -> dict[str, float]:
         start_logits, end_logits = eval_prediction.predictions[:2]
         return self.score(self.postprocess(start_logits, end_logits))
+
+
+def span_loss(
+    start_logits: torch.Tensor, end_logits: torch.Tensor, start_positions: torch.Tensor, end_positions: torch.Tensor,
+    no_answer_weight: float = 1.0,
+) -> torch.Tensor:
+    """The QA models' own training loss (the mean of the start and end cross-entropies; a position past the
+    window is ignored), with each no-answer window (both targets on the first token) weighing `no_answer_weight`
+    times as much as a window with an answer span: the weighted mean over the batch's windows. Weight 1 gives
+    the models' loss."""
+    ignored = start_logits.size(1)
+    start_positions = start_positions.reshape(-1).clamp(0, ignored).to(start_logits.device)
+    end_positions = end_positions.reshape(-1).clamp(0, ignored).to(end_logits.device)
+    no_answer = (start_positions == 0) & (end_positions == 0)
+    weights = torch.where(no_answer, no_answer_weight, 1.0).to(torch.float32)
+    total = start_logits.new_zeros((), dtype=torch.float32)
+    for logits, positions in ((start_logits, start_positions), (end_logits, end_positions)):
+        losses = torch.nn.functional.cross_entropy(logits.float(), positions, ignore_index=ignored, reduction="none")
+        counted = weights * (positions != ignored)
+        total = total + (losses * counted).sum() / counted.sum().clamp_min(1e-12)
+    return total / 2
+
+
+class QATrainer(BaseTrainer):
+    """BaseTrainer with run_qa.py's `--no_answer_loss_weight`: in training, each no-answer window's loss weighs
+    that much more (span_loss). A heavier weight moves the balance between answering and abstaining without
+    changing the training questions; evaluation losses stay unweighted, comparable between runs."""
+
+    def __init__(self, *args: Any, no_answer_loss_weight: float = 1.0, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.no_answer_loss_weight = no_answer_loss_weight
+        if no_answer_loss_weight != 1.0:
+            self.loss_is_scaled_for_ga = False  # a mean over one batch, like the models' own loss
+
+    def compute_loss(self, model: Any, inputs: dict[str, Any], return_outputs: bool = False,
+                     num_items_in_batch: Any = None) -> Any:
+        if self.no_answer_loss_weight == 1.0 or not model.training or "start_positions" not in inputs:
+            return super().compute_loss(model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch)
+        model_inputs = {key: value for key, value in inputs.items() if key not in ("start_positions", "end_positions")}
+        outputs = model(**model_inputs)
+        loss = span_loss(outputs["start_logits"], outputs["end_logits"], inputs["start_positions"],
+                         inputs["end_positions"], self.no_answer_loss_weight)
+        return (loss, outputs) if return_outputs else loss
 
 
 def load_squad_v2_metric(**kwargs: Any) -> Any:

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 import run_qa
+from errors import ArgumentError
 from script_utils import run_script
 from distributed import accelerate_launch
 
@@ -190,3 +191,28 @@ def test_two_processes_give_the_same_metrics_and_predictions(tiny_qa_model, tmp_
     assert {k: r1[k] for k in squad_keys} == {k: r2[k] for k in squad_keys}
     assert r1["eval_loss"] == pytest.approx(r2["eval_loss"], rel=1e-5)
     assert r1["eval_windows"] % 6 != 0, "the last batch must be uneven across the two processes"
+
+
+def test_a_heavier_no_answer_loss_weight_makes_the_model_abstain_more(tiny_qa_model, tmp_path, monkeypatch):
+    mean_odds = {}
+    for weight in (0.1, 1, 8):
+        out = tmp_path / f"weight_{weight}"
+        run_main(monkeypatch, common(tiny_qa_model, out) + [
+            "--train_file", SAMPLE / "train.json", "--validation_file", SAMPLE / "dev.json", "--do_train", "--do_eval",
+            "--max_steps", "4", "--per_device_train_batch_size", "8", "--learning_rate", "3e-3",
+            "--no_answer_loss_weight", weight,
+        ])
+        odds = json.loads((out / "eval_null_odds.json").read_text())
+        mean_odds[weight] = sum(odds.values()) / len(odds)
+        assert json.loads((out / run_qa.RUN_INFO_FILE).read_text())["data_args"]["no_answer_loss_weight"] == weight
+    # The same questions, seed and steps: only the weight differs, and a heavier one raises the null odds (most of
+    # these short windows have no answer, so the tiny model leans to abstaining from the start).
+    assert mean_odds[0.1] + 1 < mean_odds[1] < mean_odds[8], mean_odds
+
+
+@pytest.mark.parametrize("weight", ["0", "-1"])
+def test_no_answer_loss_weight_must_be_positive(tiny_qa_model, tmp_path, weight):
+    with pytest.raises(ArgumentError, match=f"--no_answer_loss_weight must be above 0, got {float(weight)}"):
+        run_qa.main(["--model_name_or_path", str(tiny_qa_model), "--output_dir", str(tmp_path / "out"),
+                     "--no_answer_loss_weight", weight])
+    assert not (tmp_path / "out").exists()

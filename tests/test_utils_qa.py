@@ -180,3 +180,29 @@ def test_top_k_indices_is_a_stable_descending_sort(width, k):
     assert np.array_equal(top_k_indices(values, k), expected)
     values[5, 1] = np.nan  # NaN ranks lowest
     assert np.array_equal(top_k_indices(values, k), np.argsort(-values, axis=1, kind="stable")[:, :k])
+
+
+def test_span_loss_is_the_models_loss_at_weight_1_and_weighs_no_answer_windows(tiny_qa_model):
+    import torch
+    from transformers import AutoModelForQuestionAnswering
+
+    from utils_qa import span_loss
+
+    model = AutoModelForQuestionAnswering.from_pretrained(tiny_qa_model)
+    torch.manual_seed(0)
+    input_ids = torch.randint(5, 50, (4, 12))
+    starts, ends = torch.tensor([0, 3, 0, 5]), torch.tensor([0, 4, 0, 12])  # windows 0, 2: no answer; 3: end cut
+    output = model(input_ids=input_ids, start_positions=starts, end_positions=ends)
+    assert torch.allclose(span_loss(output.start_logits, output.end_logits, starts, ends), output.loss)
+
+    def cross_entropy(logits, target):
+        return -torch.log_softmax(logits, dim=-1)[target].item()
+
+    start_losses = [cross_entropy(output.start_logits[i], starts[i]) for i in range(4)]
+    end_losses = [cross_entropy(output.end_logits[i], ends[i]) for i in range(3)]  # 12 lies past the window
+    weights = [3.0, 1.0, 3.0, 1.0]
+    expected_start = sum(w * loss for w, loss in zip(weights, start_losses)) / sum(weights)
+    expected_end = sum(w * loss for w, loss in zip(weights, end_losses)) / sum(weights[:3])
+    weighted = span_loss(output.start_logits, output.end_logits, starts, ends, no_answer_weight=3.0)
+    assert weighted.item() == pytest.approx((expected_start + expected_end) / 2, rel=1e-5)
+    assert weighted.item() != pytest.approx(output.loss.item(), rel=1e-3)
