@@ -1,5 +1,6 @@
-"""Shared extractive-QA machinery: window features, vectorised post-processing, and the evaluator that
-turns a Trainer's logits into SQuAD 2.0 predictions and metrics. Used by run_qa.py and cross_eval.py.
+"""Shared extractive-QA machinery: window features, vectorised post-processing, the evaluator that turns a
+Trainer's logits into SQuAD 2.0 predictions and metrics, and the Trainer that can weigh no-answer windows. Used by
+run_qa.py and cross_eval.py.
 """
 
 from __future__ import annotations
@@ -575,8 +576,8 @@ class QATrainer(BaseTrainer):
                      num_items_in_batch: Any = None) -> Any:
         if self.no_answer_loss_weight == 1.0 or not model.training or "start_positions" not in inputs:
             return super().compute_loss(model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch)
-        model_inputs = {key: value for key, value in inputs.items() if key not in ("start_positions", "end_positions")}
-        outputs = model(**model_inputs)
+        forward_inputs = {key: value for key, value in inputs.items() if key not in ("start_positions", "end_positions")}
+        outputs = model(**forward_inputs)
         loss = span_loss(outputs["start_logits"], outputs["end_logits"], inputs["start_positions"],
                          inputs["end_positions"], self.no_answer_loss_weight)
         return (loss, outputs) if return_outputs else loss
