@@ -545,20 +545,20 @@ def span_loss(
     no_answer_weight: float = 1.0,
 ) -> torch.Tensor:
     """The QA models' own training loss (the mean of the start and end cross-entropies; a position past the
-    window is ignored), with each no-answer window (both targets on the first token) weighing `no_answer_weight`
-    times as much as a window with an answer span: the weighted mean over the batch's windows. Weight 1 gives
-    the models' loss."""
+    window is ignored), with each target on the first token (a no-answer window's) weighing `no_answer_weight`
+    times as much as a target inside the context: cross-entropy's class weight on position 0, whose mean is the
+    weighted mean over the batch's windows. Weight 1 gives the models' loss."""
     ignored = start_logits.size(1)
-    start_positions = start_positions.reshape(-1).clamp(0, ignored).to(start_logits.device)
-    end_positions = end_positions.reshape(-1).clamp(0, ignored).to(end_logits.device)
-    no_answer = (start_positions == 0) & (end_positions == 0)
-    weights = torch.where(no_answer, no_answer_weight, 1.0).to(torch.float32)
-    total = start_logits.new_zeros((), dtype=torch.float32)
-    for logits, positions in ((start_logits, start_positions), (end_logits, end_positions)):
-        losses = torch.nn.functional.cross_entropy(logits.float(), positions, ignore_index=ignored, reduction="none")
-        counted = weights * (positions != ignored)
-        total = total + (losses * counted).sum() / counted.sum().clamp_min(1e-12)
-    return total / 2
+    position_weights = torch.ones(ignored, dtype=torch.float32, device=start_logits.device)
+    position_weights[0] = no_answer_weight
+    losses = [
+        torch.nn.functional.cross_entropy(
+            logits.float(), positions.reshape(-1).clamp(0, ignored).to(logits.device),
+            weight=position_weights.to(logits.device), ignore_index=ignored,
+        )
+        for logits, positions in ((start_logits, start_positions), (end_logits, end_positions))
+    ]
+    return (losses[0] + losses[1]) / 2
 
 
 class QATrainer(BaseTrainer):

@@ -5,11 +5,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from datasets import Dataset
-from transformers import AutoTokenizer
+from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 
 from qa_data import FLAT_FEATURES
-from utils_qa import WindowConfig, build_windows, postprocess_qa_predictions, top_k_indices, window_features
+from utils_qa import WindowConfig, build_windows, postprocess_qa_predictions, span_loss, top_k_indices, window_features
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 from bench_postprocess import compare_outputs, plain_loop_postprocess  # noqa: E402
@@ -183,11 +184,6 @@ def test_top_k_indices_is_a_stable_descending_sort(width, k):
 
 
 def test_span_loss_is_the_models_loss_at_weight_1_and_weighs_no_answer_windows(tiny_qa_model):
-    import torch
-    from transformers import AutoModelForQuestionAnswering
-
-    from utils_qa import span_loss
-
     model = AutoModelForQuestionAnswering.from_pretrained(tiny_qa_model)
     torch.manual_seed(0)
     input_ids = torch.randint(5, 50, (4, 12))
