@@ -53,7 +53,7 @@ def test_share_within_the_genuine_unanswerable_questions(sources):
     out = sources / "train.jsonl"
     counts = bench_qa.prepare_abstain_training(str(out), questions=10, unanswerable_share=0.4, seed=42)
     assert counts == {"questions": 10, "unanswerable": 4, "unanswerable_repeated": 0,
-                      "answerable_from_dev15": 4, "answerable_from_pool": 2}
+                      "answerable_from_dev15": 4, "answerable_from_pool": 2, "answerable_from_pool_paired": 2}
     records = read_prepared(out)
     assert len(records) == 10 and len({r["id"] for r in records}) == 10
     assert sum(not r["answers"]["text"] for r in records) == 4
@@ -96,3 +96,38 @@ def test_a_training_question_from_an_evaluation_article_is_refused(sources, monk
     with pytest.raises(ValueError, match="come from the evaluation articles"):
         bench_qa.prepare_abstain_training(str(sources / "train.jsonl"), questions=20, unanswerable_share=0.4, seed=42)
     assert not (sources / "train.jsonl").exists()
+
+
+def test_the_pool_tops_up_first_with_questions_on_the_unanswerable_ones_paragraphs(sources, monkeypatch):
+    """10 pool paragraphs of 3 answerable questions, 2 of them also holding an unanswerable one: paired, the 6
+    answerable questions the pool adds are those 2 paragraphs' own; at random (runs 4-10), from any paragraph."""
+    pool = []
+    for a in range(10):
+        context = f"Paragraph {a} says the bridge opened in 18{a}5."
+        pool += [record(f"p{a}{q}", f"Train{a}", context, f"When did bridge {a} open, take {q}?", f"18{a}5")
+                 for q in range(3)]
+        if a < 2:
+            pool.append(record(f"p{a}u", f"Train{a}", context, f"Who closed bridge {a}?", None))
+    mix = [record("d0", "Dev0", "Dev paragraph names Town0.", "Which town?", "Town0"),
+           record("d0u", "Dev0", "Dev paragraph names Town0.", "Which village?", None)]
+    monkeypatch.setattr(bench_qa, "POOL", write_jsonl(sources / "pool10.jsonl", pool))
+    monkeypatch.setattr(bench_qa, "MIX", write_jsonl(sources / "mix1.jsonl", mix))
+
+    paired = sources / "paired.jsonl"
+    counts = bench_qa.prepare_abstain_training(str(paired), questions=10, unanswerable_share=0.3, seed=42)
+    assert counts["unanswerable"] == 3 and counts["answerable_from_pool"] == 6
+    assert counts["answerable_from_pool_paired"] == 6
+    pool_answerable = [r for r in read_prepared(paired) if r["title"].startswith("Train") and r["answers"]["text"]]
+    assert sorted(r["id"] for r in pool_answerable) == ["p00", "p01", "p02", "p10", "p11", "p12"]
+
+    at_random = sources / "random.jsonl"
+    counts = bench_qa.prepare_abstain_training(str(at_random), questions=10, unanswerable_share=0.3, seed=42,
+                                               topup="random")
+    assert counts["answerable_from_pool"] == 6 and counts["answerable_from_pool_paired"] < 6
+    titles = {r["title"] for r in read_prepared(at_random) if r["answers"]["text"]}
+    assert titles - {"Dev0", "Train0", "Train1"}  # drawn from other paragraphs too
+
+    with pytest.raises(ValueError, match="topup must be 'paired' or 'random', not 'nearest'"):
+        bench_qa.prepare_abstain_training(str(sources / "bad.jsonl"), questions=10, unanswerable_share=0.3, seed=42,
+                                          topup="nearest")
+    assert not (sources / "bad.jsonl").exists()
