@@ -30,7 +30,8 @@ best_f1, wall time, training samples/s. Presets:
   `--unanswerable_share 0.33` F1 51.4 (57.3 / 45.4); neither reaches the goal (F1 58).
   9,000 questions at 40 % for one epoch: F1 50.9 (39.2 / 62.6), best_f1 53.8: the second epoch matters more.
   `--questions 10000 --unanswerable_share 0.40` (two epochs, 67 minutes on 2 idle cores): F1 52.3 (62.0 / 42.5),
-  best_f1 58.1, calibrated 55.7. A third epoch over 6,000 questions at 50 % overfits (F1 53.6 (43.5 / 63.7), best_f1 56.2).
+  best_f1 58.1, calibrated 55.7. A third epoch over 6,000 questions at 50 % overfits (F1 53.6 (43.5 / 63.7),
+  best_f1 56.2).
   `--questions 12000 --unanswerable_share 0.45` (1,249 of them repeated; 91 minutes): F1 52.9 (62.7 / 43.2),
   best_f1 57.3, calibrated 53.6; it separates a little better (F1 57.2 where HasAns_f1 >= 50 and NoAns_f1 >= 58
   hold, against 56.5) but the repeats do not move the default balance. Run 7's set with `-- --no_answer_loss_weight
