@@ -40,6 +40,7 @@ from transformers import AutoConfig, AutoModelForQuestionAnswering, AutoTokenize
 from base_trainer import BaseTrainer
 from errors import ArgumentError, UsageError
 from plots import plot_heatmap, plot_probe_changes
+from precision import keep_head_in_fp32, precision_name
 from qa_adapters import ADAPTERS, StreamLimit, conversion_name, load_qa_split
 from qa_data import has_unanswerable, select_questions
 from qa_probes import PROBES_VERSION, apply_probe, parse_probe
@@ -565,7 +566,7 @@ def evaluate_cell(
     metrics = {key.removeprefix("eval_"): value for key, value in results.items()}
     metrics["samples"], metrics["windows"] = len(examples), len(features)
     cell = {"model": row.label, "dataset": column.name, "version_2_with_negative": version_2,
-            "seconds": round(seconds, 2), "metrics": metrics, "settings": settings}
+            "precision": precision_name(training_args), "seconds": round(seconds, 2), "metrics": metrics, "settings": settings}
     if trainer.is_world_process_zero():
         # Predictions first, metrics.json last: a cell counts as finished only once everything is written.
         write_prediction_files(cell_dir, "eval", evaluator.last_output)
@@ -632,6 +633,7 @@ def evaluate_cells(rows: list[ModelRow], columns: list[EvalColumn], args: CrossE
                     windows = eval_args.window_config(tokenizer)  # a ValueError for a tokenizer QA cannot use
                     tokenizer_key = tokenizer.backend_tokenizer.to_str()
                     model = AutoModelForQuestionAnswering.from_pretrained(row.path)
+                    keep_head_in_fp32(model, training_args)
                 if (tokenizer_key, column.name) not in windows_cache:
                     windows_cache[tokenizer_key, column.name] = window_column(column, tokenizer, windows, eval_args,
                                                                                training_args)

@@ -8,7 +8,8 @@
 
 Each dataset NAME is trained into OUTPUT_ROOT/NAME by `LAUNCHER run_qa.py --dataset NAME --do_train --do_eval`,
 with the BERT-base SQuAD recipe as defaults (bert-base-uncased, learning rate 3e-5, 2 epochs, max_seq_length 384,
-doc_stride 128, batch 12); flags after `--` are passed to run_qa.py last, so they override the defaults.
+doc_stride 128, batch 12; `--bf16` on a CPU with bf16 instructions and no GPU); flags after `--` are passed to
+run_qa.py last, so they override the defaults.
 A dataset whose folder already holds a finished model (qa_run_info.json) is skipped, and an interrupted one
 resumes from its last checkpoint; one failed dataset does not stop the others, and the exit status is 1 if any failed.
 Then it prints the cross_eval.py command for these models: the same datasets from the same files or folders,
@@ -26,6 +27,7 @@ import sys
 
 from huggingface_hub import constants as hub_constants
 
+from precision import cpu_bf16_instructions
 from qa_run_info import PAPER_DATASETS, RUN_INFO_FILE
 from script_utils import parse_name_value_pairs, run_script
 
@@ -37,12 +39,21 @@ RECIPE = [
 ]
 
 
+def precision_flags() -> list[str]:
+    """`--bf16` on a machine without a GPU whose CPU has bf16 instructions (CPU autocast, see
+    docs/benchmarks.md); nothing otherwise. `-- --bf16 false` turns it off."""
+    # Without importing torch (this script stays light): a GPU shows as a device node or, on a Mac, is assumed.
+    gpu = sys.platform == "darwin" or any(os.path.exists(node) for node in ("/dev/nvidia0", "/dev/kfd", "/dev/dxg"))
+    return ["--bf16"] if not gpu and cpu_bf16_instructions() else []
+
+
 def run_qa_command(args: argparse.Namespace, name: str, output_dir: str, extra: list[str]) -> list[str]:
     launcher = shlex.split(args.launcher)
     if launcher == ["python"]:
         launcher = [sys.executable]
     command = [*launcher, os.path.join(REPO, "run_qa.py"), "--model_name_or_path", args.model_name_or_path,
-               "--dataset", name, "--output_dir", output_dir, "--do_train", "--do_eval", *RECIPE]
+               "--dataset", name, "--output_dir", output_dir, "--do_train", "--do_eval", *RECIPE,
+               *precision_flags()]
     for flag, files in (("--data_dir", args.data_dir), ("--train_file", args.train_file),
                         ("--validation_file", args.validation_file)):
         if name in files:

@@ -55,6 +55,7 @@ from dataset_columns import column_list
 from packaged_models import resolve_model_path
 from plots import plot_confusion_matrix, plot_loss_curve, plot_roc_curves
 from results_io import write_text_atomic
+from precision import keep_head_in_fp32
 from script_args import TRAINING_FLAGS, ScriptArgumentParser, parse_args_with_config
 from script_utils import OVERWRITE_OUTPUT_DIR_HELP, detect_last_checkpoint, run_script, setup_logging
 from tweet_preprocessing import PREPROCESSED_TEXT_COLUMN, preprocess_dataset
@@ -333,6 +334,7 @@ def main(argv: list[str] | None = None) -> None:
     model = AutoModelForSequenceClassification.from_pretrained(
         model_path, config=config, ignore_mismatched_sizes=model_args.ignore_mismatched_sizes, **hub_options
     )
+    keep_head_in_fp32(model, training_args)
     if model_args.freeze_word_embeddings:
         model.get_input_embeddings().weight.requires_grad_(False)
     if model_args.freeze_lower_layers:

@@ -37,6 +37,7 @@ from transformers import (
 from errors import UsageError
 from packaged_models import resolve_model_path
 from plots import plot_loss_curve
+from precision import keep_head_in_fp32, precision_name
 from qa_adapters import ADAPTERS, StreamLimit, conversion_name, load_qa_split
 from qa_data import QADataError, answer_counts, has_unanswerable, oversample_unanswerable, select_questions
 from qa_probes import randomize_answers
@@ -245,6 +246,7 @@ def run_info_record(model_args: ModelArguments, data_args: DataTrainingArguments
             "seed": training_args.seed,
             "bf16": training_args.bf16,
             "fp16": training_args.fp16,
+            "precision": precision_name(training_args),
         },
     }
 
@@ -261,6 +263,7 @@ def main(argv: list[str] | None = None) -> None:
     splits = load_splits(model_args, data_args, training_args)
     version_2 = choose_version_2_with_negative(model_args, data_args, training_args, splits)
     model, tokenizer, windows = load_model(model_args, data_args)
+    keep_head_in_fp32(model, training_args)
 
     # --- Preprocess: one windowing function for every split -------------------------------------------
     def windowed(examples: datasets.Dataset | None, with_labels: bool, postprocess_columns: bool,

@@ -25,6 +25,7 @@ import yaml
 from transformers import HfArgumentParser, TrainingArguments
 
 from errors import ArgumentError, UsageError
+from precision import cpu_bf16_instructions, cpu_bf16_request
 
 CONFIG_SUFFIXES = (".json", ".yaml", ".yml")
 TRAINING_ARGUMENTS_DOCS = "https://huggingface.co/docs/transformers/main_classes/trainer#transformers.TrainingArguments"
@@ -176,6 +177,12 @@ def parse_args_with_config(
     for action in parser._actions:
         if action.dest in values:
             action.required = False  # the config gives it; a flag may still override it
+    if any(issubclass(dtype, TrainingArguments) for dtype in parser.dataclass_types):
+        # --bf16 without a GPU means bf16 autocast on the CPU: the Trainer needs use_cpu for that, and refuses
+        # --bf16 without it. Decided from the parsed flags, before TrainingArguments checks them.
+        namespace, _ = parser.parse_known_args(argv)
+        if cpu_bf16_request(namespace, has_accelerator(), cpu_bf16_instructions()):
+            parser.set_defaults(use_cpu=True)
     try:
         *outputs, remaining = parser.parse_args_into_dataclasses(
             args=argv, return_remaining_strings=True, look_for_args_file=False

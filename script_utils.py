@@ -30,6 +30,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, NoReturn
 
 from errors import ArgumentError, UsageError
+from precision import cpu_bf16_instructions, precision_name
 
 if TYPE_CHECKING:
     from transformers import TrainingArguments
@@ -62,6 +63,11 @@ def setup_logging(training_args: TrainingArguments) -> None:
     transformers.utils.logging.set_verbosity(log_level)
     transformers.utils.logging.enable_default_handler()
     transformers.utils.logging.enable_explicit_format()
+    precision = precision_name(training_args)
+    if precision.startswith("bf16 (CPU"):
+        logger.info("precision: %s, on this CPU's %s instructions", precision, cpu_bf16_instructions())
+    else:
+        logger.info("precision: %s", precision)
 
 
 def run_script(main: Callable[[list[str] | None], int | None], argv: list[str] | None = None) -> NoReturn:
