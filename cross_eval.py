@@ -38,6 +38,7 @@ import numpy as np
 from transformers import AutoConfig, AutoModelForQuestionAnswering, AutoTokenizer, TrainingArguments
 
 from base_trainer import BaseTrainer
+from dataset_columns import arrow_columns
 from errors import ArgumentError, UsageError
 from plots import plot_heatmap, plot_probe_changes
 from precision import keep_head_in_fp32, precision_name
@@ -45,6 +46,7 @@ from qa_adapters import ADAPTERS, StreamLimit, conversion_name, load_qa_split
 from qa_data import has_unanswerable, select_questions
 from qa_probes import PROBES_VERSION, apply_probe, parse_probe
 from qa_run_info import PAPER_DATASETS, RUN_INFO_FILE, default_version_2_with_negative, describe_source
+from qa_scores import question_scores, score_intervals
 from results_io import read_json, write_json_atomic, write_text_atomic
 from script_args import EVALUATION_FLAGS, ScriptArgumentParser, parse_args_with_config
 from script_utils import parse_name_value_pairs, run_script, setup_logging
@@ -63,6 +65,7 @@ logger = logging.getLogger("qa_transfer.cross_eval")
 
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
 CELL_FILE = "metrics.json"  # written last in a cell's folder: its presence marks the cell finished
+SCORES_FILE = "eval_scores.json"  # each question's exact match and F1 (0-1), and whether it has an answer
 METRIC_CHOICES = ("exact", "f1", "HasAns_exact", "HasAns_f1", "NoAns_exact", "NoAns_f1", "best_exact", "best_f1")
 
 
@@ -79,6 +82,11 @@ class CrossEvalArguments:
     cache_dir: str | None = field(default=None, metadata={"help": "Where hub datasets are cached."})
     metric: str = field(default="f1", metadata={"help": f"Score shown in matrix.csv/.md and the heatmap: {', '.join(METRIC_CHOICES)}."})
     overwrite: bool = field(default=False, metadata={"help": "Recompute cells that are already stored."})
+    bootstrap_resamples: int = field(
+        default=1000,
+        metadata={"help": "Resamples of each cell's questions (seeded by --seed) for its confidence intervals."},
+    )
+    confidence: float = field(default=0.95, metadata={"help": "The intervals' confidence level."})
     probes: list[str] = field(
         default_factory=list,
         metadata={"help": "Robustness probes (Sen & Saffari 2020, sections 4-5), each evaluated on every dataset as "
@@ -88,6 +96,10 @@ class CrossEvalArguments:
     def __post_init__(self):
         if self.metric not in METRIC_CHOICES:
             raise ValueError(f"--metric must be one of {', '.join(METRIC_CHOICES)}, not {self.metric!r}")
+        if self.bootstrap_resamples < 1:
+            raise ValueError(f"--bootstrap_resamples must be at least 1, got {self.bootstrap_resamples}")
+        if not 0 < self.confidence < 1:
+            raise ValueError(f"--confidence must be between 0 and 1, got {self.confidence}")
         for spec in self.probes:
             parse_probe(spec)  # a ProbeError (ValueError) names a bad one
         if len(set(self.probes)) < len(self.probes):
@@ -373,16 +385,31 @@ def matrix_values(report: dict[str, Any], metric: str) -> np.ndarray:
     return values
 
 
-def cell_marks(report: dict[str, Any], values: np.ndarray) -> list[list[str]]:
+def cell_interval(metrics: dict[str, Any], metric: str) -> list[float] | None:
+    """A cell's bootstrap interval of `metric` ([low, high]), or None; on a set without unanswerable questions
+    HasAns_x's is x's, as for the score itself."""
+    if f"{metric}_ci" in metrics:
+        return metrics[f"{metric}_ci"]
+    if metric.startswith("HasAns_") and "NoAns_total" not in metrics:
+        return metrics.get(f"{metric[len('HasAns_'):]}_ci")
+    return None
+
+
+def cell_marks(report: dict[str, Any], values: np.ndarray, metric: str | None = None,
+               separator: str = " ") -> list[list[str]]:
     """How each cell is shown: its score, `score*` when it comes from an earlier run, `failed`, or `–` (not
-    evaluated)."""
+    evaluated); with `metric`, the score is followed by its interval (`41.2 [39.3, 43.1]`), after `separator`."""
     marks = []
     for i, row in enumerate(report["rows"]):
         marks.append([])
         for j, column in enumerate(report["columns"]):
             cell = report["cells"].get(row, {}).get(column) or {}
             if "metrics" in cell and not math.isnan(values[i, j]):
-                marks[-1].append(f"{values[i, j]:.1f}" + ("*" if cell.get("from_earlier_run") else ""))
+                mark = f"{values[i, j]:.1f}" + ("*" if cell.get("from_earlier_run") else "")
+                interval = cell_interval(cell["metrics"], metric) if metric else None
+                if interval:
+                    mark += f"{separator}[{interval[0]:.1f}, {interval[1]:.1f}]"
+                marks[-1].append(mark)
             else:
                 marks[-1].append("failed" if "error" in cell else "–")
     return marks
@@ -411,19 +438,41 @@ def drop_lines(report: dict[str, Any], values: np.ndarray, metric: str) -> list[
     return lines
 
 
-MARKS_NOTE = ("* computed by an earlier run (the latest run failed there, or did not evaluate it); failed: see "
-              "\"Failed in the latest run\" in matrix.md; – not evaluated.")
+def marks_note(marks: list[list[str]], failed_where: str) -> str:
+    """What the marks that do appear in `marks` mean (`failed_where`: where the failures are listed)."""
+    shown = [mark for row in marks for mark in row]
+    notes = []
+    if any("*" in mark for mark in shown):
+        notes.append("* computed by an earlier run (the latest run failed there, or did not evaluate it)")
+    if "failed" in shown:
+        notes.append(f"failed: see {failed_where}")
+    if "–" in shown:
+        notes.append("– not evaluated")
+    return "; ".join(notes) + ("." if notes else "")
+
+
+# Shown beside the chosen --metric: the models trained without unanswerable questions abstain wrongly on SQuAD 2.0's,
+# so F1 mixes abstaining with reading; HasAns F1 is what replications that skip unanswerable questions report.
+SECOND_METRIC = "HasAns_f1"
+
+
+def report_metrics(metric: str) -> list[str]:
+    """The matrices written: the chosen metric, then HasAns F1 unless it is that."""
+    return [metric] if metric == SECOND_METRIC else [metric, SECOND_METRIC]
+
+
+def heatmap_name(metric: str, first: bool) -> str:
+    return "heatmap.png" if first else f"heatmap_{metric}.png"
 
 
 def write_reports(output_dir: str, report: dict[str, Any], metric: str) -> list[str]:
-    """matrix.json, matrix.csv, matrix.md and heatmap.png from a (merged) report; returns the drop lines."""
-    values = matrix_values(report, metric)
-    marks = cell_marks(report, values)
-    drops = drop_lines(report, values, metric)
-    diagonal = set(in_domain_cells(report))
+    """matrix.json, matrix.csv (the chosen metric), matrix.md and a heatmap per matrix (heatmap.png for the chosen
+    metric, heatmap_HasAns_f1.png), each cell with its confidence interval, from a (merged) report; returns the
+    lines comparing each cell with its row's in-domain score."""
     rows, columns = report["rows"], report["columns"]
+    diagonal = set(in_domain_cells(report))
     write_json_atomic(os.path.join(output_dir, "matrix.json"), report)
-
+    values = matrix_values(report, metric)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["fine-tuned on \\ evaluated on", *columns])
@@ -431,27 +480,44 @@ def write_reports(output_dir: str, report: dict[str, Any], metric: str) -> list[
         writer.writerow([row, *["" if math.isnan(v) else f"{v:.2f}" for v in values[i]]])
     write_text_atomic(os.path.join(output_dir, "matrix.csv"), buffer.getvalue())
 
-    def shown(i: int, j: int) -> str:
-        return f"**{marks[i][j]}**" if (i, j) in diagonal and not math.isnan(values[i, j]) else marks[i][j]
-
+    confidence = next((cell["bootstrap"]["confidence"] for row_cells in report["cells"].values()
+                       for cell in row_cells.values() if "bootstrap" in cell), None)
+    interval_note = (f" Brackets: the {100 * confidence:.0f} % bootstrap confidence interval over the cell's "
+                     "questions." if confidence else "")
     lines = [f"# Cross-dataset {metric}", "",
-             f"Rows: fine-tuned on; columns: evaluated on; in-domain cells in bold. {MARKS_NOTE}", "",
-             "| fine-tuned on \\ evaluated on | " + " | ".join(columns) + " |",
-             "|---|" + "---:|" * len(columns)]
-    lines += [f"| {row} | " + " | ".join(shown(i, j) for j in range(len(columns))) + " |"
-              for i, row in enumerate(rows)]
+             f"Rows: fine-tuned on; columns: evaluated on; in-domain cells in bold.{interval_note}", ""]
+    drops: list[str] = []
+    for position, name in enumerate(report_metrics(metric)):
+        values = matrix_values(report, name)
+        marks = cell_marks(report, values, name)
+
+        def shown(i: int, j: int) -> str:
+            if (i, j) in diagonal and not math.isnan(values[i, j]):
+                score, _, interval = marks[i][j].partition(" ")
+                return f"**{score}**" + (f" {interval}" if interval else "")
+            return marks[i][j]
+
+        lines += ([] if position == 0 else [f"## {name}", ""]) + [
+            "| fine-tuned on \\ evaluated on | " + " | ".join(columns) + " |", "|---|" + "---:|" * len(columns)]
+        lines += [f"| {row} | " + " | ".join(shown(i, j) for j in range(len(columns))) + " |"
+                  for i, row in enumerate(rows)]
+        note = marks_note(marks, "\"Failed in the latest run\" below")
+        lines += ["", note, ""] if note else [""]
+        if position == 0:
+            drops = drop_lines(report, values, name)
+        if rows and columns:
+            plot_heatmap(values, rows, columns, os.path.join(output_dir, heatmap_name(name, position == 0)),
+                         metric_name=name, in_domain=sorted(diagonal),
+                         cell_text=cell_marks(report, values, name, separator="\n"),
+                         footnote=(marks_note(marks, "matrix.md") + interval_note).strip() or None)
     if drops:
-        lines += ["", "## Change from the in-domain score", ""] + [f"- {line}" for line in drops]
+        lines += [f"## Change from the in-domain {metric}", ""] + [f"- {line}" for line in drops] + [""]
     earlier = [f"{row} -> {column}: kept from an earlier run; this run: {cell['error_in_latest_run']}"
                for row in rows for column, cell in report["cells"].get(row, {}).items()
                if "error_in_latest_run" in cell]
     if report["failures"] or earlier:
-        lines += ["", "## Failed in the latest run", ""] + [f"- {line}" for line in report["failures"] + earlier]
-    write_text_atomic(os.path.join(output_dir, "matrix.md"), "\n".join(lines) + "\n")
-
-    if rows and columns:
-        plot_heatmap(values, rows, columns, os.path.join(output_dir, "heatmap.png"), metric_name=metric,
-                     in_domain=sorted(diagonal), cell_text=marks, footnote=MARKS_NOTE)
+        lines += ["## Failed in the latest run", ""] + [f"- {line}" for line in report["failures"] + earlier] + [""]
+    write_text_atomic(os.path.join(output_dir, "matrix.md"), "\n".join(lines))
     return drops
 
 
@@ -533,12 +599,33 @@ def window_column(column: EvalColumn, tokenizer: Any, windows: WindowConfig, eva
         )
 
 
+def attach_intervals(cell: dict[str, Any], cell_dir: str, examples: datasets.Dataset, args: CrossEvalArguments,
+                     seed: int) -> bool:
+    """Give `cell` its bootstrap intervals (`<metric>_ci` in its metrics) and write each question's scores
+    (eval_scores.json), from the predictions stored in `cell_dir`; a cell that has them for these bootstrap
+    settings is left alone. Returns whether the cell changed."""
+    bootstrap = {"resamples": args.bootstrap_resamples, "confidence": args.confidence, "seed": seed}
+    if cell.get("bootstrap") == bootstrap:
+        return False
+    predictions = read_json(os.path.join(cell_dir, "eval_predictions.json"))
+    columns = arrow_columns(examples, ["id", "answers"])
+    references = dict(zip(columns["id"].to_pylist(), columns["answers"].to_pylist()))
+    scores = question_scores(predictions, references)
+    write_json_atomic(os.path.join(cell_dir, SCORES_FILE), {
+        qid: {"exact": score.exact, "f1": score.f1, "has_answer": score.has_answer} for qid, score in scores.items()
+    }, indent=None)
+    cell["metrics"].update(score_intervals(scores, args.bootstrap_resamples, args.confidence, seed))
+    cell["bootstrap"] = bootstrap
+    return True
+
+
 def evaluate_cell(
     row: ModelRow,
     column: EvalColumn,
     features: datasets.Dataset,
     model: Any,
     tokenizer: Any,
+    args: CrossEvalArguments,
     eval_args: QAEvalArguments,
     training_args: TrainingArguments,
     metric: Any,
@@ -566,10 +653,12 @@ def evaluate_cell(
     metrics = {key.removeprefix("eval_"): value for key, value in results.items()}
     metrics["samples"], metrics["windows"] = len(examples), len(features)
     cell = {"model": row.label, "dataset": column.name, "version_2_with_negative": version_2,
-            "precision": precision_name(training_args), "seconds": round(seconds, 2), "metrics": metrics, "settings": settings}
+            "precision": precision_name(training_args), "seconds": round(seconds, 2), "metrics": metrics,
+            "settings": settings}
     if trainer.is_world_process_zero():
         # Predictions first, metrics.json last: a cell counts as finished only once everything is written.
         write_prediction_files(cell_dir, "eval", evaluator.last_output)
+        attach_intervals(cell, cell_dir, examples, args, training_args.seed)
         write_json_atomic(os.path.join(cell_dir, CELL_FILE), cell)
     logger.info("%s: exact %.2f, f1 %.2f in %.1f s", progress, metrics["exact"], metrics["f1"], seconds)
     return cell
@@ -624,6 +713,9 @@ def evaluate_cells(rows: list[ModelRow], columns: list[EvalColumn], args: CrossE
             cell = None if args.overwrite else stored_cell(cell_dir, settings)
             if cell is not None:
                 logger.info("%s: stored, %s %.2f", progress, args.metric, cell_value(cell["metrics"], args.metric))
+                # Intervals of other bootstrap settings (or none, from an older release) need no model run.
+                if training_args.process_index == 0 and attach_intervals(cell, cell_dir, column.examples, args, seed):
+                    write_json_atomic(os.path.join(cell_dir, CELL_FILE), cell)
                 run.cells[row.label][column.name] = cell
                 run.reused += 1
                 continue
@@ -638,7 +730,7 @@ def evaluate_cells(rows: list[ModelRow], columns: list[EvalColumn], args: CrossE
                     windows_cache[tokenizer_key, column.name] = window_column(column, tokenizer, windows, eval_args,
                                                                                training_args)
                 cell = evaluate_cell(row, column, windows_cache[tokenizer_key, column.name], model, tokenizer,
-                                     eval_args, training_args, metric, cell_dir, settings, progress)
+                                     args, eval_args, training_args, metric, cell_dir, settings, progress)
             except Exception as err:  # one broken cell (or model) must not stop the others
                 message = f"cell {row.label} -> {column.name}: {type(err).__name__}: {err}"
                 logger.error("%s", message)
@@ -665,8 +757,8 @@ def write_matrix(output_dir: str, rows: list[ModelRow], columns: list[EvalColumn
     for name in ("matrix.md", "probes.md") if probed else ("matrix.md",):
         with open(os.path.join(output_dir, name), encoding="utf-8") as handle:
             print(handle.read())
-    logger.info("wrote matrix.json, matrix.csv, matrix.md and heatmap.png to %s (%d lines of drops)", output_dir,
-                len(drops))
+    logger.info("wrote matrix.json, matrix.csv, matrix.md and the heatmaps to %s (%d cells compared with their "
+                "row's in-domain score)", output_dir, len(drops))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -390,3 +390,49 @@ def test_help_lists_what_matters_for_evaluation(monkeypatch, capsys):
         assert f"  {flag} " not in printed, flag
     assert printed.index("--output_dir") < printed.index("Trainer options")
     assert "(default: MODELS/cross_eval" in " ".join(printed.split())
+
+
+def test_every_cell_has_bootstrap_intervals_from_its_questions(matrix):
+    out, _ = matrix
+    result = json.loads((out / "matrix.json").read_text())
+    for row in result["rows"]:
+        for column in result["columns"]:
+            cell = result["cells"][row][column]
+            metrics = cell["metrics"]
+            assert cell["bootstrap"] == {"resamples": 1000, "confidence": 0.95, "seed": 42}
+            for name in ("exact", "f1") + (("HasAns_f1", "NoAns_f1") if "NoAns_total" in metrics else ()):
+                low, high = metrics[f"{name}_ci"]
+                assert low <= metrics[name] <= high, (row, column, name)
+            scores = json.loads((out / "cells" / row / column / cross_eval.SCORES_FILE).read_text())
+            assert len(scores) == metrics["total"]
+            assert 100 * sum(s["f1"] for s in scores.values()) / len(scores) == pytest.approx(metrics["f1"])
+    markdown = (out / "matrix.md").read_text()
+    f1, (low, high) = (result["cells"]["squad_v2"]["newsqa"]["metrics"][k] for k in ("f1", "f1_ci"))
+    assert f"{f1:.1f} [{low:.1f}, {high:.1f}]" in markdown
+    assert "## HasAns_f1" in markdown and "95 % bootstrap confidence interval" in markdown
+    assert (out / "heatmap_HasAns_f1.png").is_file()
+    # Only the marks that appear are explained: this matrix has no cell from an earlier run.
+    assert "earlier run" not in markdown.split("## Change")[0]
+
+
+def test_a_stored_cell_gets_intervals_for_new_bootstrap_settings_without_a_model_run(
+        matrix, models_dir, tmp_path, monkeypatch):
+    out, _ = matrix
+    copy = tmp_path / "matrix"
+    shutil.copytree(out, copy)
+    cell_file = copy / "cells" / "squad_v2" / "squad_v2" / "metrics.json"
+    cell = json.loads(cell_file.read_text())
+    for key in [key for key in cell["metrics"] if key.endswith("_ci")]:
+        del cell["metrics"][key]
+    del cell["bootstrap"]  # as an older release stored it
+    cell_file.write_text(json.dumps(cell))
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("a stored cell must not run the model again")
+
+    monkeypatch.setattr(cross_eval, "evaluate_cell", no_model)
+    run_cross_eval(monkeypatch, models_dir, copy, "--bootstrap_resamples", "200")
+    for row in ("squad_v2", "newsqa"):
+        for column in ("squad_v2", "newsqa"):
+            stored = json.loads((copy / "cells" / row / column / "metrics.json").read_text())
+            assert stored["bootstrap"]["resamples"] == 200 and "f1_ci" in stored["metrics"]

