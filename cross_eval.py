@@ -49,7 +49,6 @@ from results_io import read_json, write_json_atomic, write_text_atomic
 from script_args import (
     EVALUATION_FLAGS,
     ScriptArgumentParser,
-    example_differences,
     hub_options,
     parse_args_with_config,
     token_field,
@@ -692,9 +691,7 @@ def main(argv: list[str] | None = None) -> int:
     # --- Parse ---------------------------------------------------------------------------------------
     args, eval_args, training_args = parse_arguments(argv)
     output_dir = training_args.output_dir
-    setup_logging(training_args)
-    for note in example_differences(eval_args):
-        logger.info("note: %s", note)
+    setup_logging(training_args, eval_args)
     seed = training_args.seed
 
     # --- Discover the models and load every evaluation set ------------------------------------------

@@ -50,7 +50,6 @@ from qa_run_info import (
 from results_io import write_json_atomic
 from script_args import (
     ScriptArgumentParser,
-    example_differences,
     hub_options,
     parse_args_with_config,
     token_field,
@@ -283,9 +282,7 @@ def run_info_record(model_args: ModelArguments, data_args: DataTrainingArguments
 def main(argv: list[str] | None = None) -> None:
     # --- Parse, and resume a killed run from its last checkpoint ---------------------------------------
     model_args, data_args, training_args = parse_arguments(argv)
-    setup_logging(training_args)
-    for note in example_differences(data_args):
-        logger.info("note: %s", note)
+    setup_logging(training_args, data_args)
     logger.info("Training/evaluation parameters %s", training_args)
     training_args.resume_from_checkpoint = detect_last_checkpoint(training_args, data_args.overwrite_output_dir)
     set_seed(training_args.seed)

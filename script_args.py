@@ -219,14 +219,6 @@ def parse_args_with_config(
     return tuple(outputs)
 
 
-def example_differences(arguments: Any) -> list[str]:
-    """The notes of the options set (to other than their default) whose meaning here differs on purpose from the
-    transformers examples' option of that name: the dataclass's EXAMPLE_DIFFERENCES, option name -> note."""
-    notes = getattr(type(arguments), "EXAMPLE_DIFFERENCES", {})
-    return [notes[f.name] for f in dataclasses.fields(arguments)
-            if f.name in notes and getattr(arguments, f.name) != f.default]
-
-
 # --- Hub options that the transformers examples have and every script takes ------------------------------------
 
 

@@ -136,7 +136,7 @@ def test_help_shows_what_every_run_needs_on_the_first_screen(monkeypatch, capsys
                      "--do_train", "--do_eval", "--do_predict", "--output_dir"]
     end = next(i for i, line in enumerate(lines) if line.startswith("  --output_dir"))
     assert end < 50  # one screen, the description included
-    assert "--dataset DATASET, --dataset_name DATASET" in lines[first + 1:end]  # the example's spelling beside ours
+    assert "  --dataset DATASET, --dataset_name DATASET" in lines[first + 1:end]  # the example's spelling beside ours
     resume = " ".join(" ".join(lines[end:]).split())
     assert "--resume_from_checkpoint RESUME_FROM_CHECKPOINT A checkpoint folder" in resume and "`latest`" in resume
 
