@@ -12,6 +12,7 @@ import io
 import json
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,15 @@ class InputError(UsageError):
     """A problem with the user's files or arguments; the message says which file and row."""
 
 
+@dataclass(frozen=True)
+class HubDataset:
+    """A hub dataset to read instead of files (--dataset_name, --dataset_config_name, --token)."""
+
+    name: str
+    config: str | None = None
+    token: str | None = None
+
+
 # --- Where a row is -------------------------------------------------------------------------------------------
 
 
@@ -43,6 +53,8 @@ def is_json_array(path: Path, text: str) -> bool:
 def data_row_start_lines(path: Path) -> list[int] | None:
     """The file line where each data row starts: CSV records after the header (a record may span lines) or
     the non-blank lines of JSON Lines. None for a JSON array, whose rows have no line of their own."""
+    if not path.is_file():  # a hub dataset's split: rows only
+        return None
     text = path.read_text(encoding="utf-8-sig", errors="replace")
     if path.suffix.lower() == ".csv":
         reader = csv.reader(io.StringIO(text, newline=""))
@@ -140,6 +152,29 @@ def load_table(path: Path, cache_dir: str | None, split: str = "train") -> Datas
         raise InputError(f"{path}: cannot be read as {builder.upper()}: {cause}") from err
 
 
+def load_hub_table(hub: HubDataset, split: str, cache_dir: str | None) -> Dataset:
+    """One split of a hub dataset; offline or missing, an InputError that says how to give files instead."""
+    options = {"token": hub.token} if hub.token is not None else {}
+    try:
+        return load_dataset(hub.name, hub.config, split=split, cache_dir=cache_dir, **options)
+    except Exception as err:  # noqa: BLE001 - offline, no network, no such split: the same advice
+        raise InputError(f"{hub.name}/{split}: cannot load the hub dataset ({type(err).__name__}: {err}); offline, "
+                         "pass the data as --train_file / --validation_file / --test_file") from err
+
+
+def join_text_columns(dataset: Dataset, path: Path, text_column: str, delimiter: str) -> Dataset:
+    """With `--text_column a,b`, the columns joined by `delimiter` into one column named `a,b` (as the transformers
+    example joins its --text_column_names), which every later step reads as the text column."""
+    names = text_column.split(",")
+    if len(names) == 1:
+        return dataset
+    check_columns(dataset, path, {"text_column": name for name in names})
+    return dataset.map(
+        lambda batch: {text_column: [delimiter.join(map(str, parts)) for parts in zip(*(batch[n] for n in names))]},
+        batched=True, desc="Joining the text columns",
+    )
+
+
 def check_columns(dataset: Dataset, path: Path, columns: dict[str, str]) -> None:
     """`columns` maps option names (text_column) to the column names they ask for."""
     for option, column in columns.items():
@@ -167,13 +202,17 @@ def read_input_files(
     label_column: str,
     id_column: str | None,
     cache_dir: str | None,
+    text_delimiter: str = " ",
+    hub: HubDataset | None = None,
 ) -> dict[str, Dataset]:
-    """Each file of `files` (by split: train, validation, test) read and checked: readable, the text column (for
-    train and validation the label column, for test the id column if one is named) present, no empty text.
-    Labels are checked once their names are known (`label_ids`)."""
+    """Each file of `files` (by split: train, validation, test; with `hub`, that dataset's split, `files` only
+    naming it) read and checked: readable, the text column or columns (joined; for train and validation the label
+    column, for test the id column if one is named) present, no empty text. Labels are checked once their names
+    are known (`label_ids`)."""
     datasets_by_split = {}
     for split, path in files.items():
-        dataset = load_table(path, cache_dir, split)
+        dataset = load_table(path, cache_dir, split) if hub is None else load_hub_table(hub, split, cache_dir)
+        dataset = join_text_columns(dataset, path, text_column, text_delimiter)
         columns = {"text_column": text_column}
         if split != "test":
             columns["label_column"] = label_column

@@ -42,13 +42,20 @@ from dataset_columns import arrow_columns
 from errors import ArgumentError, UsageError
 from plots import plot_heatmap, plot_probe_changes
 from precision import keep_head_in_fp32, precision_name
-from qa_adapters import ADAPTERS, StreamLimit, conversion_name, load_qa_split
+from qa_adapters import ADAPTERS, StreamLimit, adapter_name, conversion_name, load_qa_split
 from qa_data import has_unanswerable, select_questions
 from qa_probes import PROBES_VERSION, apply_probe, parse_probe
 from qa_run_info import PAPER_DATASETS, RUN_INFO_FILE, default_version_2_with_negative, describe_source
 from qa_scores import question_scores, score_intervals
 from results_io import read_json, write_json_atomic, write_text_atomic
-from script_args import EVALUATION_FLAGS, ScriptArgumentParser, parse_args_with_config
+from script_args import (
+    EVALUATION_FLAGS,
+    ScriptArgumentParser,
+    hub_options,
+    parse_args_with_config,
+    token_field,
+    trust_remote_code_field,
+)
 from script_utils import parse_name_value_pairs, run_script, setup_logging
 from utils_qa import (
     QAEvalArguments,
@@ -71,15 +78,24 @@ METRIC_CHOICES = ("exact", "f1", "HasAns_exact", "HasAns_f1", "NoAns_exact", "No
 
 @dataclass
 class CrossEvalArguments:
-    models: str = field(metadata={"help": "Folder of model directories written by run_qa.py (or one such directory)."})
+    models: str = field(
+        metadata={"help": "Folder of model directories written by run_qa.py (or one such directory).",
+                  "aliases": ["--model_name_or_path"]}
+    )
     datasets: list[str] = field(
         default_factory=lambda: list(PAPER_DATASETS),
-        metadata={"help": f"Evaluation sets: names ({', '.join(sorted(ADAPTERS))}) and/or NAME=FILE pairs."},
+        metadata={"help": f"Evaluation sets: names ({', '.join(sorted(ADAPTERS))}) or their hub ids, other hub ids "
+                          "(SQuAD-format hub datasets), and/or NAME=FILE pairs.", "aliases": ["--dataset_name"]},
+    )
+    dataset_config_name: str | None = field(
+        default=None, metadata={"help": "The configuration of the hub datasets in --datasets that are not named ones."}
     )
     data_dir: list[str] = field(
         default_factory=list, metadata={"help": "NAME=DIR pairs: read a named dataset's official files from DIR."}
     )
     cache_dir: str | None = field(default=None, metadata={"help": "Where hub datasets are cached."})
+    token: str | None = token_field()
+    trust_remote_code: bool = trust_remote_code_field()
     metric: str = field(default="f1", metadata={"help": f"Score shown in matrix.csv/.md and the heatmap: {', '.join(METRIC_CHOICES)}."})
     overwrite: bool = field(default=False, metadata={"help": "Recompute cells that are already stored."})
     bootstrap_resamples: int = field(
@@ -94,6 +110,8 @@ class CrossEvalArguments:
     )
 
     def __post_init__(self):
+        # A named dataset's hub id means the dataset itself (its column is labelled by the name).
+        self.datasets = [adapter_name(item, self.dataset_config_name) or item for item in self.datasets]
         if self.metric not in METRIC_CHOICES:
             raise ValueError(f"--metric must be one of {', '.join(METRIC_CHOICES)}, not {self.metric!r}")
         if self.bootstrap_resamples < 1:
@@ -220,24 +238,22 @@ def load_columns(
     for name, data_file in specs:
         column = EvalColumn(name, describe_source(name, data_file))
         columns.append(column)
-        if data_file is None and name not in ADAPTERS:
-            column.error = f"unknown dataset {name!r}: choose one of {', '.join(sorted(ADAPTERS))}, or pass NAME=FILE"
-            continue
         if data_file is not None and not os.path.isfile(data_file):
             column.error = f"{data_file}: no such file"
             continue
         try:
             examples = load_qa_split(
-                "validation", dataset_name=name if name in ADAPTERS else None, data_file=data_file,
+                "validation", dataset_name=name, data_file=data_file,
                 data_dir=data_dirs.get(name), cache_dir=args.cache_dir,
                 stream_limit=StreamLimit.for_subset(eval_args.max_eval_samples, eval_args.subset_strategy, seed),
+                dataset_config=args.dataset_config_name, token=args.token,
             )
         except Exception as err:  # hub, network, format: the column fails, the others run
             column.error = f"{type(err).__name__}: {err}"
-            if data_file is None and name not in data_dirs:  # the adapters' advice names run_qa.py's flags
+            if data_file is None and name in ADAPTERS and name not in data_dirs:  # the advice names run_qa.py's flags
                 column.error += f" (here: --data_dir {name}=DIR, or --datasets {name}=FILE)"
             continue
-        column.conversion = conversion_name(name if name in ADAPTERS else None, data_file)
+        column.conversion = conversion_name(name, data_file)
         column.examples = select_questions(examples, eval_args.max_eval_samples, None, eval_args.subset_strategy, seed)
         column.has_unanswerable = has_unanswerable(column.examples)
     return columns
@@ -670,9 +686,10 @@ def parse_arguments(argv: list[str] | None) -> tuple[CrossEvalArguments, QAEvalA
         trainer_flags_shown=EVALUATION_FLAGS,
         trainer_note="The Trainer flags that change an evaluation; the other TrainingArguments flags are accepted "
                      "and do nothing here. ",
+        first_screen=("models", "datasets", "output_dir"),
+        own_help={"output_dir": "Where matrix.json/.csv/.md, heatmap.png and cells/ are written "
+                                "(default: MODELS/cross_eval, MODELS being --models)."},
     )
-    parser.adopt_trainer_flag("output_dir", "Where matrix.json/.csv/.md, heatmap.png and cells/ are written "
-                                            "(default: MODELS/cross_eval, MODELS being --models).")
     args, _, _ = parse_args_with_config(parser, argv)
     # The default output folder depends on --models, so it is known after a first parse.
     return parse_args_with_config(parser, argv, defaults={"output_dir": os.path.join(args.models, "cross_eval")})
@@ -721,10 +738,11 @@ def evaluate_cells(rows: list[ModelRow], columns: list[EvalColumn], args: CrossE
                 continue
             try:
                 if model is None:
-                    tokenizer = AutoTokenizer.from_pretrained(row.path)
+                    options = hub_options(args.cache_dir, token=args.token, trust_remote_code=args.trust_remote_code)
+                    tokenizer = AutoTokenizer.from_pretrained(row.path, **options)
                     windows = eval_args.window_config(tokenizer)  # a ValueError for a tokenizer QA cannot use
                     tokenizer_key = tokenizer.backend_tokenizer.to_str()
-                    model = AutoModelForQuestionAnswering.from_pretrained(row.path)
+                    model = AutoModelForQuestionAnswering.from_pretrained(row.path, **options)
                     keep_head_in_fp32(model, training_args)
                 if (tokenizer_key, column.name) not in windows_cache:
                     windows_cache[tokenizer_key, column.name] = window_column(column, tokenizer, windows, eval_args,
@@ -765,7 +783,7 @@ def main(argv: list[str] | None = None) -> int:
     # --- Parse ---------------------------------------------------------------------------------------
     args, eval_args, training_args = parse_arguments(argv)
     output_dir = training_args.output_dir
-    setup_logging(training_args)
+    setup_logging(training_args, eval_args)
     seed = training_args.seed
 
     # --- Discover the models and load every evaluation set ------------------------------------------

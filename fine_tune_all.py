@@ -109,7 +109,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--output_root", required=True, help="One model folder per dataset is made here.")
     parser.add_argument("--datasets", nargs="+", default=PAPER_DATASETS, help="Dataset names (default: the paper's five).")
-    parser.add_argument("--model_name_or_path", default="bert-base-uncased")
+    parser.add_argument("--model_name_or_path", default="bert-base-uncased",
+                        help="The encoder every dataset is fine-tuned from (default: bert-base-uncased).")
     parser.add_argument("--launcher", default="accelerate launch", help="How run_qa.py is started ('python' for one process).")
     parser.add_argument("--data_dir", nargs="*", default=[], help="NAME=DIR: a dataset's official files, offline.")
     parser.add_argument("--train_file", nargs="*", default=[], help="NAME=FILE: train a dataset from a local file.")

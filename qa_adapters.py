@@ -91,6 +91,9 @@ class DatasetAdapter:
     load: Callable[[str, str | None, str | None, StreamLimit | None], Dataset]
     # how the dataset's official files are read; None for datasets whose files are already SQuAD-format
     source: OfficialSource | None = None
+    # the hub copy as the transformers examples name it (--dataset_name ID --dataset_config_name CONFIG)
+    hub_id: str | None = None
+    hub_config: str | None = None
 
 
 ADAPTERS: dict[str, DatasetAdapter] = {}
@@ -105,6 +108,17 @@ def get_adapter(name: str) -> DatasetAdapter:
     if name not in ADAPTERS:
         raise QADataError(f"unknown dataset {name!r}: choose one of {', '.join(sorted(ADAPTERS))}, or pass local files")
     return ADAPTERS[name]
+
+
+def adapter_name(name: str | None, config: str | None = None) -> str | None:
+    """The adapter that a dataset name means: its own name, or its hub id with no config or the adapter's own
+    (`rajpurkar/squad_v2` is squad_v2); None for any other name, which is read as a SQuAD-format hub dataset."""
+    if name is None:
+        return None
+    for adapter in ADAPTERS.values():
+        if name in (adapter.name, adapter.hub_id) and config in (None, adapter.hub_config):
+            return adapter.name
+    return None
 
 
 def load_named_split(
@@ -129,8 +143,11 @@ def load_qa_split(
     require_answers: bool = True,
     repair_offsets: bool = False,
     stream_limit: StreamLimit | None = None,
+    dataset_config: str | None = None,
+    token: str | None = None,
 ) -> Dataset:
-    """One split as validated flat records, from a local file if given, else from the named dataset's adapter;
+    """One split as validated flat records, from a local file if given, else from the named dataset's adapter, else
+    (a name no adapter has) from the hub dataset of that id and `dataset_config`, read as SQuAD-format;
     `stream_limit` stops a conversion streamed from the hub once it has that many questions."""
     if data_file is not None:
         # A named dataset's raw official file (QuAC's val_v0.2.json looks SQuAD-like but is not) is converted by its
@@ -141,6 +158,10 @@ def load_qa_split(
         return load_qa_file(data_file, require_answers=require_answers, repair_offsets=repair_offsets)
     if dataset_name is None:
         raise QADataError(f"no source for the {split} split: pass --dataset NAME or --{split}_file FILE")
+    if dataset_name not in ADAPTERS:
+        dataset = load_squad_format_hub(dataset_name, dataset_config, SPLIT_ALIASES[split], cache_dir, token,
+                                        unknown_name=True)
+        return validate_dataset(dataset, f"{dataset_name}/{split}", require_answers, repair_offsets)
     dataset = load_named_split(dataset_name, SPLIT_ALIASES[split], data_dir=data_dir, cache_dir=cache_dir, limit=stream_limit)
     return validate_dataset(dataset, f"{dataset_name}/{split}", require_answers, repair_offsets)
 
@@ -169,6 +190,8 @@ def conversion_name(name: str | None, data_file: str | None = None) -> str:
     if data_file is not None:
         source = file_source(name, data_file) if name in ADAPTERS else None
         return source.conversion if source is not None else SQUAD_FORMAT_FILE
+    if name not in ADAPTERS:  # a SQuAD-format hub dataset, used as published
+        return AS_PUBLISHED
     source = get_adapter(str(name)).source
     return source.conversion if source is not None else AS_PUBLISHED
 
@@ -367,20 +390,36 @@ def cached_conversion(
     return dataset, stats
 
 
-def _squad_loader(
-    hub_id: str, local_names: dict[str, list[str]]
-) -> Callable[[str, str | None, str | None, StreamLimit | None], Dataset]:
+def load_squad_format_hub(repo_id: str, config: str | None, split: str, cache_dir: str | None,
+                          token: str | None = None, offline_help: str = "", unknown_name: bool = False) -> Dataset:
+    """One split of a hub dataset in SQuAD's layout (id, title, context, question, answers; a missing title is
+    empty) as flat records; a QADataError, with `offline_help`, when it cannot be loaded or has another layout."""
+    options = {"token": token} if token is not None else {}
+    try:
+        dataset = load_dataset(repo_id, config, split=split, cache_dir=cache_dir, **options)
+    except Exception as err:  # noqa: BLE001 - offline, no network, no such split: the same advice
+        if unknown_name:  # most likely a misspelt name rather than a hub dataset
+            raise QADataError(f"unknown dataset {repo_id!r}: not one of {', '.join(sorted(ADAPTERS))}, and no hub "
+                              f"dataset of that id loads ({type(err).__name__}: {err})") from err
+        raise QADataError(f"{repo_id}/{split}: cannot load the hub copy ({type(err).__name__}: {err}); "
+                          f"{offline_help}") from err
+    missing = [name for name in FLAT_FEATURES if name not in dataset.column_names and name != "title"]
+    if missing:
+        raise QADataError(f"{repo_id}/{split}: not a SQuAD-format dataset (no column {', '.join(missing)}; it has "
+                          f"{', '.join(dataset.column_names)})")
+    if "title" not in dataset.column_names:
+        dataset = dataset.add_column("title", [""] * len(dataset))
+    return dataset.select_columns(list(FLAT_FEATURES)).cast(FLAT_FEATURES)
+
+
+def _squad_adapter(name: str, hub_id: str, hub_config: str, local_names: dict[str, list[str]]) -> DatasetAdapter:
     def load(split: str, data_dir: str | None, cache_dir: str | None, limit: StreamLimit | None) -> Dataset:
         if data_dir is None:
-            try:
-                dataset = load_dataset(hub_id, split=split, cache_dir=cache_dir)
-            except Exception as err:  # noqa: BLE001 - offline, no network, no such split: the same advice
-                raise QADataError(
-                    f"{hub_id}/{split}: cannot load the hub copy ({type(err).__name__}: {err}); offline, pass "
-                    f"--data_dir DIR (holding {' or '.join(local_names[split])}, optionally .gz), or the file itself "
-                    f"(--train_file / --validation_file)"
-                ) from err
-            return dataset.cast(FLAT_FEATURES)
+            return load_squad_format_hub(
+                hub_id, None, split, cache_dir,
+                offline_help=f"offline, pass --data_dir DIR (holding {' or '.join(local_names[split])}, optionally "
+                             f".gz), or the file itself (--train_file / --validation_file)",
+            )
         for candidate in local_names[split]:
             for suffix in ("", ".gz"):
                 path = os.path.join(data_dir, candidate + suffix)
@@ -388,23 +427,24 @@ def _squad_loader(
                     return load_qa_file(path)
         raise QADataError(f"{data_dir}: no {split} file found (looked for {', '.join(local_names[split])}, optionally .gz)")
 
-    return load
+    return DatasetAdapter(name, load, hub_id=hub_id, hub_config=hub_config)
 
 
 def _converting_adapter(source: OfficialSource) -> DatasetAdapter:
     def load(split: str, data_dir: str | None, cache_dir: str | None, limit: StreamLimit | None) -> Dataset:
         return convert_source_split(source, split, data_dir, cache_dir, limit)[0]
 
-    return DatasetAdapter(source.name, load, source)
+    hub = source.hub
+    return DatasetAdapter(source.name, load, source, hub.repo_id if hub else None, hub.config if hub else None)
 
 
 # SQuAD 2.0: hub rajpurkar/squad_v2, or train-v2.0.json / dev-v2.0.json in --data_dir.
-register(DatasetAdapter(
-    "squad_v2", _squad_loader("rajpurkar/squad_v2", {"train": ["train-v2.0.json"], "validation": ["dev-v2.0.json"]})
+register(_squad_adapter(
+    "squad_v2", "rajpurkar/squad_v2", "squad_v2", {"train": ["train-v2.0.json"], "validation": ["dev-v2.0.json"]}
 ))
 # SQuAD 1.1: hub rajpurkar/squad, or train-v1.1.json / dev-v1.1.json in --data_dir.
-register(DatasetAdapter(
-    "squad", _squad_loader("rajpurkar/squad", {"train": ["train-v1.1.json"], "validation": ["dev-v1.1.json"]})
+register(_squad_adapter(
+    "squad", "rajpurkar/squad", "plain_text", {"train": ["train-v1.1.json"], "validation": ["dev-v1.1.json"]}
 ))
 # TriviaQA, Wikipedia evidence, first 800 NLTK tokens per document (hub mandarjoshi/trivia_qa rc.wikipedia, streamed,
 # or qa/wikipedia-{train,dev}.json + evidence/wikipedia/ in --data_dir).

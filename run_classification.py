@@ -42,6 +42,7 @@ from transformers import (
 from base_trainer import BaseTrainer
 from classification_data import (
     LABEL_IDS_COLUMN,
+    HubDataset,
     InputError,
     check_input_paths,
     default_id_column,
@@ -56,7 +57,13 @@ from packaged_models import resolve_model_path
 from plots import plot_confusion_matrix, plot_loss_curve, plot_roc_curves
 from results_io import write_text_atomic
 from precision import keep_head_in_fp32
-from script_args import TRAINING_FLAGS, ScriptArgumentParser, parse_args_with_config
+from script_args import (
+    ScriptArgumentParser,
+    hub_options,
+    parse_args_with_config,
+    token_field,
+    trust_remote_code_field,
+)
 from script_utils import OVERWRITE_OUTPUT_DIR_HELP, detect_last_checkpoint, run_script, setup_logging
 from tweet_preprocessing import PREPROCESSED_TEXT_COLUMN, preprocess_dataset
 from utils_classification import (
@@ -87,7 +94,8 @@ class ModelArguments:
     )
     cache_dir: str | None = field(default=None, metadata={"help": "Where to cache hub models and datasets."})
     model_revision: str = field(default="main", metadata={"help": "Hub revision (branch, tag or commit)."})
-    token: str | None = field(default=None, metadata={"help": "Hub token, for private models."})
+    token: str | None = token_field()
+    trust_remote_code: bool = trust_remote_code_field()
     ignore_mismatched_sizes: bool = field(
         default=False,
         metadata={"help": "Start a new classification head when the checkpoint's head has another label count."},
@@ -141,8 +149,21 @@ class DataTrainingArguments:
     test_file: str | None = field(
         default=None, metadata={"help": "Data to predict (labels not needed); writes predictions.csv."}
     )
-    text_column: str = field(default="tweet", metadata={"help": "The column holding the text."})
-    label_column: str = field(default="label", metadata={"help": "The column holding the label."})
+    dataset_name: str | None = field(
+        default=None,
+        metadata={"help": "A hub dataset to read instead of files: its train, validation and test splits for "
+                          "--do_train, --do_eval and --do_predict."},
+    )
+    dataset_config_name: str | None = field(default=None, metadata={"help": "The hub dataset's configuration."})
+    text_column: str = field(
+        default="tweet",
+        metadata={"help": "The column holding the text; several, comma-separated (`title,body`), are joined by "
+                          "--text_column_delimiter.", "aliases": ["--text_column_names", "--text_column_name"]},
+    )
+    text_column_delimiter: str = field(default=" ", metadata={"help": "What joins several text columns."})
+    label_column: str = field(
+        default="label", metadata={"help": "The column holding the label.", "aliases": ["--label_column_name"]}
+    )
     class_names: list[str] | None = field(
         default=None,
         metadata={
@@ -172,11 +193,21 @@ class DataTrainingArguments:
         metadata={"help": "Clean the tweets (HTML entities, URLs, mentions, hashtags, emojis, repeats, spaces)."},
     )
     lemmatize: bool = field(default=False, metadata={"help": "Lemmatize the (cleaned) tweets with simplemma."})
+    shuffle_train_dataset: bool = field(
+        default=False, metadata={"help": "Shuffle the training rows (seeded by --shuffle_seed) before --max_train_samples."}
+    )
+    shuffle_seed: int = field(default=42, metadata={"help": "The seed of --shuffle_train_dataset."})
     max_train_samples: int | None = field(default=None, metadata={"help": "Use only the first N training rows."})
     max_eval_samples: int | None = field(default=None, metadata={"help": "Use only the first N validation rows."})
     max_predict_samples: int | None = field(default=None, metadata={"help": "Use only the first N test rows."})
     preprocessing_num_workers: int | None = field(default=None, metadata={"help": "Processes for preprocessing."})
     overwrite_cache: bool = field(default=False, metadata={"help": "Redo preprocessing instead of using the cache."})
+    metric_name: str | None = field(
+        default=None,
+        metadata={"help": "A metric to make sure of: every run reports all of them (accuracy, f1/precision/recall "
+                          "macro and weighted, per class and roc_auc), so this only checks the name.",
+                  "choices": ["accuracy", "f1", "precision", "recall", "roc_auc"]},
+    )
     overwrite_output_dir: bool = field(default=False, metadata={"help": OVERWRITE_OUTPUT_DIR_HELP})
 
     def __post_init__(self) -> None:
@@ -199,7 +230,12 @@ class ClassificationArgumentParser(ScriptArgumentParser):
         super().__init__(
             (ModelArguments, DataTrainingArguments, TrainingArguments),
             description=__doc__,
-            trainer_flags_shown=(*TRAINING_FLAGS, "output_dir"),
+            first_screen=("model_name_or_path", "train_file", "validation_file", "test_file", "dataset_name",
+                          "do_train", "do_eval", "do_predict", "output_dir"),
+            own_help={"do_train": "Train (default: when --train_file is given).",
+                      "do_eval": "Evaluate (default: when --validation_file is given).",
+                      "do_predict": "Predict (default: when --test_file is given).",
+                      "output_dir": "Where the model, results, report, plots and predictions are written."},
         )
         self.trainer_defaults = {name: self.get_default(name) for name in self.FILE_DEPENDENT_OPTIONS}
         self.set_defaults(**dict.fromkeys(self.FILE_DEPENDENT_OPTIONS))
@@ -246,7 +282,7 @@ def check_arguments(model_args: ModelArguments, data_args: DataTrainingArguments
     if not any(wanted for _, wanted in needed_files.values()):
         raise InputError("nothing to do: give --train_file, --validation_file or --test_file")
     for flag, (file_option, wanted) in needed_files.items():
-        if wanted and getattr(data_args, file_option) is None:
+        if wanted and getattr(data_args, file_option) is None and data_args.dataset_name is None:
             raise InputError(f"--{flag} needs --{file_option}")
     if model_args.baseline != "none" and (data_args.train_file is None or not args.do_eval):
         raise InputError(f"--baseline {model_args.baseline} needs --train_file and --validation_file")
@@ -257,6 +293,24 @@ def check_arguments(model_args: ModelArguments, data_args: DataTrainingArguments
             "(e.g. --class_names neutral,anti-vax,pro-vax)"
         )
     check_input_paths({option: getattr(data_args, option) for option in ("train_file", "validation_file", "test_file")})
+
+
+def read_splits(model_args: ModelArguments, data_args: DataTrainingArguments,
+                args: TrainingArguments) -> tuple[dict[str, Path], dict[str, Dataset]]:
+    """Where each split comes from (a file, or `<hub id>/<split>`) and its rows, read and checked: the files given,
+    or the --dataset_name splits that the steps ask for; the training rows shuffled if asked."""
+    given = {"train": data_args.train_file, "validation": data_args.validation_file, "test": data_args.test_file}
+    hub = None
+    if data_args.dataset_name is not None:
+        hub = HubDataset(data_args.dataset_name, data_args.dataset_config_name, model_args.token)
+        wanted = {"train": args.do_train, "validation": args.do_eval, "test": args.do_predict}
+        given = {split: f"{hub.name}/{split}" for split in given if wanted[split]}
+    files = {split: Path(path) for split, path in given.items() if path is not None}
+    raw_datasets = read_input_files(files, data_args.text_column, data_args.label_column, data_args.id_column,
+                                    model_args.cache_dir, data_args.text_column_delimiter, hub)
+    if data_args.shuffle_train_dataset and "train" in raw_datasets:
+        raw_datasets["train"] = raw_datasets["train"].shuffle(seed=data_args.shuffle_seed)
+    return files, raw_datasets
 
 
 def freeze_lower_layers(model: torch.nn.Module, count: int) -> None:
@@ -306,14 +360,11 @@ def main(argv: list[str] | None = None) -> None:
     last_checkpoint = detect_last_checkpoint(training_args, data_args.overwrite_output_dir)
 
     # 1. Read and check every input file, and settle the labels, before anything is written.
-    given = {"train": data_args.train_file, "validation": data_args.validation_file, "test": data_args.test_file}
-    files = {split: Path(path) for split, path in given.items() if path is not None}
-    raw_datasets = read_input_files(
-        files, data_args.text_column, data_args.label_column, data_args.id_column, model_args.cache_dir
-    )
+    files, raw_datasets = read_splits(model_args, data_args, training_args)
     model_path = resolve_model_path(model_args.model_name_or_path)
-    hub_options = {"cache_dir": model_args.cache_dir, "revision": model_args.model_revision, "token": model_args.token}
-    config = AutoConfig.from_pretrained(model_path, **hub_options)
+    options = hub_options(model_args.cache_dir, model_args.model_revision, model_args.token,
+                          model_args.trust_remote_code)
+    config = AutoConfig.from_pretrained(model_path, **options)
     train_labels = column_list(raw_datasets["train"], data_args.label_column) if "train" in raw_datasets else None
     label_names = resolve_label_names(data_args.class_names, config, train_labels)
     for split in ("train", "validation"):
@@ -330,9 +381,9 @@ def main(argv: list[str] | None = None) -> None:
     set_seed(training_args.seed)
     config.id2label = dict(enumerate(label_names))
     config.label2id = {name: index for index, name in enumerate(label_names)}
-    tokenizer = AutoTokenizer.from_pretrained(model_path, **hub_options)
+    tokenizer = AutoTokenizer.from_pretrained(model_path, **options)
     model = AutoModelForSequenceClassification.from_pretrained(
-        model_path, config=config, ignore_mismatched_sizes=model_args.ignore_mismatched_sizes, **hub_options
+        model_path, config=config, ignore_mismatched_sizes=model_args.ignore_mismatched_sizes, **options
     )
     keep_head_in_fp32(model, training_args)
     if model_args.freeze_word_embeddings:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import datasets
 from transformers import (
@@ -38,7 +38,7 @@ from errors import UsageError
 from packaged_models import resolve_model_path
 from plots import plot_loss_curve
 from precision import keep_head_in_fp32, precision_name
-from qa_adapters import ADAPTERS, StreamLimit, conversion_name, load_qa_split
+from qa_adapters import ADAPTERS, StreamLimit, adapter_name, conversion_name, load_qa_split
 from qa_data import QADataError, answer_counts, has_unanswerable, oversample_unanswerable, select_questions
 from qa_probes import randomize_answers
 from qa_run_info import (
@@ -48,7 +48,13 @@ from qa_run_info import (
     recorded_version_2_with_negative,
 )
 from results_io import write_json_atomic
-from script_args import ScriptArgumentParser, parse_args_with_config
+from script_args import (
+    ScriptArgumentParser,
+    hub_options,
+    parse_args_with_config,
+    token_field,
+    trust_remote_code_field,
+)
 from script_utils import OVERWRITE_OUTPUT_DIR_HELP, detect_last_checkpoint, run_script, setup_logging
 from utils_qa import (
     QAEvalArguments,
@@ -77,6 +83,8 @@ class ModelArguments:
     tokenizer_name: str | None = field(default=None, metadata={"help": "Tokenizer name or path, if not the model's."})
     cache_dir: str | None = field(default=None, metadata={"help": "Where hub models and datasets are cached."})
     model_revision: str = field(default="main", metadata={"help": "Hub revision (branch, tag or commit)."})
+    token: str | None = token_field()
+    trust_remote_code: bool = trust_remote_code_field()
 
 
 @dataclass
@@ -84,9 +92,20 @@ class DataTrainingArguments(QAEvalArguments):
     """Where the data comes from and how much of it, on top of the windowing and answer settings shared with
     cross_eval.py."""
 
+    EXAMPLE_DIFFERENCES: ClassVar[dict[str, str]] = {
+        **QAEvalArguments.EXAMPLE_DIFFERENCES,
+        "max_train_samples": "--max_train_samples counts questions (all their windows are trained on), drawn as "
+                             "--subset_strategy says; the transformers example keeps the first N windows",
+    }
+
     dataset: str | None = field(
         default=None,
-        metadata={"help": f"A named dataset: {', '.join(sorted(ADAPTERS))}. From the hub, or from --data_dir."},
+        metadata={"help": f"A named dataset ({', '.join(sorted(ADAPTERS))}) or its hub id (rajpurkar/squad_v2), "
+                          "from the hub or --data_dir; another hub id: a SQuAD-format hub dataset.",
+                  "aliases": ["--dataset_name"]},
+    )
+    dataset_config_name: str | None = field(
+        default=None, metadata={"help": "The hub dataset's configuration, for a hub id that is not a named dataset."}
     )
     data_dir: str | None = field(default=None, metadata={"help": "Folder with the named dataset's official files."})
     train_file: str | None = field(default=None, metadata={"help": "SQuAD-format JSON, or flat JSON/JSONL records."})
@@ -124,8 +143,8 @@ class DataTrainingArguments(QAEvalArguments):
             raise ValueError(f"--no_answer_loss_weight must be above 0, got {self.no_answer_loss_weight}")
         if not 0 <= self.random_label_fraction <= 1:
             raise ValueError(f"--random_label_fraction must be in [0, 1], got {self.random_label_fraction}")
-        if self.dataset is not None and self.dataset not in ADAPTERS:
-            raise ValueError(f"--dataset {self.dataset!r} is not known: choose one of {', '.join(sorted(ADAPTERS))}")
+        # A named dataset's hub id means the dataset itself (recorded by name in qa_run_info.json).
+        self.dataset = adapter_name(self.dataset, self.dataset_config_name) or self.dataset
 
 
 @dataclass
@@ -139,8 +158,15 @@ class QASplits:
 
 
 def parse_arguments(argv: list[str] | None) -> tuple[ModelArguments, DataTrainingArguments, TrainingArguments]:
-    parser = ScriptArgumentParser((ModelArguments, DataTrainingArguments, TrainingArguments), description=__doc__)
-    parser.adopt_trainer_flag("output_dir", "Where the model, checkpoints, results and predictions are written.")
+    parser = ScriptArgumentParser(
+        (ModelArguments, DataTrainingArguments, TrainingArguments), description=__doc__,
+        first_screen=("model_name_or_path", "dataset", "train_file", "validation_file", "test_file", "do_train",
+                      "do_eval", "do_predict", "output_dir"),
+        own_help={"do_train": "Train on --train_file, or the --dataset's train split.",
+                  "do_eval": "Evaluate on --validation_file, or the --dataset's validation split.",
+                  "do_predict": "Answer the questions of --test_file.",
+                  "output_dir": "Where the model, checkpoints, results and predictions are written."},
+    )
     model_args, data_args, training_args = parse_args_with_config(parser, argv)
     if not (training_args.do_train or training_args.do_eval or training_args.do_predict):
         raise UsageError("nothing to do: pass --do_train, --do_eval and/or --do_predict")
@@ -159,6 +185,7 @@ def load_splits(model_args: ModelArguments, data_args: DataTrainingArguments, tr
             cache_dir=model_args.cache_dir, require_answers=require_answers,
             repair_offsets=data_args.repair_answer_offsets,
             stream_limit=StreamLimit.for_subset(stream_questions, data_args.subset_strategy, training_args.seed),
+            dataset_config=data_args.dataset_config_name, token=model_args.token,
         )
         fraction = data_args.train_fraction if split == "train" else None
         return select_questions(examples, max_questions, fraction, data_args.subset_strategy, training_args.seed)
@@ -208,14 +235,15 @@ def load_model(
     model_path = resolve_model_path(model_args.model_name_or_path)
     config_path = resolve_model_path(model_args.config_name) if model_args.config_name else model_path
     tokenizer_path = resolve_model_path(model_args.tokenizer_name) if model_args.tokenizer_name else model_path
-    hub_options = {"cache_dir": model_args.cache_dir, "revision": model_args.model_revision}
-    config = AutoConfig.from_pretrained(config_path, **hub_options)
-    tokenizer = AutoTokenizer.from_pretrained(tokenizer_path, **hub_options)
+    options = hub_options(model_args.cache_dir, model_args.model_revision, model_args.token,
+                          model_args.trust_remote_code)
+    config = AutoConfig.from_pretrained(config_path, **options)
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_path, **options)
     try:
         windows = data_args.window_config(tokenizer)
     except ValueError as err:
         raise UsageError(f"{tokenizer_path}: {err}") from err
-    model = AutoModelForQuestionAnswering.from_pretrained(model_path, config=config, **hub_options)
+    model = AutoModelForQuestionAnswering.from_pretrained(model_path, config=config, **options)
     return model, tokenizer, windows
 
 
@@ -254,7 +282,7 @@ def run_info_record(model_args: ModelArguments, data_args: DataTrainingArguments
 def main(argv: list[str] | None = None) -> None:
     # --- Parse, and resume a killed run from its last checkpoint ---------------------------------------
     model_args, data_args, training_args = parse_arguments(argv)
-    setup_logging(training_args)
+    setup_logging(training_args, data_args)
     logger.info("Training/evaluation parameters %s", training_args)
     training_args.resume_from_checkpoint = detect_last_checkpoint(training_args, data_args.overwrite_output_dir)
     set_seed(training_args.seed)

@@ -16,7 +16,7 @@ import dataclasses
 import json
 import sys
 import textwrap
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +44,12 @@ EVALUATION_FLAGS = (
     "per_device_eval_batch_size", "eval_accumulation_steps", "bf16", "fp16", "bf16_full_eval", "fp16_full_eval",
     "seed", "use_cpu", "dataloader_num_workers", "dataloader_pin_memory", "report_to", "log_level", "disable_tqdm",
 )
+FIRST_SCREEN_GROUP = "What every run needs"
+# Trainer flags whose meaning the scripts extend (script_utils.detect_last_checkpoint); their help says how.
+TRAINER_HELP = {
+    "resume_from_checkpoint": "A checkpoint folder to resume training from; `latest` or `true`: the last complete "
+    "checkpoint in --output_dir (which a rerun resumes from anyway, unless --overwrite_output_dir).",
+}
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
@@ -75,6 +81,10 @@ class ScriptArgumentParser(HfArgumentParser):
       dataclasses come first, each in its own group, then TrainingArguments in one group that lists the
       `trainer_flags_shown` (TRAINING_FLAGS or EVALUATION_FLAGS; None: all) and points to the documentation of
       the others, which are accepted all the same.
+    - `first_screen` names the options that every run needs (model, data, steps, --output_dir): they come first,
+      in that order, in one group before all the others; `own_help` replaces the help of options (Trainer flags
+      the script gives its own meaning or default). A field's `aliases` metadata (the transformers examples'
+      spellings) shows beside its own spelling.
     - Abbreviated flags are refused (`--max_seq 256` is an error, not `--max_seq_length 256`).
     - Without an accelerator, `--dataloader_pin_memory` defaults to False (pinning needs one, and torch warns on
       every run otherwise); a value given by the user is kept.
@@ -86,6 +96,8 @@ class ScriptArgumentParser(HfArgumentParser):
         description: str | None,
         trainer_flags_shown: Collection[str] | None = TRAINING_FLAGS,
         trainer_note: str = "The Trainer flags used most; every other TrainingArguments flag works as well. ",
+        first_screen: Sequence[str] = (),
+        own_help: Mapping[str, str] | None = None,
     ):
         self.trainer_note = trainer_note
         prog = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else None
@@ -100,12 +112,17 @@ class ScriptArgumentParser(HfArgumentParser):
         )
         hidden = set()
         if trainer_flags_shown is not None:
-            hidden = {f.name for f in dataclasses.fields(TrainingArguments)} - set(trainer_flags_shown)
+            hidden = {f.name for f in dataclasses.fields(TrainingArguments)} - set(trainer_flags_shown) - set(first_screen)
+        help_texts = {**TRAINER_HELP, **(own_help or {})}
         for action in self._actions:
             if action.dest in hidden:
                 action.help = argparse.SUPPRESS
             elif is_negation(action):
                 action.help = f"Turn --{action.dest} off."
+            elif action.dest in help_texts:
+                action.help = help_texts[action.dest]
+        if first_screen:
+            self._move_to_first_screen(first_screen)
         if any(issubclass(dtype, TrainingArguments) for dtype in self.dataclass_types) and not has_accelerator():
             self.set_defaults(dataloader_pin_memory=False)
 
@@ -125,16 +142,18 @@ class ScriptArgumentParser(HfArgumentParser):
         if group.description:  # the raw-description formatter keeps line breaks as given: wrap it here
             group.description = textwrap.fill(" ".join(group.description.split()), width=100)
 
-    def adopt_trainer_flag(self, dest: str, help_text: str) -> None:
-        """Show the Trainer flag `dest` among the script's own options (at the end of its last group), with the
-        script's own help: for a flag the script gives its own meaning or default (`--output_dir`, the classifier's
-        `--label_names`)."""
-        action = next(action for action in self._actions if action.dest == dest and not is_negation(action))
-        trainer_group = next(group for group in self._action_groups if group.title == TRAINER_GROUP)
-        own_group = [group for group in self._action_groups[2:] if group.title != TRAINER_GROUP][-1]
-        trainer_group._group_actions.remove(action)
-        own_group._group_actions.append(action)
-        action.help = help_text
+    def _move_to_first_screen(self, names: Sequence[str]) -> None:
+        # argparse prints groups in the order of _action_groups: the new group goes right after its own
+        # "positional arguments" and "options" groups.
+        group = self.add_argument_group(FIRST_SCREEN_GROUP)
+        self._action_groups.remove(group)
+        self._action_groups.insert(2, group)
+        for name in names:
+            action = next(action for action in self._actions if action.dest == name and not is_negation(action))
+            for other in self._action_groups:
+                if action in other._group_actions:
+                    other._group_actions.remove(action)
+            group._group_actions.append(action)
 
 
 def has_accelerator() -> bool:
@@ -150,6 +169,10 @@ def read_config_file(path: str, parser: HfArgumentParser) -> dict[str, Any]:
         raise ArgumentError(f"{path}: cannot read the config file: {err}") from err
     if not isinstance(values, dict):
         raise ArgumentError(f"{path}: a config file holds one mapping of option names to values")
+    # An alias (the transformers examples' `dataset_name`) names its option in a config file too.
+    aliases = {option[2:]: action.dest for action in parser._actions for option in action.option_strings
+               if option.startswith("--") and "-" not in option[2:] and not is_negation(action)}
+    values = {aliases.get(key, key): value for key, value in values.items()}
     known = {f.name for dtype in parser.dataclass_types for f in dataclasses.fields(dtype) if f.init}
     unknown = sorted(set(values) - known)
     if unknown:
@@ -194,3 +217,33 @@ def parse_args_with_config(
     if remaining:
         parser.error(f"unrecognized arguments: {' '.join(remaining)}")
     return tuple(outputs)
+
+
+# --- Hub options that the transformers examples have and every script takes ------------------------------------
+
+
+def token_field() -> Any:
+    return dataclasses.field(default=None, metadata={"help": "Hub token, for private models and datasets "
+                                                             "(default: the one `hf auth login` stored)."})
+
+
+def trust_remote_code_field() -> Any:
+    return dataclasses.field(
+        default=False,
+        metadata={"help": "Run the model code that a hub repository ships (models only: datasets 4 and later run no "
+                          "dataset scripts). Only for repositories whose code you have read."},
+    )
+
+
+def hub_options(cache_dir: str | None, revision: str | None = None, token: str | None = None,
+                trust_remote_code: bool = False) -> dict[str, Any]:
+    """The keyword arguments of `from_pretrained`: the token and trust_remote_code only when given, so that
+    neither is ever on by default."""
+    options: dict[str, Any] = {"cache_dir": cache_dir}
+    if revision is not None:
+        options["revision"] = revision
+    if token is not None:
+        options["token"] = token
+    if trust_remote_code:
+        options["trust_remote_code"] = True
+    return options

@@ -20,6 +20,7 @@ training; the scripts pass what it returns to `Trainer.train(resume_from_checkpo
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -27,7 +28,7 @@ import re
 import shutil
 import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from errors import ArgumentError, UsageError
 from precision import cpu_bf16_instructions, precision_name
@@ -41,10 +42,12 @@ LOGGER_NAMESPACE = "qa_transfer"
 logger = logging.getLogger("qa_transfer.script_utils")
 
 
-def setup_logging(training_args: TrainingArguments) -> None:
+def setup_logging(training_args: TrainingArguments, *script_arguments: Any) -> None:
     """The transformers examples' logging block, shared by every script: one format on stdout, INFO on the main
     process (so that conversion, windowing and resumption summaries show by default), warnings only on the others,
-    and `--log_level` / `--log_level_replica` obeyed by this project's, transformers' and datasets' loggers."""
+    and `--log_level` / `--log_level_replica` obeyed by this project's, transformers' and datasets' loggers. Then
+    the precision, and a `note:` for each option set in `script_arguments` whose meaning differs on purpose from
+    the transformers examples' option of that name (`example_differences`)."""
     # Here, not at the top: fine_tune_all.py imports this module and must not load them.
     import datasets
     import transformers
@@ -68,6 +71,17 @@ def setup_logging(training_args: TrainingArguments) -> None:
         logger.info("precision: %s, on this CPU's %s instructions", precision, cpu_bf16_instructions())
     else:
         logger.info("precision: %s", precision)
+    for arguments in script_arguments:
+        for note in example_differences(arguments):
+            logger.info("note: %s", note)
+
+
+def example_differences(arguments: Any) -> list[str]:
+    """The notes of the options set (to other than their default) in a parsed dataclass whose meaning here differs
+    on purpose from the transformers examples' option of that name: its EXAMPLE_DIFFERENCES, name -> note."""
+    notes = getattr(type(arguments), "EXAMPLE_DIFFERENCES", {})
+    return [notes[f.name] for f in dataclasses.fields(arguments)
+            if f.name in notes and getattr(arguments, f.name) != f.default]
 
 
 def run_script(main: Callable[[list[str] | None], int | None], argv: list[str] | None = None) -> NoReturn:

@@ -11,7 +11,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -40,6 +40,12 @@ class QAEvalArguments:
     """How questions are windowed, sampled and turned into answers: the arguments that run_qa.py and
     cross_eval.py share, so that a cross-evaluation cell is computed exactly as `run_qa.py --do_eval` would."""
 
+    # What an option means here that the transformers example's option of that name does not (logged when set).
+    EXAMPLE_DIFFERENCES: ClassVar[dict[str, str]] = {
+        "max_eval_samples": "--max_eval_samples counts questions, drawn as --subset_strategy says; the transformers "
+                            "example keeps the first N questions, then the first N windows",
+    }
+
     max_seq_length: int = field(default=384, metadata={"help": "Tokens per window (question + context)."})
     doc_stride: int = field(default=128, metadata={"help": "Tokens of overlap between consecutive windows."})
     max_query_length: int = field(default=64, metadata={"help": "Questions are cut to this many tokens."})
@@ -53,8 +59,10 @@ class QAEvalArguments:
     )
     version_2_with_negative: bool | None = field(
         default=None,
-        metadata={"help": "Allow 'no answer' (default: whether the data has unanswerable questions, or the fine-tuned "
-                          "model's qa_run_info.json says it was trained with them)."},
+        # nargs/const: a bare --version_2_with_negative means true, as in the transformers example
+        metadata={"help": "Allow 'no answer': true (also the bare flag) or false (default: whether the data has "
+                          "unanswerable questions, or the fine-tuned model's qa_run_info.json says it was trained "
+                          "with them).", "nargs": "?", "const": True},
     )
     null_score_diff_threshold: float = field(
         default=0.0, metadata={"help": "Answer '' when null score - best span score exceeds this (see best_f1_thresh)."}

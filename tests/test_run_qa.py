@@ -124,6 +124,23 @@ def test_prediction_follows_the_models_record_and_a_config_with_overrides(traine
     assert all(json.loads((out / "predict_predictions.json").read_text()).values())
 
 
+def test_help_shows_what_every_run_needs_on_the_first_screen(monkeypatch, capsys):
+    monkeypatch.setenv("COLUMNS", "100")
+    with pytest.raises(SystemExit):
+        run_main(monkeypatch, ["--help"])
+    lines = capsys.readouterr().out.splitlines()
+    first = lines.index("What every run needs:")
+    options = [line.split()[0].rstrip(",") for line in lines[first + 1:] if line.startswith("  --")]
+    group = options[:options.index("--config_name")]  # the next group's first option
+    assert group == ["--model_name_or_path", "--dataset", "--train_file", "--validation_file", "--test_file",
+                     "--do_train", "--do_eval", "--do_predict", "--output_dir"]
+    end = next(i for i, line in enumerate(lines) if line.startswith("  --output_dir"))
+    assert end < 50  # one screen, the description included
+    assert "  --dataset DATASET, --dataset_name DATASET" in lines[first + 1:end]  # the example's spelling beside ours
+    resume = " ".join(" ".join(lines[end:]).split())
+    assert "--resume_from_checkpoint RESUME_FROM_CHECKPOINT A checkpoint folder" in resume and "`latest`" in resume
+
+
 def test_help_comes_first_and_abbreviations_are_refused(monkeypatch, capsys):
     with pytest.raises(SystemExit) as exit_info:
         run_main(monkeypatch, ["--help"])

@@ -2,6 +2,7 @@
 fine_tune_all.py --dry_run without the heavy libraries, and no overlong function in the plumbing."""
 
 import ast
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -128,3 +129,15 @@ def test_every_script_enters_through_run_script(script):
     assert isinstance(guard, ast.If) and ast.unparse(guard.test) == "__name__ == '__main__'"
     assert [ast.unparse(statement) for statement in guard.body] == ["run_script(main)"]
     assert "sys.exit" not in ast.unparse(tree)
+
+
+# argparse's and HfArgumentParser's private names: the help page's shaping stays behind script_args.py's surface.
+PRIVATE_PARSER_NAMES = ("_add_dataclass_arguments", "_parse_dataclass_field", "_actions", "_action_groups",
+                        "_group_actions", "_get_help_string", "_format_action_invocation", "_option_string_actions")
+
+
+def test_parser_private_names_live_in_one_module():
+    pattern = re.compile(r"\b(" + "|".join(PRIVATE_PARSER_NAMES) + r")\b")
+    assert pattern.search("group._group_actions.remove(action)")  # the check sees such a use
+    users = [name for name in PROJECT_FILES if pattern.search((REPO / name).read_text(encoding="utf-8"))]
+    assert users == ["script_args.py"]
