@@ -1,6 +1,6 @@
 """The robustness probes of Sen & Saffari (2020) (random labels, shuffled contexts, incomplete questions, filler
 words, negation) as deterministic transformations of flat SQuAD 2.0 records (`id, title, context, question,
-answers{text, answer_start}`). Only the paper's opening could be read (README: "Checked against the paper"), so
+answers{text, answer_start}`). Only the paper's opening could be read (docs/probes.md: "Checked against the paper"), so
 how each probe is done below is our choice, not a checked copy of the paper's protocol.
 
 Evaluation probes (`cross_eval.py --probes NAME ...`) change an evaluation set and keep every answer aligned:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import sys
 import textwrap
 from collections.abc import Collection, Iterable, Mapping, Sequence
@@ -21,13 +20,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 from transformers import HfArgumentParser, TrainingArguments
 
 from errors import ArgumentError, UsageError
 from precision import cpu_bf16_instructions, cpu_bf16_request
+from script_utils import config_file_argument, read_config_values, use_config_values
 
-CONFIG_SUFFIXES = (".json", ".yaml", ".yml")
 TRAINING_ARGUMENTS_DOCS = "https://huggingface.co/docs/transformers/main_classes/trainer#transformers.TrainingArguments"
 TRAINER_GROUP = "Trainer options (transformers.TrainingArguments)"
 # The Trainer flags that --help lists for a training script; every other TrainingArguments flag works as well.
@@ -162,28 +160,11 @@ def has_accelerator() -> bool:
 
 def read_config_file(path: str, parser: HfArgumentParser) -> dict[str, Any]:
     """A config file's values, checked against the parser's options; an ArgumentError names the file."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-        values = yaml.safe_load(text) if path.endswith((".yaml", ".yml")) else json.loads(text)
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, yaml.YAMLError) as err:
-        raise ArgumentError(f"{path}: cannot read the config file: {err}") from err
-    if not isinstance(values, dict):
-        raise ArgumentError(f"{path}: a config file holds one mapping of option names to values")
     # An alias (the transformers examples' `dataset_name`) names its option in a config file too.
     aliases = {option[2:]: action.dest for action in parser._actions for option in action.option_strings
                if option.startswith("--") and "-" not in option[2:] and not is_negation(action)}
-    values = {aliases.get(key, key): value for key, value in values.items()}
     known = {f.name for dtype in parser.dataclass_types for f in dataclasses.fields(dtype) if f.init}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise ArgumentError(f"{path}: unknown option(s) {', '.join(unknown)}")
-    for action in parser._actions:
-        value = values.get(action.dest)
-        if action.dest in values and action.nargs in ("+", "*") and not isinstance(value, list):
-            values[action.dest] = [value]  # `datasets: squad_v2` means the list of one
-        elif action.choices is not None and isinstance(value, str) and value not in action.choices:
-            raise ArgumentError(f"{path}: {action.dest} must be one of {', '.join(map(str, action.choices))}, not {value!r}")
-    return values
+    return read_config_values(path, parser._actions, known, aliases)
 
 
 def parse_args_with_config(
@@ -194,12 +175,10 @@ def parse_args_with_config(
     file or a failed dataclass check (a ValueError in `__post_init__`) raises ArgumentError."""
     argv = list(sys.argv[1:] if argv is None else argv)
     values = dict(defaults or {})
-    if argv and not argv[0].startswith("-") and argv[0].endswith(CONFIG_SUFFIXES):
-        values.update(read_config_file(argv.pop(0), parser))
-    parser.set_defaults(**values)
-    for action in parser._actions:
-        if action.dest in values:
-            action.required = False  # the config gives it; a flag may still override it
+    config = config_file_argument(argv)
+    if config is not None:
+        values.update(read_config_file(config, parser))
+    use_config_values(parser, parser._actions, values)
     if any(issubclass(dtype, TrainingArguments) for dtype in parser.dataclass_types):
         # --bf16 without a GPU means bf16 autocast on the CPU: the Trainer needs use_cpu for that, and refuses
         # --bf16 without it. Decided from the parsed flags, before TrainingArguments checks them.

@@ -11,8 +11,9 @@ Every script ends with
 that into `error: <message>` and exit status 1.
 
 The command-line parser (a config file with flags that override it, a --help page that shows what the script
-itself does) lives in script_args.py, which imports transformers; this module imports no third-party package at
-the top, so that fine_tune_all.py (which only starts run_qa.py) stays light.
+itself does) lives in script_args.py, which imports transformers; the config file itself is read here
+(`config_file_argument`, `read_config_values`, `use_config_values`), for any argparse parser. This module imports
+no third-party package at the top, so that fine_tune_all.py (which only starts run_qa.py) stays light.
 
 Resuming a killed run: `detect_last_checkpoint(training_args, overwrite_output_dir)` is called once, before
 training; the scripts pass what it returns to `Trainer.train(resume_from_checkpoint=...)`.
@@ -20,6 +21,7 @@ training; the scripts pass what it returns to `Trainer.train(resume_from_checkpo
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import json
 import logging
@@ -28,6 +30,7 @@ import re
 import shutil
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from errors import ArgumentError, UsageError
@@ -93,6 +96,57 @@ def run_script(main: Callable[[list[str] | None], int | None], argv: list[str] |
     except UsageError as err:
         sys.exit(f"error: {err}")
     sys.exit(status or 0)
+
+
+CONFIG_SUFFIXES = (".json", ".yaml", ".yml")
+
+
+def config_file_argument(argv: list[str]) -> str | None:
+    """The config file given as the first argument (`SCRIPT.py config.yaml --flag ...`), taken out of `argv`; None
+    when the first argument is a flag."""
+    if argv and not argv[0].startswith("-") and argv[0].endswith(CONFIG_SUFFIXES):
+        return argv.pop(0)
+    return None
+
+
+def read_config_values(path: str, actions: list[argparse.Action], known: set[str],
+                       aliases: dict[str, str] | None = None) -> dict[str, Any]:
+    """A config file's values (JSON, or YAML with `.yaml`/`.yml`), checked against the option names `known` and
+    the parser's `actions`: a single value or a mapping given for a list option becomes a list (`datasets:
+    squad_v2`; `train_file: {squad_v2: train.json}` as NAME=VALUE pairs), a choice must be one of its choices.
+    Anything wrong is an ArgumentError naming the file. `aliases` maps other spellings of option names to theirs."""
+    import yaml  # here, not at the top: see the module's docstring
+
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+        values = yaml.safe_load(text) if path.endswith((".yaml", ".yml")) else json.loads(text)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, yaml.YAMLError) as err:
+        raise ArgumentError(f"{path}: cannot read the config file: {err}") from err
+    if not isinstance(values, dict):
+        raise ArgumentError(f"{path}: a config file holds one mapping of option names to values")
+    values = {(aliases or {}).get(key, key): value for key, value in values.items()}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ArgumentError(f"{path}: unknown option(s) {', '.join(unknown)}")
+    for action in actions:
+        value = values.get(action.dest)
+        if action.dest in values and action.nargs in ("+", "*"):
+            if isinstance(value, dict):
+                values[action.dest] = [f"{name}={item}" for name, item in value.items()]
+            elif not isinstance(value, list):
+                values[action.dest] = [value]  # `datasets: squad_v2` means the list of one
+        elif action.choices is not None and isinstance(value, str) and value not in action.choices:
+            raise ArgumentError(f"{path}: {action.dest} must be one of {', '.join(map(str, action.choices))}, not {value!r}")
+    return values
+
+
+def use_config_values(parser: argparse.ArgumentParser, actions: list[argparse.Action], values: dict[str, Any]) -> None:
+    """Make a config file's values the parser's defaults, so that flags still override them; an option (among
+    the parser's `actions`) that the config gives is no longer required on the command line."""
+    parser.set_defaults(**values)
+    for action in actions:
+        if action.dest in values:
+            action.required = False
 
 
 def parse_name_value_pairs(items: list[str], flag: str) -> dict[str, str]:

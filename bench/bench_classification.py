@@ -14,7 +14,7 @@ Any other flag is passed to every run_classification run, after this script's ow
 `--save_strategy epoch` to keep a checkpoint per epoch, `--logging_steps 25` to see progress.
 
 Prints the figures and writes them to bench/results/classification.json; each run's outputs (metrics, plots,
-comparison.md) stay under bench/results/classification/.
+comparison.md) stay under bench/results/classification/. Figures: docs/benchmarks.md.
 
     python bench/bench_classification.py                       # the full benchmark
     python bench/bench_classification.py --max_train_samples 300 --max_eval_samples 200 --epochs 1 \\
@@ -22,7 +22,7 @@ comparison.md) stay under bench/results/classification/.
     python bench/bench_classification.py --model all-mpnet-base-v2 --results_dir bench/results/mpnet \\
         --epochs 1 --max_steps 250 --batch_size 32 --learning_rate 5e-5 --max_seq_length 64 --skip_ablation \\
         --skip_speed --logging_strategy steps --logging_steps 50 --save_strategy steps --save_steps 125
-                                                                # the MPNet-base run in the README
+                                                                # an MPNet-base run (docs/benchmarks.md)
 """
 
 from __future__ import annotations
@@ -41,10 +41,10 @@ from packaged_models import PACKAGED_MINILM  # noqa: E402
 from results_io import write_json_atomic  # noqa: E402
 
 DEFAULT_DATA_DIR = REPO_ROOT.parent / "shared" / "data" / "vaccine_stance"
-# The issues' goals on this validation set: the packaged MiniLM (the first issue), a base-size encoder (#13).
+# The goals on this validation set: for the packaged MiniLM, and for a base-size encoder.
 TARGETS = {PACKAGED_MINILM: {"accuracy": 0.78, "f1_macro": 0.72}}
 BASE_MODEL_TARGET = {"accuracy": 0.78, "f1_macro": 0.74}
-# Figures on this validation set quoted by the issue, for the printed comparison.
+# Reference figures on this validation set, for the printed comparison.
 REFERENCES = {
     "seed BERT-base (seed report)": {"accuracy": 0.71},
     "TF-IDF + logistic regression (issue)": {"accuracy": 0.740, "f1_macro": 0.698},

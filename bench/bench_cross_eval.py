@@ -3,7 +3,7 @@
 `abstain` preset's model), evaluated by cross_eval.py on SQuAD 2.0 dev questions and on the partial Natural
 Questions, TriviaQA-web and NewsQA dev sets in ../shared/data (SQuAD 2.0 format, MRQA-derived, all answerable).
 
-    python bench/bench_qa.py --preset abstain          # first: the model (about an hour on 2 idle CPU cores)
+    python bench/bench_qa.py --preset abstain          # first: the model
     python bench/bench_cross_eval.py [--model DIR] [--max_eval_samples N] [--output_dir DIR] [-- cross_eval.py flags]
 
 The SQuAD 2.0 column is the dev file the model was evaluated on when it was trained (its qa_run_info.json): for
@@ -13,6 +13,8 @@ the `abstain` model the 20-article genuine subset, since 15 other dev articles w
 Runs cross_eval.py as a user would (a subprocess, offline, default 384/128 windows) and prints the row:
 EM, F1, HasAns/NoAns F1 and wall time per cell. At most 2,000 seeded-random questions per set: for SQuAD the
 training benchmark's own evaluation questions, for NQ 2,000 of 2,324; TriviaQA-web (499) and NewsQA (256) whole.
+
+Figures: docs/benchmarks.md (cross-dataset rows).
 """
 
 from __future__ import annotations

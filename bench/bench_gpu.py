@@ -23,6 +23,8 @@ encoder by default) twice, fp32 and --bf16, same seed and data, and the two runs
 
     python bench/bench_gpu.py --compare_precision --max_steps 300 --max_eval_samples 2000
     python bench/bench_gpu.py --compare_precision --launcher "accelerate launch"
+
+Figures: docs/benchmarks.md.
 """
 
 from __future__ import annotations

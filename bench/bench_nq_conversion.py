@@ -9,6 +9,8 @@ every copy converts like its original while documents reach a realistic size (th
 to a temporary folder that is removed afterwards.
 
     python bench/bench_nq_conversion.py [--target_mb 220] [--example_kb 140]
+
+Figures: docs/benchmarks.md.
 """
 
 from __future__ import annotations

@@ -20,6 +20,8 @@ scores; probabilities within 1e-12) and null odds are identical. On a shared CPU
 for a core: compare the best times, and the CPU times.
 
     python bench/bench_postprocess.py [--dev ../shared/data/squad_v2/dev-v2.0.reconstructed.json.gz] [--repeats 5]
+
+Figures: docs/benchmarks.md.
 """
 
 from __future__ import annotations

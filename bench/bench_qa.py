@@ -4,46 +4,24 @@
 Runs run_qa.py exactly as a user would (a subprocess, offline) and prints its figures: exact, f1, HasAns/NoAns,
 best_f1, wall time, training samples/s. Presets:
 
-- `hf_compare`: the work the transformers example run_qa.py was measured on here: the first 2,000 train questions
-  -> the first 1,000 questions of the genuine dev subset, 1 epoch, max_seq_length 256, doc_stride 64, batch 16,
-  lr 5e-5, seed 42 (the example gave EM 23.0 / F1 24.8 / HasAns_f1 10.7 / best_f1 50.3, 506 s training, 50 s eval).
+- `hf_compare`: the work the transformers example run_qa.py is compared on: the first 2,000 train questions ->
+  the first 1,000 questions of the genuine dev subset, 1 epoch, max_seq_length 256, doc_stride 64, batch 16,
+  lr 5e-5, seed 42.
 - `quality`: the whole train subset (4,719 questions), 384/128 windows, 2 epochs, lr 2e-4 with 10 % warm-up, batch
-  16 drawn at random and length-grouped for speed, evaluated on 2,000 seeded-random questions of the full dev set;
-  sized to under 30 minutes on 2 idle CPU cores. Only 7.4 % of the subset's questions are unanswerable (all in its
-  last articles) against 33 % of the full train set and half of the dev set; trained like that, the model almost
-  never abstains (run 1: HasAns_f1 61.9 but NoAns_f1 1.0, F1 30.8). `--oversample_unanswerable 6` trains on each
-  unanswerable question six times, which restores the full train set's share (32 %).
+  16 drawn at random and length-grouped for speed, evaluated on 2,000 seeded-random questions of the full dev set.
+  Only 7.4 % of the subset's questions are unanswerable (all in its last articles), against 33 % of the full train
+  set and half of the dev set; `--oversample_unanswerable 6` trains on each of them six times, which restores the
+  full train set's share.
 - `abstain`: a model that also knows when there is no answer, evaluated on 2,000 seeded-random questions of the
   20-article genuine dev subset. Its training set is prepared first (bench/results/abstain_train.jsonl, seeded):
   `--questions` (6,000) SQuAD 2.0 questions of which `--unanswerable_share` (15 %) are unanswerable, drawn from the
   4,155 genuine unanswerable ones (the pool's 1,955 train questions, the mix's 2,200 adversarial ones from 15 other
   dev articles; past those, some are repeated once under new ids); the answerable ones are every answerable
   question of those 15 articles, topped up from the pool: first with the questions asked on the paragraphs of the
-  chosen unanswerable ones, so that no paragraph is seen only with "no answer" (`--answerable_topup random`, as
-  in runs 4-10, draws them all at random).
-  A set share rather than oversampling, so that a shrunk run (`-- --max_train_samples 2000`) keeps it. 2 epochs,
-  256/128 windows, batch 8, lr 1.5e-4 with 6 % warm-up, length-grouped batches. 15 %, not more: shrunk to 2,000
-  questions for 1 epoch, 25 % and 35 % learn to abstain before they learn to answer (HasAns_f1 0 at the default
-  threshold), 15 % both answers and abstains (HasAns_f1 41, NoAns_f1 44; the README lists the variants measured).
-  Runs 4-10 below drew the pool's answerable questions at random (`--answerable_topup random`).
-  At full length the balance moves the other way: 15 % gives F1 42.3 (HasAns_f1 68.9, NoAns_f1 15.7) and
-  `--unanswerable_share 0.33` F1 51.4 (57.3 / 45.4); neither reaches the goal (F1 58).
-  9,000 questions at 40 % for one epoch: F1 50.9 (39.2 / 62.6), best_f1 53.8: the second epoch matters more.
-  `--questions 10000 --unanswerable_share 0.40` (two epochs, 67 minutes on 2 idle cores): F1 52.3 (62.0 / 42.5),
-  best_f1 58.1, calibrated 55.7. A third epoch over 6,000 questions at 50 % overfits (F1 53.6 (43.5 / 63.7),
-  best_f1 56.2).
-  `--questions 12000 --unanswerable_share 0.45` (1,249 of them repeated; 91 minutes): F1 52.9 (62.7 / 43.2),
-  best_f1 57.3, calibrated 53.6; it separates a little better (F1 57.2 where HasAns_f1 >= 50 and NoAns_f1 >= 58
-  hold, against 56.5) but the repeats do not move the default balance. Run 7's set with `-- --no_answer_loss_weight
-  2` (no-answer windows weigh twice in the loss; 87 minutes on a slower day): F1 53.6 (53.9 / 53.2), balanced at the
-  default threshold, best_f1 56.9, calibrated 51.8 (54.0 at threshold 0): the weight moves the balance but costs
-  separation (54.6 where both part goals hold). Run 11, run 7's arguments with the paired draw (80 minutes): F1
-  56.1 (59.1 / 53.0), best_f1 60.9, calibrated 58.8, 59.8 where both part goals hold (at threshold -1.65): the
-  random draw left 82 % of the pool's unanswerable questions on paragraphs seen only with "no answer", a shortcut
-  the pairing removes. On the paired set `-- --no_answer_loss_weight 1.6` (run 12) moved nothing and cost separation
-  (F1 54.4 (55.7 / 53.0), best_f1 58.4); `--questions 10000 --unanswerable_share 0.45` (run 13, 71 minutes) moved the
-  balance by a logit: F1 57.3 (52.1 / 62.5), both part goals met, 0.7 short of 58; best_f1 60.4, calibrated 58.3.
-  The recipe to use for a full run; shrunk, the preset still passes (HasAns_f1 12.8, NoAns_f1 84.8).
+  chosen unanswerable ones, so that no paragraph is seen only with "no answer" (`--answerable_topup random` draws
+  them all at random). A set share rather than oversampling, so that a shrunk run (`-- --max_train_samples 2000`)
+  keeps it. 2 epochs, 256/128 windows, batch 8, lr 1.5e-4 with 6 % warm-up, length-grouped batches. The defaults
+  are the share that passes the shrunk check; `--questions 10000 --unanswerable_share 0.45` is the full run.
 
 The null-score threshold is where such a model is most fragile, so the figures include a calibrated score: the
 threshold is chosen on the dev questions of every third article (their best_f1_thresh) and applied to the
@@ -53,6 +31,8 @@ questions of the other articles, which it never saw; next to it, the all-empty b
     python bench/bench_qa.py --preset hf_compare
     python bench/bench_qa.py --preset quality [-- extra run_qa.py flags]
     python bench/bench_qa.py --preset abstain [--questions N --unanswerable_share S] [-- extra run_qa.py flags]
+
+Figures: docs/benchmarks.md (QA fine-tuning); the abstain runs, one by one: docs/experiments/abstain.md.
 """
 
 from __future__ import annotations

@@ -6,6 +6,8 @@ The document is the fixture tests/fixtures/adapters/triviaqa/evidence/wikipedia/
 25,000 characters, so that the 800 tokens span many sentences and paragraphs as in a Wikipedia article.
 
     python bench/bench_triviaqa_context.py [--documents 200]
+
+Figures: docs/benchmarks.md.
 """
 
 from __future__ import annotations

@@ -5,6 +5,8 @@ its word after the question's first word; and how many answers `--random_label_f
 
     python bench/probe_coverage.py                      # the four dev sets in ../shared/data, whole
     python bench/probe_coverage.py --sets squad_v2=dev.json --max_questions 2000 --seed 1
+
+Figures: docs/benchmarks.md.
 """
 
 from __future__ import annotations
