@@ -92,3 +92,24 @@ def test_the_commands_share_the_recipe_and_the_windows(tmp_path):
     # the last --max_seq_length wins: the one after `--`, as in training
     assert evaluate[len(evaluate) - 1 - evaluate[::-1].index("--max_seq_length") + 1] == "192"
     assert "--num_train_epochs" not in evaluate
+
+
+def test_compare_runs_gives_the_paired_difference_and_its_interval(tmp_path):
+    import compare_runs
+
+    references = {f"q{i}": {"text": ["yes"], "answer_start": [0]} for i in range(40)}
+    references.update({f"u{i}": {"text": [], "answer_start": []} for i in range(10)})
+    runs = {}
+    for name, right in (("a", 20), ("b", 30)):
+        predictions = {f"q{i}": "yes" if i < right else "no" for i in range(40)} | {f"u{i}": "" for i in range(10)}
+        runs[name] = tmp_path / name
+        runs[name].mkdir()
+        (runs[name] / "eval_predictions.json").write_text(json.dumps(predictions))
+    result = compare_runs.compare(str(runs["a"]), str(runs["b"]), references, resamples=500)
+    row = result["HasAns exact"]
+    assert (row["a"], row["b"], row["b_minus_a"], row["questions"]) == (50.0, 75.0, 25.0, 40)
+    low, high = row["interval"]
+    assert 0 < low < 25 < high <= 50  # b is right on a superset of a's questions: every resample favours b
+    assert result["NoAns f1"]["b_minus_a"] == 0 and result["NoAns f1"]["interval"] == [0.0, 0.0]
+    same = compare_runs.compare(str(runs["a"]), str(runs["a"]), references, resamples=100)
+    assert all(row["interval"] == [0.0, 0.0] for row in same.values())
