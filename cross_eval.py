@@ -793,7 +793,8 @@ def write_matrix(output_dir: str, rows: list[ModelRow], columns: list[EvalColumn
                 "row's in-domain score)", output_dir, len(drops))
 
 
-def write_overlap_analysis(output_dir: str, rows: list[ModelRow], columns: list[EvalColumn], run: CellRun) -> list[str]:
+def write_overlap_analysis(output_dir: str, rows: list[ModelRow], columns: list[EvalColumn],
+                           run: CellRun) -> list[str]:
     """The overlap analysis (qa_overlap.py) of the evaluated unprobed cells, from their stored predictions,
     merged with the one an earlier run left like the matrix; returns the cells whose analysis failed."""
     analysis = OverlapAnalysis()
@@ -815,7 +816,8 @@ def write_overlap_analysis(output_dir: str, rows: list[ModelRow], columns: list[
                 continue
             cells[row.label][column.name] = {"metrics": summary}
     # No absolute paths: the report is meant to be committed.
-    report = {"analysis": "overlap", "rows": [row.label for row in rows], "columns": [column.name for column in columns],
+    report = {"analysis": "overlap", "rows": [row.label for row in rows],
+              "columns": [column.name for column in columns],
               "models": {row.label: {"fine_tuned_on": row.fine_tuned_on} for row in rows},
               "datasets": {column.name: {"error": column.error} for column in columns}, "cells": cells,
               "failures": failures}

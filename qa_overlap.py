@@ -156,7 +156,8 @@ def percentage(part: int, whole: int) -> float | None:
 def top_sentence_shares(rows: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
     """The heuristic: of the questions with a top sentence that the model answers, the share (%) of its answers
     from the top sentence and of gold answers there; and its answers' share there where the gold is elsewhere."""
-    answered = [row for row in rows.values() if row["top_sentence"] is not None and row["predicted_sentence"] is not None]
+    answered = [row for row in rows.values()
+                if row["top_sentence"] is not None and row["predicted_sentence"] is not None]
     elsewhere = [row for row in answered if row["answer_sentence"] != row["top_sentence"]]
     return {
         "answers": len(answered),

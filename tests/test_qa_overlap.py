@@ -38,7 +38,8 @@ QUESTIONS = {
 FEATURES = datasets.Features({
     "id": datasets.Value("string"), "title": datasets.Value("string"), "context": datasets.Value("string"),
     "question": datasets.Value("string"),
-    "answers": {"text": datasets.Sequence(datasets.Value("string")), "answer_start": datasets.Sequence(datasets.Value("int32"))},
+    "answers": {"text": datasets.Sequence(datasets.Value("string")),
+                "answer_start": datasets.Sequence(datasets.Value("int32"))},
 })
 BOOTSTRAP = {"resamples": 200, "confidence": 0.95, "seed": 1}
 
