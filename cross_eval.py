@@ -20,6 +20,11 @@ and a run that computes no cell at all leaves the reports as they were.
 --probes NAME ... (qa_probes.py: shuffled_context, question_prefix:N, no_question, filler, negation) adds one
 probed cell per (model, dataset), stored and resumed like the others; probes.md and probes.png show each probed
 score and its change from the unprobed cell, and matrix.json holds them under "probes".
+
+--analysis overlap (qa_overlap.py) scores each cell's answerable questions by their overlap with the sentence that
+holds the answer (low / middle / high), and counts how often a model answers from the sentence that repeats the
+question: overlap.json in each cell's folder (computed from the stored predictions, reused while the cell is
+unchanged), analysis.json, analysis.md and overlap.png, merged with an earlier run's like the matrix.
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ from plots import plot_heatmap, plot_probe_changes
 from precision import keep_head_in_fp32, precision_name
 from qa_adapters import ADAPTERS, StreamLimit, adapter_name, conversion_name, load_qa_split
 from qa_data import has_unanswerable, select_questions
+from qa_overlap import ANALYSES, ANALYSIS_FILE, OverlapAnalysis, write_analysis_reports
 from qa_probes import PROBES_VERSION, apply_probe, parse_probe
 from qa_run_info import PAPER_DATASETS, RUN_INFO_FILE, default_version_2_with_negative, describe_source
 from qa_scores import question_scores, score_intervals
@@ -108,6 +114,11 @@ class CrossEvalArguments:
         metadata={"help": "Robustness probes (Sen & Saffari 2020, sections 4-5), each evaluated on every dataset as "
                           "well: shuffled_context, question_prefix:N, no_question, filler[:WORD], negation."},
     )
+    analysis: list[str] = field(
+        default_factory=list,
+        metadata={"help": "Analyses of the evaluated cells, from their stored predictions: overlap (scores by "
+                          "question-context overlap, and answers from the sentence that repeats the question)."},
+    )
 
     def __post_init__(self):
         # A named dataset's hub id means the dataset itself (its column is labelled by the name).
@@ -122,6 +133,9 @@ class CrossEvalArguments:
             parse_probe(spec)  # a ProbeError (ValueError) names a bad one
         if len(set(self.probes)) < len(self.probes):
             raise ValueError("--probes names a probe twice")
+        unknown = [name for name in self.analysis if name not in ANALYSES]
+        if unknown:
+            raise ValueError(f"--analysis takes {', '.join(ANALYSES)}, not {', '.join(map(repr, unknown))}")
 
 
 @dataclass
@@ -380,14 +394,14 @@ def merge_with_earlier(report: dict[str, Any], earlier: dict[str, Any] | None) -
             "datasets": {**earlier.get("datasets", {}), **report["datasets"]}}
 
 
-def read_earlier_report(output_dir: str) -> dict[str, Any] | None:
-    path = os.path.join(output_dir, "matrix.json")
+def read_earlier_report(output_dir: str, name: str = "matrix.json") -> dict[str, Any] | None:
+    path = os.path.join(output_dir, name)
     if not os.path.isfile(path):
         return None
     try:
         return read_json(path)
     except ValueError:
-        logger.warning("%s is not valid JSON: it is replaced by this run's matrix", path)
+        logger.warning("%s is not valid JSON: it is replaced by this run's report", path)
         return None
 
 
@@ -779,6 +793,40 @@ def write_matrix(output_dir: str, rows: list[ModelRow], columns: list[EvalColumn
                 "row's in-domain score)", output_dir, len(drops))
 
 
+def write_overlap_analysis(output_dir: str, rows: list[ModelRow], columns: list[EvalColumn],
+                           run: CellRun) -> list[str]:
+    """The overlap analysis (qa_overlap.py) of the evaluated unprobed cells, from their stored predictions,
+    merged with the one an earlier run left like the matrix; returns the cells whose analysis failed."""
+    analysis = OverlapAnalysis()
+    cells: dict[str, dict[str, Any]] = {row.label: {} for row in rows}
+    failures = []
+    for row in rows:
+        for column in columns:
+            cell = run.cells[row.label][column.name]
+            if "metrics" not in cell:
+                cells[row.label][column.name] = {"error": cell["error"]}
+                continue
+            try:
+                summary = analysis.cell(cell_dir_of(output_dir, row, column.name), cell, column.name, column.examples)
+            except (OSError, ValueError, KeyError) as err:  # a cell's missing or broken files: the others go on
+                message = f"overlap analysis of {row.label} -> {column.name}: {type(err).__name__}: {err}"
+                logger.error("%s", message)
+                failures.append(message)
+                cells[row.label][column.name] = {"error": f"{type(err).__name__}: {err}"}
+                continue
+            cells[row.label][column.name] = {"metrics": summary}
+    # No absolute paths: the report is meant to be committed.
+    report = {"analysis": "overlap", "rows": [row.label for row in rows],
+              "columns": [column.name for column in columns],
+              "models": {row.label: {"fine_tuned_on": row.fine_tuned_on} for row in rows},
+              "datasets": {column.name: {"error": column.error} for column in columns}, "cells": cells,
+              "failures": failures}
+    write_analysis_reports(output_dir, merge_with_earlier(report, read_earlier_report(output_dir, ANALYSIS_FILE)))
+    logger.info("overlap analysis: %d cell(s) computed, %d reused; wrote %s, analysis.md and overlap.png to %s",
+                analysis.computed, analysis.reused, ANALYSIS_FILE, output_dir)
+    return failures
+
+
 def main(argv: list[str] | None = None) -> int:
     # --- Parse ---------------------------------------------------------------------------------------
     args, eval_args, training_args = parse_arguments(argv)
@@ -821,6 +869,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     if training_args.process_index == 0:
         write_matrix(output_dir, rows, columns, probed, run, args.metric, failures)
+        if "overlap" in args.analysis:
+            failures += write_overlap_analysis(output_dir, rows, columns, run)
     if failures:
         logger.error("%s.", summary)
         return 1

@@ -201,3 +201,46 @@ def plot_probe_changes(
     axes.set_title(f"{title}\n(cell: probed {metric_name} (change))")
     save_png(figure, path)
     return figure
+
+
+def plot_overlap_buckets(
+    values: np.ndarray,
+    intervals: np.ndarray,
+    row_labels: Sequence[str],
+    column_labels: Sequence[str],
+    bucket_labels: Sequence[str],
+    path: str | os.PathLike,
+    metric_name: str = "HasAns F1",
+    in_domain: Sequence[tuple[int, int]] = (),
+    title: str = "Score by question-context overlap",
+) -> Figure:
+    """One panel per column (evaluation set): `values[row, column, bucket]` against the bucket, one line per
+    row (model) with its `intervals[row, column, bucket] = (low, high)` as error bars; NaN points (an empty
+    bucket, a missing cell) are left out. The `in_domain` (row, column) lines are drawn thicker."""
+    values, intervals = np.asarray(values, dtype=float), np.asarray(intervals, dtype=float)
+    n_rows, n_columns, n_buckets = values.shape
+    figure = Figure(figsize=(3.6 * n_columns + 1.5, 4.2), layout="constrained")
+    panels = figure.subplots(1, n_columns, sharey=True, squeeze=False)[0]
+    colours = matplotlib.colormaps["tab10"]
+    in_domain = set(in_domain)
+    for column, axes in enumerate(panels):
+        for row in range(n_rows):
+            # Each model a little to the side, so that the error bars of close scores stay apart.
+            x = np.arange(n_buckets) + 0.15 * (row - (n_rows - 1) / 2) / max(1, n_rows)
+            y = values[row, column]
+            errors = np.abs(intervals[row, column].T - y)
+            axes.errorbar(x, y, yerr=errors, marker="o", capsize=3, color=colours(row % 10),
+                          linewidth=2.5 if (row, column) in in_domain else 1.2,
+                          label=row_labels[row] + (" (in-domain)" if (row, column) in in_domain else ""))
+        axes.set_xticks(range(n_buckets), labels=bucket_labels)
+        axes.set_xlabel("overlap bucket")
+        axes.set_title(f"evaluated on {column_labels[column]}")
+        axes.set_ylim(-3, 103)  # points at 0 or 100 stay visible
+        axes.grid(alpha=0.3)
+    panels[0].set_ylabel(metric_name)
+    handles, labels = panels[0].get_legend_handles_labels()
+    figure.legend(handles[:n_rows], [label.removesuffix(" (in-domain)") for label in labels[:n_rows]],
+                  loc="outside right upper", title="fine-tuned on")
+    figure.suptitle(title + " (thick line: in-domain)" if in_domain else title)
+    save_png(figure, path)
+    return figure

@@ -16,17 +16,19 @@ What it runs, as a user would (subprocesses, offline, the packaged all-MiniLM-L6
    questions of their training files (all answerable: they have no unanswerable ones).
 2. `fine_tune_all.py` for the three rows with one recipe (below; 384/128 windows; flags after `--` override it and
    reach run_qa.py), into DIR/models/NAME.
-3. `cross_eval.py` over the four columns into DIR/matrix/: 2,000 seeded-random questions of the SQuAD 2.0 genuine dev
+3. `cross_eval.py --analysis overlap` over the four columns into DIR/matrix/: 2,000 seeded-random questions of the SQuAD 2.0 genuine dev
    subset (20 articles no training question comes from) and of NQ dev; all 1,539 NewsQA evaluation questions (other
    stories than its training ones) and all 499 TriviaQA-web ones; `--max_eval_samples` caps every column. The window
-   flags after `--` reach it too, so train and evaluation windows match.
+   flags after `--` reach it too, so train and evaluation windows match. The overlap analysis (qa_overlap.py) is
+   computed from the cells' stored predictions: a rerun over finished cells adds it without running a model.
 4. The comparison (DIR/comparison.md, comparison.json): per row the order of the columns and whether the diagonal is
    the row's best cell, and the Spearman rank correlation of the HasAns F1 cells with each replication's matching
    cells; each disagreement in order says whether it is larger than the two cells' intervals.
 
 Killed and started again with the same command, it reuses what is done: the prepared data, every finished row (and
 an interrupted row resumes from its last checkpoint, saved every 200 steps), every finished cell.
-Figures and the committed run: docs/results/transfer_matrix/ (and docs/benchmarks.md).
+Figures and the committed run: docs/results/transfer_matrix/ (the overlap analysis in its analysis/; and
+docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -136,7 +138,7 @@ def cross_eval_command(args: argparse.Namespace, extra: list[str], bf16: bool) -
             "--max_eval_samples", str(args.max_eval_samples or DEFAULT_EVAL_QUESTIONS), "--subset_strategy", "random",
             "--seed", str(args.seed), "--bootstrap_resamples", str(args.bootstrap_resamples),
             "--per_device_eval_batch_size", "64", "--report_to", "none", *(["--bf16"] if bf16 else []),
-            *evaluation_flags(RECIPE + extra)]
+            "--analysis", "overlap", *evaluation_flags(RECIPE + extra)]
 
 
 # --- The comparison with the published replications -----------------------------------------------------------
@@ -257,9 +259,15 @@ def publish(output_dir: str, destination: str) -> None:
         source = os.path.join(matrix_dir if name == "matrix.json" else output_dir, name)
         write_json_atomic(os.path.join(destination, name), relative_paths(read_json(source), REPO))
     for name in sorted(os.listdir(matrix_dir)):
-        if name.endswith(".png") or name in ("matrix.md", "matrix.csv"):
+        if (name.endswith(".png") and name != "overlap.png") or name in ("matrix.md", "matrix.csv"):
             shutil.copyfile(os.path.join(matrix_dir, name), os.path.join(destination, name))
     shutil.copyfile(os.path.join(output_dir, "comparison.md"), os.path.join(destination, "comparison.md"))
+    if os.path.isfile(os.path.join(matrix_dir, "analysis.json")):  # the overlap analysis, into its own folder
+        os.makedirs(os.path.join(destination, "analysis"), exist_ok=True)
+        write_json_atomic(os.path.join(destination, "analysis", "analysis.json"),
+                          relative_paths(read_json(os.path.join(matrix_dir, "analysis.json")), REPO))
+        for name in ("analysis.md", "overlap.png"):
+            shutil.copyfile(os.path.join(matrix_dir, name), os.path.join(destination, "analysis", name))
     print("published to", destination)
 
 

@@ -62,10 +62,15 @@ def test_published_results_name_no_absolute_path(tmp_path):
     (out / "matrix" / "heatmap.png").write_bytes(b"\x89PNG")
     (out / "comparison.json").write_text(json.dumps({"x": str(tmp_path)}))
     (out / "comparison.md").write_text("# c\n")
+    (out / "matrix" / "analysis.json").write_text(json.dumps({"models": {"squad_v2": {"dir": str(tmp_path)}}}))
+    (out / "matrix" / "analysis.md").write_text("# a\n")
+    (out / "matrix" / "overlap.png").write_bytes(b"\x89PNG")
     destination = tmp_path / "published"
     bench_matrix.publish(str(out), str(destination))
     assert sorted(p.name for p in destination.iterdir()) == [
-        "comparison.json", "comparison.md", "heatmap.png", "matrix.json", "matrix.md"]
+        "analysis", "comparison.json", "comparison.md", "heatmap.png", "matrix.json", "matrix.md"]
+    assert sorted(p.name for p in (destination / "analysis").iterdir()) == [
+        "analysis.json", "analysis.md", "overlap.png"]
     def strings(value):
         if isinstance(value, dict):
             return [s for item in value.values() for s in strings(item)]
@@ -73,7 +78,7 @@ def test_published_results_name_no_absolute_path(tmp_path):
             return [s for item in value for s in strings(item)]
         return [value] if isinstance(value, str) else []
 
-    for name in ("matrix.json", "comparison.json"):
+    for name in ("matrix.json", "comparison.json", "analysis/analysis.json"):
         found = strings(json.loads((destination / name).read_text()))
         assert found and not [s for s in found if s.startswith("/")], name
     published = json.loads((destination / "matrix.json").read_text())
@@ -92,6 +97,7 @@ def test_the_commands_share_the_recipe_and_the_windows(tmp_path):
     # the last --max_seq_length wins: the one after `--`, as in training
     assert evaluate[len(evaluate) - 1 - evaluate[::-1].index("--max_seq_length") + 1] == "192"
     assert "--num_train_epochs" not in evaluate
+    assert evaluate[evaluate.index("--analysis") + 1] == "overlap"
 
 
 def test_compare_runs_gives_the_paired_difference_and_its_interval(tmp_path):

@@ -7,7 +7,14 @@ import numpy as np
 import pytest
 from matplotlib.patches import Rectangle
 
-from plots import plot_confusion_matrix, plot_heatmap, plot_loss_curve, plot_probe_changes, plot_roc_curves
+from plots import (
+    plot_confusion_matrix,
+    plot_heatmap,
+    plot_loss_curve,
+    plot_overlap_buckets,
+    plot_probe_changes,
+    plot_roc_curves,
+)
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 LABEL_NAMES = ["neutral", "anti-vax", "pro-vax"]
@@ -122,7 +129,7 @@ def test_heatmap_marks_missing_cells_and_outlines_the_in_domain_ones(tmp_path):
     assert tick_texts(axes.get_yticklabels()) == ["SQuAD", "NewsQA", "QuAC"]
     assert cell_texts(axes) == ["80.0", "40.5", "-", "70.2", "55.0", "12.0"]
     outlined = [(patch.get_x(), patch.get_y()) for patch in axes.patches if isinstance(patch, Rectangle)]
-    assert outlined == [(-0.5, -0.5), (0.5, 0.5)]
+    assert outlined == [(-0.45, -0.45), (0.55, 0.55)]  # inset: diagonal neighbours never touch
     assert figure.get_supxlabel() == "- : no model"
     assert figure.axes[1].get_ylabel() == "F1"  # the colour bar names the metric
     assert_png(tmp_path / "heat.png")
@@ -150,3 +157,19 @@ def test_probe_changes_show_the_probed_score_and_its_change(tmp_path):
     # the colour scale is symmetric around no change and wide enough for the largest one
     assert axes.images[0].get_clim() == (-20.0, 20.0)
     assert_png(tmp_path / "probes.png")
+
+
+def test_overlap_buckets_have_a_panel_per_column_and_a_line_per_model(tmp_path):
+    values = np.array([[[40.0, 50.0, 60.0], [np.nan, 20.0, 30.0]], [[10.0, 20.0, 30.0], [35.0, 45.0, 55.0]]])
+    intervals = np.stack([values - 5, values + 5], axis=-1)
+    figure = plot_overlap_buckets(values, intervals, ["a", "b"], ["x", "y"], ["low", "middle", "high"],
+                                  tmp_path / "overlap.png", in_domain=[(0, 0), (1, 1)])
+    assert (tmp_path / "overlap.png").read_bytes().startswith(PNG_SIGNATURE)
+    assert [axes.get_title() for axes in figure.axes] == ["evaluated on x", "evaluated on y"]
+    assert tick_texts(figure.axes[0].get_xticklabels()) == ["low", "middle", "high"]
+    assert [text.get_text() for text in figure.legends[0].get_texts()] == ["a", "b"]
+    # Per panel, each model's line through its bucket scores (NaN left out), the in-domain one thicker.
+    for panel, widths in zip(figure.axes, ([2.5, 1.2], [1.2, 2.5]), strict=True):
+        lines = [line for line in panel.get_lines() if line.get_marker() == "o"]  # not the error bar caps
+        assert [line.get_linewidth() for line in lines] == widths
+    assert list(figure.axes[1].get_lines()[0].get_ydata()[1:]) == [20.0, 30.0]
