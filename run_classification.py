@@ -57,7 +57,13 @@ from plots import plot_confusion_matrix, plot_loss_curve, plot_roc_curves
 from results_io import write_text_atomic
 from precision import keep_head_in_fp32
 from script_args import TRAINING_FLAGS, ScriptArgumentParser, parse_args_with_config
-from script_utils import OVERWRITE_OUTPUT_DIR_HELP, detect_last_checkpoint, run_script, setup_logging
+from script_utils import (
+    OVERWRITE_OUTPUT_DIR_HELP,
+    detect_last_checkpoint,
+    run_script,
+    save_run_arguments,
+    setup_logging,
+)
 from tweet_preprocessing import PREPROCESSED_TEXT_COLUMN, preprocess_dataset
 from utils_classification import (
     WeightedCrossEntropy,
@@ -301,17 +307,16 @@ def main(argv: list[str] | None = None) -> None:
     model_args, data_args, training_args = parse_arguments(argv)
     setup_logging(training_args)
     check_arguments(model_args, data_args, training_args)
-    logger.info(f"Training/evaluation parameters {training_args}")
     # A killed run resumes from its last checkpoint.
     last_checkpoint = detect_last_checkpoint(training_args, data_args.overwrite_output_dir)
 
     # 1. Read and check every input file, and settle the labels, before anything is written.
     given = {"train": data_args.train_file, "validation": data_args.validation_file, "test": data_args.test_file}
     files = {split: Path(path) for split, path in given.items() if path is not None}
+    model_path = resolve_model_path(model_args.model_name_or_path, model_args.cache_dir, model_args.model_revision)
     raw_datasets = read_input_files(
         files, data_args.text_column, data_args.label_column, data_args.id_column, model_args.cache_dir
     )
-    model_path = resolve_model_path(model_args.model_name_or_path)
     hub_options = {"cache_dir": model_args.cache_dir, "revision": model_args.model_revision, "token": model_args.token}
     config = AutoConfig.from_pretrained(model_path, **hub_options)
     train_labels = column_list(raw_datasets["train"], data_args.label_column) if "train" in raw_datasets else None
@@ -374,6 +379,7 @@ def main(argv: list[str] | None = None) -> None:
         compute_loss_func=compute_loss_func,
     )
     output_dir = Path(training_args.output_dir)
+    save_run_arguments(training_args, model_args, data_args)
     closing_lines: list[str] = []  # the comparison with the baseline and where the predictions are
 
     # 4. Train.
