@@ -46,7 +46,10 @@ logger = logging.getLogger("qa_transfer.script_utils")
 
 
 # Lines of transformers' that say nothing a user of these scripts acts on; shown again with --log_level info.
-QUIET_TRANSFORMERS_MESSAGES = ("Do not forget to share your model",)
+QUIET_TRANSFORMERS_MESSAGES = (
+    "Do not forget to share your model",
+    "mtime may not be reliable",  # checkpoints rotated by step number instead, which is what they are named by
+)
 LOAD_REPORT_MARK = "LOAD REPORT"
 
 

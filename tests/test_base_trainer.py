@@ -25,9 +25,10 @@ def test_save_metrics_writes_its_split_and_gathers_this_runs_results(tiny_cls_mo
     trainer.save_metrics("train", {"train_loss": 1.5, "train_samples": 36})
     trainer.save_metrics("eval", {"eval_loss": 1.25})
     trainer.save_metrics("eval", {"eval_loss": 1.0})  # a later value replaces the earlier one
-    assert json.loads((tmp_path / "eval_results.json").read_text()) == {"eval_loss": 1.0}
+    assert json.loads((tmp_path / "eval_results.json").read_text()) == {"eval_loss": 1.0, "eval_precision": "fp32"}
     all_results = json.loads((tmp_path / "all_results.json").read_text())
-    assert all_results == {"train_loss": 1.5, "train_samples": 36, "eval_loss": 1.0}
+    assert all_results == {"train_loss": 1.5, "train_samples": 36, "train_precision": "fp32", "eval_loss": 1.0,
+                           "eval_precision": "fp32"}
     trainer.save_metrics("predict", {"predict_samples": 5}, combined=False)
     assert "predict_samples" not in json.loads((tmp_path / "all_results.json").read_text())
     assert sorted(path.name for path in tmp_path.iterdir()) == [
