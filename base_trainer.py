@@ -10,7 +10,8 @@ from typing import Any
 
 import torch
 from torch.utils.data import DataLoader, SequentialSampler
-from transformers import Trainer
+from transformers import Trainer, TrainerCallback
+from transformers.trainer_callback import ExportableState
 from transformers.trainer_utils import EvalLoopOutput, TrainOutput, has_length
 
 from precision import precision_name
@@ -19,20 +20,44 @@ from results_io import share_private_files, write_json_atomic
 logger = logging.getLogger("qa_transfer.base_trainer")
 
 
-def checkpoint_step(checkpoint: str) -> int:
-    """The global step that a checkpoint folder's trainer_state.json records (0 if unreadable)."""
+class LossSumRecord(TrainerCallback, ExportableState):
+    """Keeps, in each checkpoint's trainer_state.json, the sum of the training losses of every step so far: a run
+    resumed from it reports the mean loss over the whole run, however sparse the logged losses are."""
+
+    def __init__(self, trainer: Trainer | None = None):
+        self.trainer = trainer
+        self.resumed_sum = 0.0  # the steps before the checkpoint this run resumed from
+
+    def state(self) -> dict[str, Any]:
+        # The Trainer keeps its running sums in these two attributes (the logged steps, the steps since), absent
+        # before training starts (TrainerState asks for this state when it is made); only the main process saves,
+        # with its own losses.
+        unlogged = getattr(self.trainer, "_tr_loss", None)
+        session_sum = getattr(self.trainer, "_total_loss_scalar", 0.0)
+        session_sum += unlogged.item() if unlogged is not None else 0.0
+        return {"args": {}, "attributes": {"loss_sum": self.resumed_sum + session_sum}}
+
+
+def checkpoint_record(checkpoint: str) -> tuple[int, float | None]:
+    """The global step that a checkpoint's trainer_state.json records (0 if unreadable), and the loss sum that
+    LossSumRecord kept in it (None in a checkpoint without one)."""
     try:
         with open(os.path.join(checkpoint, "trainer_state.json"), encoding="utf-8") as handle:
-            return int(json.load(handle)["global_step"])
+            state = json.load(handle)
+        step = int(state["global_step"])
     except (OSError, ValueError, KeyError, TypeError):
-        return 0
+        return 0, None
+    record = (state.get("stateful_callbacks") or {}).get(LossSumRecord.__name__) or {}
+    loss_sum = (record.get("attributes") or {}).get("loss_sum") if isinstance(record, dict) else None
+    return step, loss_sum
 
 
 def whole_run_loss(log_history: list[dict[str, Any]], resumed_at: int, last_step: int,
                    resumed_loss: float) -> float | None:
-    """The mean training loss over every step of a run resumed at step `resumed_at`: the logged losses up to
-    that step (each the mean of the steps since the previous log) stand for the steps before it, `resumed_loss`
-    (the Trainer's mean over the steps it ran) for the rest. None when no loss was logged before the resume."""
+    """For a checkpoint without a LossSumRecord: the mean training loss over every step of a run resumed at step
+    `resumed_at`, the logged losses up to that step (each the mean of the steps since the previous log) standing
+    for the steps before it, `resumed_loss` (the Trainer's mean over the steps it ran) for the rest. None when no
+    loss was logged before the resume."""
     logged_steps, logged_sum, previous = 0, 0.0, 0
     for entry in log_history:
         if "loss" in entry and previous < entry.get("step", 0) <= resumed_at:
@@ -63,6 +88,8 @@ class BaseTrainer(Trainer):
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.all_results: dict[str, float] = {}
+        self.loss_sum_record = LossSumRecord(self)
+        self.add_callback(self.loss_sum_record)
 
     def save_metrics(self, split: str, metrics: dict[str, float], combined: bool = True) -> None:
         if not self.is_world_process_zero():
@@ -83,14 +110,20 @@ class BaseTrainer(Trainer):
         return SequentialSampler(eval_dataset)
 
     def train(self, resume_from_checkpoint: str | bool | None = None, **kwargs: Any) -> TrainOutput:
-        resumed_at = checkpoint_step(resume_from_checkpoint) if isinstance(resume_from_checkpoint, str) else 0
+        resumed_at, resumed_sum = (checkpoint_record(resume_from_checkpoint) if isinstance(resume_from_checkpoint, str)
+                                   else (0, None))
+        self.loss_sum_record.resumed_sum = resumed_sum or 0.0
         output = super().train(resume_from_checkpoint=resume_from_checkpoint, **kwargs)
         if not resumed_at:
             return output
-        loss = whole_run_loss(self.state.log_history, resumed_at, self.state.global_step, output.training_loss)
+        last_step = self.state.global_step
+        if resumed_sum is not None:
+            loss = (resumed_sum + output.training_loss * (last_step - resumed_at)) / max(last_step, 1)
+        else:
+            loss = whole_run_loss(self.state.log_history, resumed_at, last_step, output.training_loss)
         if loss is None:
             logger.warning("train_loss is the mean of steps %d-%d only: no loss was logged before the resume "
-                           "(a smaller --logging_steps records it)", resumed_at + 1, self.state.global_step)
+                           "(a smaller --logging_steps records it)", resumed_at + 1, last_step)
             return output
         for entry in self.state.log_history:  # the Trainer's final log entry, which loss_curve.png and
             if "train_loss" in entry:  # trainer_state.json keep
