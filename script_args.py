@@ -78,7 +78,7 @@ class ScriptArgumentParser(HfArgumentParser):
     - Abbreviated flags are refused (`--max_seq 256` is an error, not `--max_seq_length 256`).
     - Without an accelerator, `--dataloader_pin_memory` defaults to False (pinning needs one, and torch warns on
       every run otherwise); a value given by the user is kept.
-    - `--save_total_limit` defaults to 1: one checkpoint kept to resume from (a BERT-base one is about 1.3 GB),
+    - `--save_total_limit` defaults to 1: one checkpoint kept to resume from (each is hundreds of MB),
       beside the final model; a value given by the user is kept.
     """
 

@@ -148,7 +148,7 @@ def interrupted_message(argv: list[str] | None) -> str:
     """The one line printed on Ctrl-C: the checkpoint kept (the last complete one) and the command that resumes."""
     command = shlex.join(["python", *(sys.argv if argv is None else [sys.argv[0], *argv])])
     if _run_output_dir is None:
-        return f"interrupted; nothing was trained, run the command again: {command}"
+        return f"interrupted; run the same command again: {command}"
     complete = [c for c in list_checkpoints(_run_output_dir) if checkpoint_is_complete(c)]
     if not complete:
         return f"interrupted; no checkpoint kept in {_run_output_dir}, the same command starts again: {command}"
