@@ -265,11 +265,11 @@ def main(argv: list[str] | None = None) -> None:
     training_args.resume_from_checkpoint = detect_last_checkpoint(training_args, data_args.overwrite_output_dir)
     set_seed(training_args.seed)
 
-    # --- Load the model and validate every split before anything is written --------------------------
-    model, tokenizer, windows = load_model(model_args, data_args)
-    keep_head_in_fp32(model, training_args)
+    # --- Load and validate every split before anything is written -----------------------------------
     splits = load_splits(model_args, data_args, training_args)
     version_2 = choose_version_2_with_negative(model_args, data_args, training_args, splits)
+    model, tokenizer, windows = load_model(model_args, data_args)
+    keep_head_in_fp32(model, training_args)
 
     # --- Preprocess: one windowing function for every split -------------------------------------------
     def windowed(examples: datasets.Dataset | None, with_labels: bool, postprocess_columns: bool,
