@@ -301,14 +301,15 @@ def test_a_full_disk_fails_with_one_error_and_keeps_the_previous_results(tiny_cl
             str(out), "--max_seq_length", "64", "--report_to", "none", "--disable_tqdm", "true"]
     run_classification.main(argv)
     before = {path.name: path.read_bytes() for path in out.iterdir()}
-    assert {"eval_results.json", "all_results.json", "roc_curves.png"} <= set(before)
+    assert {"run_arguments.json", "eval_results.json", "all_results.json", "roc_curves.png"} <= set(before)
 
     # The disk fills up: the data cannot be flushed (where delayed allocation reports it).
     monkeypatch.setattr(os, "fsync", no_space)
     with pytest.raises(ResultsWriteError) as error:
         run_classification.main(argv)
-    assert str(error.value) == (f"could not write {out / 'eval_results.json'}: No space left on device "
-                                "(the previous eval_results.json is unchanged)")
+    # The first file a run writes is its arguments.
+    assert str(error.value) == (f"could not write {out / 'run_arguments.json'}: No space left on device "
+                                "(the previous run_arguments.json is unchanged)")
     assert {path.name: path.read_bytes() for path in out.iterdir()} == before  # no temporary file left either
 
 
