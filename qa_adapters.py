@@ -26,6 +26,7 @@ import itertools
 import json
 import logging
 import os
+import socket
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -287,6 +288,19 @@ def remote_urls(remote: RemoteFiles, split: str) -> list[str]:
     return [f"{base}/{name}" for name in remote.split_files[split]]
 
 
+def connection_failure(err: BaseException) -> BaseException | None:
+    """The exception behind `err` that says the host could not be reached (a name that does not resolve, a
+    refused connection, a timeout), or None: datasets reports those as a FileNotFoundError, like a missing file."""
+    seen: BaseException | None = err
+    for _ in range(32):  # a chain is short; this bounds a cyclic one
+        if seen is None:
+            break
+        if isinstance(seen, (socket.gaierror, ConnectionError, TimeoutError)) or "Connect" in type(seen).__name__:
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
 def download_split_files(remote: RemoteFiles, split: str, cache_dir: str | None, manual_help: str) -> list[str]:
     """Local paths of one split's official files, downloaded once into the datasets download cache (under
     `<cache_dir>/downloads` when given) and reused offline. A transfer cut short is tried again from the start, up
@@ -307,6 +321,11 @@ def download_split_files(remote: RemoteFiles, split: str, cache_dir: str | None,
             except OfflineModeIsEnabled:
                 raise QADataError(f"{url}: not downloaded yet, and offline (HF_HUB_OFFLINE is set). {manual_help}") from None
             except FileNotFoundError as err:
+                if (unreachable := connection_failure(err)) is not None:
+                    raise QADataError(
+                        f"{url}: the network is unreachable ({unreachable}). Offline: {manual_help}; and set "
+                        "HF_HUB_OFFLINE=1 so that nothing tries the network"
+                    ) from None
                 raise QADataError(f"{url}: not found ({err}); {manual_help}") from None
             except Exception as err:  # noqa: BLE001 - a dropped connection, a transfer cut short: try again
                 if attempt == DOWNLOAD_ATTEMPTS:

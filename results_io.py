@@ -29,6 +29,20 @@ def _current_umask() -> int:
     return umask
 
 
+def default_file_mode() -> int:
+    """The mode that `open()` gives a new file under this process's umask (0644 under umask 022)."""
+    return 0o666 & ~_current_umask()
+
+
+def share_private_files(folder: str | os.PathLike) -> None:
+    """Give the files of `folder` that a writer made private (mode 0600, as a temporary file renamed into place
+    gets: the model weights) the mode of every other output, so that a model is as readable as its results."""
+    mode = default_file_mode()
+    for entry in os.scandir(folder):
+        if entry.is_file(follow_symlinks=False) and entry.stat().st_mode & 0o777 == 0o600 and mode != 0o600:
+            os.chmod(entry.path, mode)
+
+
 @contextmanager
 def atomic_output(path: str | os.PathLike, binary: bool = False) -> Iterator[IO]:
     """A file handle whose content replaces `path` in one rename once the block ends without an error."""
@@ -38,7 +52,7 @@ def atomic_output(path: str | os.PathLike, binary: bool = False) -> Iterator[IO]
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        os.chmod(tmp_name, 0o666 & ~_current_umask())  # mkstemp makes the file private; give it the usual mode
+        os.chmod(tmp_name, default_file_mode())  # mkstemp makes the file private; give it the usual mode
         with os.fdopen(fd, "wb" if binary else "w", encoding=None if binary else "utf-8") as handle:
             yield handle
             handle.flush()

@@ -64,7 +64,13 @@ from script_args import (
     token_field,
     trust_remote_code_field,
 )
-from script_utils import OVERWRITE_OUTPUT_DIR_HELP, detect_last_checkpoint, run_script, setup_logging
+from script_utils import (
+    OVERWRITE_OUTPUT_DIR_HELP,
+    detect_last_checkpoint,
+    run_script,
+    save_run_arguments,
+    setup_logging,
+)
 from tweet_preprocessing import PREPROCESSED_TEXT_COLUMN, preprocess_dataset
 from utils_classification import (
     WeightedCrossEntropy,
@@ -355,13 +361,13 @@ def main(argv: list[str] | None = None) -> None:
     model_args, data_args, training_args = parse_arguments(argv)
     setup_logging(training_args)
     check_arguments(model_args, data_args, training_args)
-    logger.info(f"Training/evaluation parameters {training_args}")
     # A killed run resumes from its last checkpoint.
     last_checkpoint = detect_last_checkpoint(training_args, data_args.overwrite_output_dir)
 
     # 1. Read and check every input file, and settle the labels, before anything is written.
+    # The model first: a missing model folder is one error before any data is read.
+    model_path = resolve_model_path(model_args.model_name_or_path, model_args.cache_dir, model_args.model_revision)
     files, raw_datasets = read_splits(model_args, data_args, training_args)
-    model_path = resolve_model_path(model_args.model_name_or_path)
     options = hub_options(model_args.cache_dir, model_args.model_revision, model_args.token,
                           model_args.trust_remote_code)
     config = AutoConfig.from_pretrained(model_path, **options)
@@ -425,6 +431,7 @@ def main(argv: list[str] | None = None) -> None:
         compute_loss_func=compute_loss_func,
     )
     output_dir = Path(training_args.output_dir)
+    save_run_arguments(training_args, model_args, data_args)
     closing_lines: list[str] = []  # the comparison with the baseline and where the predictions are
 
     # 4. Train.

@@ -55,7 +55,13 @@ from script_args import (
     token_field,
     trust_remote_code_field,
 )
-from script_utils import OVERWRITE_OUTPUT_DIR_HELP, detect_last_checkpoint, run_script, setup_logging
+from script_utils import (
+    OVERWRITE_OUTPUT_DIR_HELP,
+    detect_last_checkpoint,
+    run_script,
+    save_run_arguments,
+    setup_logging,
+)
 from utils_qa import (
     QAEvalArguments,
     QAEvaluator,
@@ -232,9 +238,10 @@ def load_model(
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase, WindowConfig]:
     """The model, its tokenizer (packaged names resolved to their folders) and the windows that the tokenizer
     allows; a tokenizer that cannot window QA examples, or a --doc_stride too long for it, is a UsageError."""
-    model_path = resolve_model_path(model_args.model_name_or_path)
-    config_path = resolve_model_path(model_args.config_name) if model_args.config_name else model_path
-    tokenizer_path = resolve_model_path(model_args.tokenizer_name) if model_args.tokenizer_name else model_path
+    where = {"cache_dir": model_args.cache_dir, "revision": model_args.model_revision}
+    model_path = resolve_model_path(model_args.model_name_or_path, **where)
+    config_path = resolve_model_path(model_args.config_name, **where) if model_args.config_name else model_path
+    tokenizer_path = resolve_model_path(model_args.tokenizer_name, **where) if model_args.tokenizer_name else model_path
     options = hub_options(model_args.cache_dir, model_args.model_revision, model_args.token,
                           model_args.trust_remote_code)
     config = AutoConfig.from_pretrained(config_path, **options)
@@ -283,7 +290,6 @@ def main(argv: list[str] | None = None) -> None:
     # --- Parse, and resume a killed run from its last checkpoint ---------------------------------------
     model_args, data_args, training_args = parse_arguments(argv)
     setup_logging(training_args, data_args)
-    logger.info("Training/evaluation parameters %s", training_args)
     training_args.resume_from_checkpoint = detect_last_checkpoint(training_args, data_args.overwrite_output_dir)
     set_seed(training_args.seed)
 
@@ -325,7 +331,7 @@ def main(argv: list[str] | None = None) -> None:
         compute_metrics=evaluator,
         no_answer_loss_weight=data_args.no_answer_loss_weight,
     )
-    os.makedirs(training_args.output_dir, exist_ok=True)
+    save_run_arguments(training_args, model_args, data_args)
 
     def save_results(split: str, metrics: dict) -> None:
         trainer.log_metrics(split, metrics)
@@ -368,6 +374,9 @@ def main(argv: list[str] | None = None) -> None:
         run_info = run_info_record(model_args, data_args, training_args, splits, len(train_features), version_2)
         write_json_atomic(os.path.join(training_args.output_dir, RUN_INFO_FILE), run_info)
         plot_loss_curve(trainer.state.log_history, os.path.join(training_args.output_dir, "loss_curve.png"))
+    if trainer.is_world_process_zero():
+        # Printed, not logged, as run_classification.py does: the last line of the run says where its files are.
+        print(f"All results: {os.path.join(training_args.output_dir, 'all_results.json')}")
 
 
 if __name__ == "__main__":

@@ -86,6 +86,8 @@ class ScriptArgumentParser(HfArgumentParser):
     - Abbreviated flags are refused (`--max_seq 256` is an error, not `--max_seq_length 256`).
     - Without an accelerator, `--dataloader_pin_memory` defaults to False (pinning needs one, and torch warns on
       every run otherwise); a value given by the user is kept.
+    - `--save_total_limit` defaults to 1: one checkpoint kept to resume from (each is hundreds of MB),
+      beside the final model; a value given by the user is kept.
     """
 
     def __init__(
@@ -121,8 +123,10 @@ class ScriptArgumentParser(HfArgumentParser):
                 action.help = help_texts[action.dest]
         if first_screen:
             self._move_to_first_screen(first_screen)
-        if any(issubclass(dtype, TrainingArguments) for dtype in self.dataclass_types) and not has_accelerator():
-            self.set_defaults(dataloader_pin_memory=False)
+        if any(issubclass(dtype, TrainingArguments) for dtype in self.dataclass_types):
+            self.set_defaults(save_total_limit=1)
+            if not has_accelerator():
+                self.set_defaults(dataloader_pin_memory=False)
 
     def _add_dataclass_arguments(self, dtype: type) -> None:
         # HfArgumentParser puts a dataclass's fields in a group named by its `_argument_group_name`; a subclass

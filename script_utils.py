@@ -16,7 +16,9 @@ itself does) lives in script_args.py, which imports transformers; the config fil
 no third-party package at the top, so that fine_tune_all.py (which only starts run_qa.py) stays light.
 
 Resuming a killed run: `detect_last_checkpoint(training_args, overwrite_output_dir)` is called once, before
-training; the scripts pass what it returns to `Trainer.train(resume_from_checkpoint=...)`.
+training; the scripts pass what it returns to `Trainer.train(resume_from_checkpoint=...)`. A folder that holds a
+finished run stops the script there (RunFinished: one line, exit status 0), its files kept as they are; Ctrl-C
+stops it with one line that names the checkpoint kept and the command that resumes (exit status 130).
 """
 
 from __future__ import annotations
@@ -25,8 +27,10 @@ import argparse
 import dataclasses
 import json
 import logging
+import math
 import os
 import re
+import shlex
 import shutil
 import sys
 from collections.abc import Callable
@@ -45,12 +49,42 @@ LOGGER_NAMESPACE = "qa_transfer"
 logger = logging.getLogger("qa_transfer.script_utils")
 
 
+# Lines of transformers' that say nothing a user of these scripts acts on; shown again with --log_level info.
+QUIET_TRANSFORMERS_MESSAGES = (
+    "Do not forget to share your model",
+    "mtime may not be reliable",  # checkpoints rotated by step number instead, which is what they are named by
+)
+LOAD_REPORT_MARK = "LOAD REPORT"
+
+
+class TransformersLogFilter(logging.Filter):
+    """Drops transformers' advertising line, and shortens a model's LOAD REPORT table (weights that the checkpoint
+    lacks or has in excess: the usual when a base model gets a new head) to one line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if any(quiet in message for quiet in QUIET_TRANSFORMERS_MESSAGES):
+            return False
+        if LOAD_REPORT_MARK in message:
+            plain = re.sub(r"\x1b\[[0-9;]*m", "", message)
+            statuses = re.findall(r"\|\s*(MISSING|UNEXPECTED|MISMATCH)\b", plain)
+            counts = ", ".join(f"{statuses.count(s)} {s.lower()}" for s in ("MISSING", "UNEXPECTED", "MISMATCH")
+                               if s in statuses)
+            title = plain.splitlines()[0].replace(" LOAD REPORT from:", " loaded from")
+            # MISSING: newly initialised (a new head); UNEXPECTED: the checkpoint's own head, unused
+            record.msg = f"{title}: weights {counts or 'differ'} (--log_level info shows the table)"
+            record.args = ()
+        return True
+
+
 def setup_logging(training_args: TrainingArguments, *script_arguments: Any) -> None:
-    """The transformers examples' logging block, shared by every script: one format on stdout, INFO on the main
-    process (so that conversion, windowing and resumption summaries show by default), warnings only on the others,
-    and `--log_level` / `--log_level_replica` obeyed by this project's, transformers' and datasets' loggers. Then
-    the precision, and a `note:` for each option set in `script_arguments` whose meaning differs on purpose from
-    the transformers examples' option of that name (`example_differences`)."""
+    """The transformers examples' logging block, shared by every script, made quieter: one format on stdout; on
+    the main process this project's loggers at INFO (conversion, windowing and resumption summaries) and, of
+    transformers', the Trainer's (data counts, steps, checkpoints saved); the rest of transformers and datasets at
+    WARNING (config dumps, file loading); warnings only on the other processes. An explicit `--log_level` /
+    `--log_level_replica` sets every logger. Then the precision, and a `note:` for each option set in
+    `script_arguments` whose meaning differs on purpose from the transformers examples' option of that name
+    (`example_differences`)."""
     # Here, not at the top: fine_tune_all.py imports this module and must not load them.
     import datasets
     import transformers
@@ -60,15 +94,22 @@ def setup_logging(training_args: TrainingArguments, *script_arguments: Any) -> N
         datefmt="%m/%d/%Y %H:%M:%S",
         handlers=[logging.StreamHandler(sys.stdout)],
     )
-    if training_args.should_log:
-        # transformers' default is WARNING, which get_process_log_level() would hand on to every logger.
-        transformers.utils.logging.set_verbosity_info()
     log_level = training_args.get_process_log_level()
-    logging.getLogger(LOGGER_NAMESPACE).setLevel(log_level)
-    datasets.utils.logging.set_verbosity(log_level)
-    transformers.utils.logging.set_verbosity(log_level)
+    explicit = training_args.should_log and training_args.log_level != "passive"
+    project_level = logging.INFO if training_args.should_log and not explicit else log_level
+    logging.getLogger(LOGGER_NAMESPACE).setLevel(project_level)
+    library_level = log_level if explicit or not training_args.should_log else logging.WARNING
+    datasets.utils.logging.set_verbosity(library_level)
+    datasets.utils.logging.disable_propagation()  # datasets has its own handler: each line once
+    transformers.utils.logging.set_verbosity(library_level)
+    transformers.utils.logging.get_logger("transformers.trainer").setLevel(project_level)
     transformers.utils.logging.enable_default_handler()
     transformers.utils.logging.enable_explicit_format()
+    for handler in transformers.utils.logging.get_logger().handlers:
+        for old_filter in [f for f in handler.filters if isinstance(f, TransformersLogFilter)]:
+            handler.removeFilter(old_filter)  # set by an earlier run in this process
+        if not explicit:
+            handler.addFilter(TransformersLogFilter())
     precision = precision_name(training_args)
     if precision.startswith("bf16 (CPU"):
         logger.info("precision: %s, on this CPU's %s instructions", precision, cpu_bf16_instructions())
@@ -87,14 +128,66 @@ def example_differences(arguments: Any) -> list[str]:
             if f.name in notes and getattr(arguments, f.name) != f.default]
 
 
+RUN_ARGUMENTS_FILE = "run_arguments.json"
+
+
+def save_run_arguments(training_args: TrainingArguments, *script_args: object) -> None:
+    """Every argument of this run (the script's dataclasses and TrainingArguments) into --output_dir's
+    run_arguments.json, and one line in the log instead of the Trainer's 115; from the main process, once the
+    inputs are checked (nothing is written before)."""
+    if training_args.process_index != 0:
+        return
+    from dataclasses import asdict
+
+    from results_io import write_json_atomic
+
+    record = {type(args).__name__: asdict(args) for args in script_args}
+    record["TrainingArguments"] = training_args.to_dict()
+    path = os.path.join(training_args.output_dir, RUN_ARGUMENTS_FILE)
+    write_json_atomic(path, json.loads(json.dumps(record, default=str)))
+    logger.info("arguments: %s (learning rate %g, %s, batch %d per device, seed %d)", path,
+                training_args.learning_rate,
+                f"{training_args.max_steps} steps" if training_args.max_steps > 0
+                else f"{training_args.num_train_epochs:g} epochs",
+                training_args.per_device_train_batch_size, training_args.seed)
+
+
+class RunFinished(Exception):
+    """--output_dir holds this training, finished: nothing to do. Not an error: `run_script` prints the message
+    (empty on the processes other than the main one) and exits with status 0."""
+
+
+# The output folder of the run in progress (set by detect_last_checkpoint), for the line that Ctrl-C prints.
+_run_output_dir: str | None = None
+
+
+def interrupted_message(argv: list[str] | None) -> str:
+    """The one line printed on Ctrl-C: the checkpoint kept (the last complete one) and the command that resumes."""
+    command = shlex.join(["python", *(sys.argv if argv is None else [sys.argv[0], *argv])])
+    if _run_output_dir is None:
+        return f"interrupted; run the same command again: {command}"
+    complete = [c for c in list_checkpoints(_run_output_dir) if checkpoint_is_complete(c)]
+    if not complete:
+        return f"interrupted; no checkpoint kept in {_run_output_dir}, the same command starts again: {command}"
+    return f"interrupted; kept {complete[-1]}, the same command resumes from it: {command}"
+
+
 def run_script(main: Callable[[list[str] | None], int | None], argv: list[str] | None = None) -> NoReturn:
     """A script's entry point: run `main(argv)` (None: the command line) and exit with its status (None: 0); a
     UsageError (bad input, a bad flag, ...) exits with status 1 and `error: <message>` on stderr, without a
-    traceback."""
+    traceback; a finished run exits with status 0 and one line; Ctrl-C (SIGINT) exits with status 130 and one line
+    that says how to resume."""
     try:
         status = main(argv)
     except UsageError as err:
         sys.exit(f"error: {err}")
+    except RunFinished as done:
+        if str(done):
+            print(done, flush=True)
+        sys.exit(0)
+    except KeyboardInterrupt:
+        print(f"\n{interrupted_message(argv)}", file=sys.stderr, flush=True)
+        sys.exit(130)
     sys.exit(status or 0)
 
 
@@ -198,6 +291,31 @@ def list_checkpoints(output_dir: str) -> list[str]:
     return [os.path.join(output_dir, name) for _, name in sorted(steps)]
 
 
+FINISHED_RESULTS_FILE = "train_results.json"
+
+
+def finished_run_step(training_args: TrainingArguments) -> int | None:
+    """The last step of the training that --output_dir holds, if it finished (the Trainer's final state and the
+    training results are written, once training has ended) and these arguments ask for no more steps; else None."""
+    output_dir = training_args.output_dir
+    if not os.path.isfile(os.path.join(output_dir, FINISHED_RESULTS_FILE)):
+        return None
+    try:
+        with open(os.path.join(output_dir, CHECKPOINT_COMPLETE_MARKER), encoding="utf-8") as handle:
+            state = json.load(handle)
+        step, last_step, epochs = int(state["global_step"]), int(state["max_steps"]), state["num_train_epochs"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if step < last_step or step <= 0:
+        return None
+    # Asked for more than was trained (a higher --max_steps or more epochs): training goes on from the checkpoint.
+    if training_args.max_steps > 0 and training_args.max_steps > step:
+        return None
+    if training_args.max_steps <= 0 and math.ceil(training_args.num_train_epochs) > epochs:
+        return None
+    return step
+
+
 def detect_last_checkpoint(training_args: TrainingArguments, overwrite_output_dir: bool) -> str | None:
     """The checkpoint that training should resume from, or None to start from scratch.
 
@@ -209,12 +327,24 @@ def detect_last_checkpoint(training_args: TrainingArguments, overwrite_output_di
       holding an earlier run's files (a finished model, results) but no checkpoint is an OutputDirError rather
       than silently overwritten.
 
+    - A folder holding this training finished (its results written, and the arguments ask for no more steps)
+      raises RunFinished, before anything is read or written: a rerun of a finished command keeps every file.
+
     Call it in every process: each decides from the same folder, and only the main process deletes.
     """
+    global _run_output_dir
+    _run_output_dir = training_args.output_dir
     requested = training_args.resume_from_checkpoint
     if not training_args.do_train or (requested and requested.lower() not in ("true", "latest")):
         return requested
     output_dir = training_args.output_dir
+    if not overwrite_output_dir and not requested and (finished_step := finished_run_step(training_args)):
+        raise RunFinished(
+            f"{output_dir} holds this training, finished at step {finished_step}: nothing to do, its model and "
+            "result files are kept as they are. To train again, add --overwrite_output_dir (or choose another "
+            f"--output_dir); to evaluate or predict with its model, use --model_name_or_path {output_dir} "
+            "without --do_train." if training_args.process_index == 0 else ""
+        )
     checkpoints = list_checkpoints(output_dir)
     complete = [] if overwrite_output_dir and not requested else [c for c in checkpoints if checkpoint_is_complete(c)]
     # Everything after the last complete checkpoint is half-written; with --overwrite_output_dir, everything goes.

@@ -85,7 +85,7 @@ def test_killed_classifier_resumes_and_ends_as_an_uninterrupted_run(tiny_cls_mod
     reference = tmp_path / "uninterrupted"
     run_classification.main(command(reference))
     expect_killed(process, log)
-    assert checkpoint_steps(killed) == [2, 4, 6]
+    assert checkpoint_steps(killed) == [4, 6]  # the default --save_total_limit 1 had removed checkpoint-2
     assert not script_utils.checkpoint_is_complete(str(killed / "checkpoint-6"))  # killed mid-save
 
     caplog.clear()
@@ -97,6 +97,9 @@ def test_killed_classifier_resumes_and_ends_as_an_uninterrupted_run(tiny_cls_mod
         assert json.loads((killed / "eval_results.json").read_text())[key] == \
             json.loads((reference / "eval_results.json").read_text())[key], key
     assert json.loads((killed / "trainer_state.json").read_text())["global_step"] == 8
+    # The training loss is the whole run's (the resumed steps' alone would be the mean of steps 5-8).
+    assert json.loads((killed / "train_results.json").read_text())["train_loss"] == pytest.approx(
+        json.loads((reference / "train_results.json").read_text())["train_loss"], rel=1e-6)
 
 
 def test_fine_tune_all_killed_inside_and_between_datasets_ends_as_an_uninterrupted_run(
@@ -298,14 +301,15 @@ def test_a_full_disk_fails_with_one_error_and_keeps_the_previous_results(tiny_cl
             str(out), "--max_seq_length", "64", "--report_to", "none", "--disable_tqdm", "true"]
     run_classification.main(argv)
     before = {path.name: path.read_bytes() for path in out.iterdir()}
-    assert {"eval_results.json", "all_results.json", "roc_curves.png"} <= set(before)
+    assert {"run_arguments.json", "eval_results.json", "all_results.json", "roc_curves.png"} <= set(before)
 
     # The disk fills up: the data cannot be flushed (where delayed allocation reports it).
     monkeypatch.setattr(os, "fsync", no_space)
     with pytest.raises(ResultsWriteError) as error:
         run_classification.main(argv)
-    assert str(error.value) == (f"could not write {out / 'eval_results.json'}: No space left on device "
-                                "(the previous eval_results.json is unchanged)")
+    # The first file a run writes is its arguments.
+    assert str(error.value) == (f"could not write {out / 'run_arguments.json'}: No space left on device "
+                                "(the previous run_arguments.json is unchanged)")
     assert {path.name: path.read_bytes() for path in out.iterdir()} == before  # no temporary file left either
 
 

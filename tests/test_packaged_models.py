@@ -52,11 +52,46 @@ def fake_mpnet(tmp_path, monkeypatch) -> list[Path]:
 
 
 def test_paths_and_hub_ids_pass_through_and_a_folder_of_that_name_wins(tmp_path, monkeypatch):
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", False)  # online, a hub id is downloaded
     assert resolve_model_path("roberta-base") == "roberta-base"
+    assert resolve_model_path("deepset/roberta-base-squad2") == "deepset/roberta-base-squad2"
+    (tmp_path / "config.json").write_text("{}")
     assert resolve_model_path(str(tmp_path)) == str(tmp_path)
     monkeypatch.chdir(tmp_path)
     (tmp_path / "all-mpnet-base-v2").mkdir()
+    (tmp_path / "all-mpnet-base-v2" / "config.json").write_text("{}")
     assert resolve_model_path("all-mpnet-base-v2") == "all-mpnet-base-v2"
+
+
+@pytest.mark.parametrize("name", ["out/squad_v2", "./squad_v2", "~/no-such-model-here", "a/b/c", "/no/such/model"])
+def test_a_path_that_is_no_folder_is_one_error_naming_it(name, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "out").mkdir()  # `out/squad_v2` names an existing parent: a path, not the hub id out/squad_v2
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", False)  # even online: no hub lookup
+    with pytest.raises(packaged_models.ModelPathError, match=f"^{name}: no such model folder; pass the folder"):
+        resolve_model_path(name)
+
+
+def test_a_folder_without_a_model_and_a_file_are_errors(tmp_path):
+    (tmp_path / "killed" / "checkpoint-4").mkdir(parents=True)
+    with pytest.raises(packaged_models.ModelPathError, match="holds no config.json .a training that has not"):
+        resolve_model_path(str(tmp_path / "killed"))
+    (tmp_path / "weights.bin").write_bytes(b"")
+    with pytest.raises(packaged_models.ModelPathError, match="a file, not a model folder"):
+        resolve_model_path(str(tmp_path / "weights.bin"))
+
+
+def test_offline_a_hub_id_outside_the_cache_says_so(tmp_path):
+    assert packaged_models.looks_like_path("squad-model") is False
+    with pytest.raises(packaged_models.ModelPathError, match=r"not in the hub cache while offline \(HF_HUB_OFFLINE"):
+        resolve_model_path("no-such-org/no-such-model", cache_dir=str(tmp_path))
+    # A cached hub model resolves offline.
+    snapshot = tmp_path / "models--some-org--cached" / "snapshots" / ("0" * 40)
+    snapshot.mkdir(parents=True)
+    (snapshot / "config.json").write_text("{}")
+    (tmp_path / "models--some-org--cached" / "refs").mkdir()
+    (tmp_path / "models--some-org--cached" / "refs" / "main").write_text("0" * 40)
+    assert resolve_model_path("some-org/cached", cache_dir=str(tmp_path)) == "some-org/cached"
 
 
 def test_minilm_resolves_to_the_installed_package():

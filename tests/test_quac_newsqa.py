@@ -268,6 +268,15 @@ def test_a_download_that_keeps_failing_is_one_error_and_caches_nothing(online, s
     assert list(Path(cache_dir).rglob("*.arrow")) == []
 
 
+def test_a_host_that_cannot_be_reached_is_said_so(online, monkeypatch, cache_dir):
+    monkeypatch.setenv("QUAC_BASE_URL", "http://no-such-host.invalid/quac")  # .invalid never resolves
+    with pytest.raises(QADataError) as error:
+        convert_named_split("quac", "validation", None, cache_dir)
+    message = str(error.value)
+    assert "val_v0.2.json: the network is unreachable (" in message and ": not found" not in message
+    assert "--data_dir" in message and "HF_HUB_OFFLINE=1" in message
+
+
 def test_offline_the_error_says_which_files_to_fetch(cache_dir):
     with pytest.raises(QADataError) as error:
         load_named_split("quac", "validation", None, cache_dir)

@@ -151,6 +151,7 @@ def test_predict_only_on_an_unlabelled_file_uses_the_saved_label_names(full_run,
         "predictions.csv",
         "predict_results.json",
         "all_results.json",
+        "run_arguments.json",
     }
 
 
