@@ -457,8 +457,10 @@ def main(argv: list[str] | None = None) -> None:
             report = report_text(labels, probabilities, label_names, title)
             write_text_atomic(output_dir / "classification_report.txt", report)
             plot_roc_curves(labels, probabilities, label_names, output_dir / "roc_curves.png")
+            # The figure names its model and split, so that it reads alone (in a report, beside another run's).
             plot_confusion_matrix(labels, probabilities.argmax(axis=-1), label_names,
-                                  output_dir / "confusion_matrix.png")  # fmt: skip
+                                  output_dir / "confusion_matrix.png",
+                                  title=f"{Path(model_args.model_name_or_path).name} on {files['validation'].name}")
 
         # 6. The classical baseline, on the same preprocessed splits.
         if model_args.baseline == "tfidf" and trainer.is_world_process_zero():
