@@ -502,13 +502,6 @@ def write_reports(output_dir: str, report: dict[str, Any], metric: str) -> list[
     rows, columns = report["rows"], report["columns"]
     diagonal = set(in_domain_cells(report))
     write_json_atomic(os.path.join(output_dir, "matrix.json"), report)
-    values = matrix_values(report, metric)
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["fine-tuned on \\ evaluated on", *columns])
-    for i, row in enumerate(rows):
-        writer.writerow([row, *["" if math.isnan(v) else f"{v:.2f}" for v in values[i]]])
-    write_text_atomic(os.path.join(output_dir, "matrix.csv"), buffer.getvalue())
 
     confidence = next((cell["bootstrap"]["confidence"] for row_cells in report["cells"].values()
                        for cell in row_cells.values() if "bootstrap" in cell), None)
@@ -533,7 +526,13 @@ def write_reports(output_dir: str, report: dict[str, Any], metric: str) -> list[
                   for i, row in enumerate(rows)]
         note = marks_note(marks, "\"Failed in the latest run\" below")
         lines += ["", note, ""] if note else [""]
-        if position == 0:
+        if position == 0:  # the chosen metric: its csv and its drops
+            buffer = io.StringIO()
+            writer = csv.writer(buffer, lineterminator="\n")
+            writer.writerow(["fine-tuned on \\ evaluated on", *columns])
+            for i, row in enumerate(rows):
+                writer.writerow([row, *["" if math.isnan(v) else f"{v:.2f}" for v in values[i]]])
+            write_text_atomic(os.path.join(output_dir, "matrix.csv"), buffer.getvalue())
             drops = drop_lines(report, values, name)
         if rows and columns:
             plot_heatmap(values, rows, columns, os.path.join(output_dir, heatmap_name(name, position == 0)),
