@@ -105,6 +105,9 @@ def setup_logging(training_args: TrainingArguments, *script_arguments: Any) -> N
     transformers.utils.logging.get_logger("transformers.trainer").setLevel(project_level)
     transformers.utils.logging.enable_default_handler()
     transformers.utils.logging.enable_explicit_format()
+    # transformers propagates to the root logger when CI is set: each line would print twice, the second time
+    # past the filter below. Its own handler alone, as datasets above.
+    transformers.utils.logging.disable_propagation()
     for handler in transformers.utils.logging.get_logger().handlers:
         for old_filter in [f for f in handler.filters if isinstance(f, TransformersLogFilter)]:
             handler.removeFilter(old_filter)  # set by an earlier run in this process
