@@ -138,7 +138,20 @@ def cross_eval_command(args: argparse.Namespace, extra: list[str], bf16: bool) -
             "--max_eval_samples", str(args.max_eval_samples or DEFAULT_EVAL_QUESTIONS), "--subset_strategy", "random",
             "--seed", str(args.seed), "--bootstrap_resamples", str(args.bootstrap_resamples),
             "--per_device_eval_batch_size", "64", "--report_to", "none", *(["--bf16"] if bf16 else []),
-            "--analysis", "overlap", *evaluation_flags(RECIPE + extra)]
+            "--analysis", "overlap", *evaluation_flags(RECIPE + extra), *precision_overrides(extra)]
+
+
+def precision_overrides(extra: list[str]) -> list[str]:
+    """The precision flags among those after `--` (`--bf16 false` for an fp32 matrix), with their values: the
+    evaluation then runs in the precision the rows were trained in."""
+    kept: list[str] = []
+    for position, token in enumerate(extra):
+        if token.partition("=")[0] in ("--bf16", "--fp16"):
+            kept.append(token)
+            following = extra[position + 1] if position + 1 < len(extra) else ""
+            if "=" not in token and following.lower() in ("true", "false", "yes", "no", "1", "0"):
+                kept.append(following)
+    return kept
 
 
 # --- The comparison with the published replications -----------------------------------------------------------

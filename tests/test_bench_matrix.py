@@ -98,6 +98,10 @@ def test_the_commands_share_the_recipe_and_the_windows(tmp_path):
     assert evaluate[len(evaluate) - 1 - evaluate[::-1].index("--max_seq_length") + 1] == "192"
     assert "--num_train_epochs" not in evaluate
     assert evaluate[evaluate.index("--analysis") + 1] == "overlap"
+    # an fp32 matrix: `--bf16 false` after `--` reaches the evaluation too, after the default --bf16
+    fp32 = bench_matrix.cross_eval_command(args, [*extra, "--bf16", "false"], bf16=True)
+    assert fp32[-2:] == ["--bf16", "false"]
+    assert bench_matrix.precision_overrides(["--bf16=false", "--seed", "1", "--fp16"]) == ["--bf16=false", "--fp16"]
 
 
 def test_compare_runs_gives_the_paired_difference_and_its_interval(tmp_path):
