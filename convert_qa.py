@@ -16,10 +16,10 @@ from __future__ import annotations
 import argparse
 from collections.abc import Iterable
 
-from qa_adapters import ADAPTERS, convert_named_file, convert_named_split
-from qa_data import SPLIT_ALIASES
-from results_io import write_json_atomic
-from script_utils import run_script
+from qa_transfer.qa_adapters import ADAPTERS, convert_named_file, convert_named_split
+from qa_transfer.qa_data import SPLIT_ALIASES
+from qa_transfer.results_io import write_json_atomic
+from qa_transfer.script_utils import run_script
 
 
 def squad_v2_document(records: Iterable[dict]) -> dict:

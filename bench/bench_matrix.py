@@ -48,11 +48,10 @@ from scipy.stats import spearmanr
 
 BENCH = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(BENCH)
-sys.path.insert(0, REPO)
 
-from bench_qa import prepare_abstain_training  # noqa: E402
+from bench_qa import prepare_abstain_training
 
-from results_io import read_json, write_json_atomic, write_text_atomic  # noqa: E402
+from qa_transfer.results_io import read_json, write_json_atomic, write_text_atomic
 
 DATA = os.path.relpath(os.path.join(REPO, "..", "shared", "data"), REPO)  # commands run in the repository
 ROWS = ["squad_v2", "natural_questions", "newsqa"]

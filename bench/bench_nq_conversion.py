@@ -72,10 +72,9 @@ def write_synthetic_file(path: Path, target_bytes: int, example_bytes: int) -> t
 
 def child(data_dir: str, cache_dir: str) -> None:
     """Run one conversion (or cached load) and report its figures as one JSON line."""
-    sys.path.insert(0, str(REPO_ROOT))
     import datasets
 
-    from qa_adapters import convert_named_split
+    from qa_transfer.qa_adapters import convert_named_split
 
     datasets.disable_progress_bars()
     baseline_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

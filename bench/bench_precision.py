@@ -30,15 +30,14 @@ import time
 
 BENCH = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(BENCH)
-sys.path.insert(0, REPO)
 
-from transformers import AutoModelForQuestionAnswering, AutoTokenizer, TrainerCallback, TrainingArguments  # noqa: E402
+from transformers import AutoModelForQuestionAnswering, AutoTokenizer, TrainerCallback, TrainingArguments
 
-from packaged_models import resolve_model_path  # noqa: E402
-from precision import cpu_bf16_instructions, keep_head_in_fp32, precision_name  # noqa: E402
-from qa_data import load_qa_file, select_questions  # noqa: E402
-from results_io import write_json_atomic  # noqa: E402
-from utils_qa import QATrainer, WindowConfig, build_windows, model_inputs, qa_data_collator  # noqa: E402
+from qa_transfer.packaged_models import resolve_model_path
+from qa_transfer.precision import cpu_bf16_instructions, keep_head_in_fp32, precision_name
+from qa_transfer.qa_data import load_qa_file, select_questions
+from qa_transfer.results_io import write_json_atomic
+from utils_qa import QATrainer, WindowConfig, build_windows, model_inputs, qa_data_collator
 
 DEV = os.path.join(REPO, "..", "shared", "data", "squad_v2", "dev-v2.0.genuine_subset.json.gz")
 CONFIGURATIONS = {

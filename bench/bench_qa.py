@@ -48,7 +48,6 @@ import time
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA = os.path.join(REPO, "..", "shared", "data", "squad_v2")
 RESULTS = os.path.join(REPO, "bench", "results")
-sys.path.insert(0, REPO)
 
 POOL = f"{DATA}/train-v2.0.pool.json.gz"
 MIX = f"{DATA}/train-v2.0.first10articles+dev15articles.json.gz"
@@ -105,8 +104,8 @@ def prepare_abstain_training(path: str, questions: int, unanswerable_share: floa
     new ids. No article or context of the genuine dev subset, on
     which the model is evaluated, may enter: that is checked here, by title and by context.
     """
-    from qa_data import read_raw_records, validate_records
-    from results_io import write_text_atomic
+    from qa_transfer.qa_data import read_raw_records, validate_records
+    from qa_transfer.results_io import write_text_atomic
 
     pool, _ = validate_records(read_raw_records(POOL), POOL)
     mix, _ = validate_records(read_raw_records(MIX), MIX)
@@ -179,9 +178,9 @@ def calibrated_scores(output_dir: str, validation_file: str) -> dict[str, float]
     with open(os.path.join(output_dir, "eval_nbest_predictions.json"), encoding="utf-8") as handle:
         nbest = json.load(handle)
 
-    from dataset_columns import arrow_columns
-    from qa_adapters import load_qa_split
-    from utils_qa import load_squad_v2_metric
+    from qa_transfer.dataset_columns import arrow_columns
+    from qa_transfer.qa_adapters import load_qa_split
+    from qa_transfer.qa_scores import load_squad_v2_metric
 
     examples = load_qa_split("validation", data_file=validation_file)
     columns = arrow_columns(examples, ["id", "title", "answers"])

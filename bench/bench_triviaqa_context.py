@@ -18,7 +18,6 @@ import time
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO_ROOT))
 FIXTURE = REPO_ROOT / "tests" / "fixtures" / "adapters" / "triviaqa" / "evidence" / "wikipedia" / "Abbey_Road.txt"
 SPLIT_DOCUMENTS = {"dev": 14_229, "train": 110_648}
 
@@ -27,7 +26,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--documents", type=int, default=200, help="documents to time")
     args = parser.parse_args()
-    from qa_sources.triviaqa import converted_context
+    from qa_transfer.qa_sources.triviaqa import converted_context
 
     text = FIXTURE.read_text(encoding="utf-8")
     document = text * (25_000 // len(text) + 1)

@@ -19,12 +19,11 @@ import sys
 import numpy as np
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO)
 
-from dataset_columns import arrow_columns  # noqa: E402
-from qa_adapters import load_qa_split  # noqa: E402
-from qa_scores import bootstrap_interval, question_scores  # noqa: E402
-from results_io import read_json  # noqa: E402
+from qa_transfer.dataset_columns import arrow_columns
+from qa_transfer.qa_adapters import load_qa_split
+from qa_transfer.qa_scores import bootstrap_interval, question_scores
+from qa_transfer.results_io import read_json
 
 
 def paired_difference(a: np.ndarray, b: np.ndarray, resamples: int = 1000, seed: int = 0) -> tuple[float, list[float]]:

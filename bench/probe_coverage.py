@@ -20,10 +20,9 @@ from pathlib import Path
 from datasets import Dataset, disable_progress_bars
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO_ROOT))
 
-from qa_data import load_qa_file  # noqa: E402
-from qa_probes import apply_probe, auxiliary_index, randomize_answers  # noqa: E402
+from qa_transfer.qa_data import load_qa_file
+from qa_transfer.qa_probes import apply_probe, auxiliary_index, randomize_answers
 
 DATA = REPO_ROOT.parent / "shared" / "data"
 DEFAULT_SETS = [

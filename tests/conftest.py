@@ -9,13 +9,9 @@ os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO_ROOT))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+import pytest
 
-import pytest  # noqa: E402
-
-from tiny_models import save_tiny_bert  # noqa: E402
+from tiny_models import save_tiny_bert
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,7 @@ from datasets import Dataset
 from torch.utils.data import SequentialSampler
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding, TrainingArguments
 
-from base_trainer import BaseTrainer
+from qa_transfer.base_trainer import BaseTrainer
 
 
 def tiny_trainer(model_dir, output_dir, **arguments) -> BaseTrainer:

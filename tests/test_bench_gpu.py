@@ -8,8 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
-import bench_gpu  # noqa: E402
+import bench_gpu
 
 
 @pytest.mark.skipif(not bench_gpu.DATA.is_dir(), reason=f"the shared data ({bench_gpu.DATA}) is not beside the repository")

@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
-import bench_matrix  # noqa: E402
+import bench_matrix
 
 
 def cell(f1: float, low: float, high: float) -> dict:

@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
-import bench_qa  # noqa: E402
+import bench_qa
 
 
 def record(record_id: str, title: str, context: str, question: str, answer: str | None) -> dict:

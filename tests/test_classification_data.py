@@ -8,7 +8,7 @@ import pytest
 from datasets import Dataset
 from transformers import BertConfig
 
-from classification_data import (
+from qa_transfer.classification_data import (
     InputError,
     check_input_paths,
     data_row_start_lines,
@@ -23,7 +23,7 @@ from classification_data import (
     sorted_label_names,
     split_class_names,
 )
-from errors import UsageError
+from qa_transfer.errors import UsageError
 
 FIXTURES = Path(__file__).parent / "fixtures" / "classification"
 LABEL_NAMES = ["neutral", "anti-vax", "pro-vax"]

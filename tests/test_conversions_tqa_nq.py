@@ -20,11 +20,11 @@ import nltk
 import pytest
 from bs4 import BeautifulSoup
 
-import qa_adapters
+from qa_transfer import qa_adapters
 import run_qa
-from qa_adapters import StreamLimit, convert_named_file, convert_named_split, load_named_split, load_qa_split
-from qa_data import QADataError
-from qa_sources import triviaqa
+from qa_transfer.qa_adapters import StreamLimit, convert_named_file, convert_named_split, load_named_split, load_qa_split
+from qa_transfer.qa_data import QADataError
+from qa_transfer.qa_sources import triviaqa
 from test_adapters import FIXTURES, assert_aligned, cache_dir, rec  # noqa: F401 - cache_dir is a fixture
 
 datasets.disable_progress_bars()

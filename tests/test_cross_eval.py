@@ -16,9 +16,9 @@ import cross_eval
 import fine_tune_all
 import run_qa
 from distributed import accelerate_launch
-from errors import ArgumentError, UsageError
-from qa_probes import ProbeError
-from script_utils import run_script
+from qa_transfer.errors import ArgumentError, UsageError
+from qa_transfer.qa_probes import ProbeError
+from qa_transfer.script_utils import run_script
 from tiny_models import save_tiny_bert
 
 REPO = Path(__file__).resolve().parent.parent

@@ -13,7 +13,7 @@ import pytest
 import cross_eval
 import fine_tune_all
 import run_qa
-from errors import ArgumentError
+from qa_transfer.errors import ArgumentError
 
 REPO = Path(__file__).resolve().parent.parent
 DEMO = REPO / "configs" / "demo.yaml"
@@ -24,7 +24,6 @@ def dry_run(*argv: str) -> list[str]:
     argv = [*argv[:1], "--dry_run", *argv[1:]]  # before any `--`
     code = (
         "import sys\n"
-        f"sys.path.insert(0, {str(REPO)!r})\n"
         "import fine_tune_all\n"
         f"assert fine_tune_all.main({argv!r}) == 0\n"
         "print(sorted(m for m in ('torch', 'transformers', 'matplotlib', 'sklearn') if m in sys.modules))\n"

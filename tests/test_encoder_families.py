@@ -17,7 +17,7 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 import cross_eval
 import run_classification
 import run_qa
-from qa_data import FLAT_FEATURES
+from qa_transfer.qa_data import FLAT_FEATURES
 from tiny_models import save_tiny_model
 from utils_qa import QAEvalArguments, WindowConfig, check_qa_tokenizer, postprocess_qa_predictions, window_features
 

@@ -11,9 +11,9 @@ from datasets import Dataset
 import cross_eval
 import run_classification
 import run_qa
-from classification_data import join_text_columns
-from qa_data import QADataError
-from script_args import hub_options
+from qa_transfer.classification_data import join_text_columns
+from qa_transfer.qa_data import QADataError
+from qa_transfer.script_args import hub_options
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE = REPO / "examples" / "qa_sample"

@@ -20,13 +20,13 @@ import torch
 
 import cross_eval
 import fine_tune_all
-import qa_adapters
+from qa_transfer import qa_adapters
 import run_classification
 import run_qa
-import script_utils
-from plots import save_png
-from qa_sources.common import OfficialSource
-from results_io import ResultsWriteError, write_json_atomic
+from qa_transfer import script_utils
+from qa_transfer.plots import save_png
+from qa_transfer.qa_sources.common import OfficialSource
+from qa_transfer.results_io import ResultsWriteError, write_json_atomic
 
 REPO = Path(__file__).resolve().parent.parent
 KILLPOINT = Path(__file__).resolve().parent / "killpoint.py"
@@ -215,9 +215,8 @@ def flat_record(index: int) -> dict:
 KILLED_CONVERSION = """
 import sys, time
 from pathlib import Path
-sys.path.insert(0, sys.argv[3])
-from qa_adapters import cached_conversion
-from qa_sources.common import OfficialSource
+from qa_transfer.qa_adapters import cached_conversion
+from qa_transfer.qa_sources.common import OfficialSource
 from test_faults import CONVERSION_SOURCE, flat_record
 
 def records(stats):
@@ -234,7 +233,7 @@ CONVERSION_SOURCE = OfficialSource("fault_test", {}, convert_file=None, is_offic
 def test_a_conversion_killed_while_writing_its_cache_is_converted_again(tmp_path):
     cache_dir, marker = tmp_path / "cache", tmp_path / "writing"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(Path(__file__).parent)])}
-    process = subprocess.Popen([sys.executable, "-c", KILLED_CONVERSION, str(cache_dir), str(marker), str(REPO)],
+    process = subprocess.Popen([sys.executable, "-c", KILLED_CONVERSION, str(cache_dir), str(marker)],
                                cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         for _ in range(1200):
@@ -333,7 +332,7 @@ def test_a_png_that_cannot_be_written_leaves_the_previous_one(tmp_path, monkeypa
 
 FILE_SIZE_LIMITED_WRITE = """
 import resource, signal, sys
-from results_io import ResultsWriteError, write_json_atomic
+from qa_transfer.results_io import ResultsWriteError, write_json_atomic
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # the write fails with EFBIG instead of killing the process
 resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
 try:

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from matplotlib.patches import Rectangle
 
-from plots import (
+from qa_transfer.plots import (
     plot_confusion_matrix,
     plot_heatmap,
     plot_loss_curve,

@@ -9,11 +9,11 @@ import pytest
 import torch
 from transformers import AutoModelForQuestionAnswering, TrainingArguments
 
-import precision
-import script_args
-from errors import ArgumentError
-from precision import cpu_bf16_instructions, keep_head_in_fp32, precision_name
-from script_args import ScriptArgumentParser, parse_args_with_config
+from qa_transfer import precision
+from qa_transfer import script_args
+from qa_transfer.errors import ArgumentError
+from qa_transfer.precision import cpu_bf16_instructions, keep_head_in_fp32, precision_name
+from qa_transfer.script_args import ScriptArgumentParser, parse_args_with_config
 
 REPO = precision.__file__.rsplit("/", 1)[0]
 

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from qa_data import QADataError, load_qa_file, oversample_unanswerable, select_questions, validate_dataset
+from qa_transfer.qa_data import QADataError, load_qa_file, oversample_unanswerable, select_questions, validate_dataset
 
 CONTEXT = "The tower was built in 1887 by the city."
 
@@ -102,7 +102,7 @@ def test_oversampling_repeats_only_the_unanswerable_questions(tmp_path):
 def test_validating_a_converted_split_streams_and_repairs_only_when_asked(tmp_path):
     from datasets import Dataset
 
-    from qa_data import FLAT_FEATURES
+    from qa_transfer.qa_data import FLAT_FEATURES
 
     good = load_qa_file(write(tmp_path, "g.json", squad([qa("a"), qa("b", impossible=True)])))
     assert validate_dataset(good, "hub/validation") is good  # nothing repaired: the same Arrow table, no copy

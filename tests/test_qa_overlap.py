@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 import cross_eval
-import qa_overlap
-from qa_scores import bootstrap_interval, question_scores
+from qa_transfer import qa_overlap
+from qa_transfer.qa_scores import bootstrap_interval, question_scores
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE = REPO / "examples" / "qa_sample"

@@ -10,9 +10,9 @@ import pytest
 from datasets import Dataset
 
 import run_qa
-from errors import ArgumentError
-from qa_data import FLAT_FEATURES, load_qa_file
-from qa_probes import FILLER_WORDS, ProbeError, apply_probe, parse_probe, randomize_answers, sentence_spans
+from qa_transfer.errors import ArgumentError
+from qa_transfer.qa_data import FLAT_FEATURES, load_qa_file
+from qa_transfer.qa_probes import FILLER_WORDS, ProbeError, apply_probe, parse_probe, randomize_answers, sentence_spans
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE = REPO / "examples" / "qa_sample"

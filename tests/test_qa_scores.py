@@ -4,8 +4,8 @@ estimate, repeat under the same seed, narrow with more questions and survive deg
 import numpy as np
 import pytest
 
-from qa_scores import QuestionScore, bootstrap_interval, question_scores, score_intervals
-from utils_qa import load_squad_v2_metric
+from qa_transfer.qa_scores import QuestionScore, bootstrap_interval, question_scores, score_intervals
+from qa_transfer.qa_scores import load_squad_v2_metric
 
 REFERENCES = {
     "a": {"text": ["the Rhine river", "Rhine"], "answer_start": [0, 4]},

@@ -18,9 +18,9 @@ import torch
 from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
 import run_classification
-from classification_data import InputError
+from qa_transfer.classification_data import InputError
 from run_classification import main, parse_arguments
-from tweet_preprocessing import preprocess_text
+from qa_transfer.tweet_preprocessing import preprocess_text
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).parent / "fixtures" / "classification"

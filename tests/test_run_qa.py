@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 import run_qa
-from errors import ArgumentError
-from script_utils import run_script
+from qa_transfer.errors import ArgumentError
+from qa_transfer.script_utils import run_script
 from distributed import accelerate_launch
 
 REPO = Path(__file__).resolve().parent.parent

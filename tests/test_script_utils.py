@@ -6,14 +6,14 @@ from dataclasses import dataclass, field
 import pytest
 from transformers import TrainingArguments
 
-import script_args
-import script_utils
-from errors import ArgumentError, UsageError
-from packaged_models import PackagedModelError
-from qa_data import QADataError
-from qa_probes import ProbeError
-from results_io import ResultsWriteError
-from script_args import ScriptArgumentParser, parse_args_with_config
+from qa_transfer import script_args
+from qa_transfer import script_utils
+from qa_transfer.errors import ArgumentError, UsageError
+from qa_transfer.packaged_models import PackagedModelError
+from qa_transfer.qa_data import QADataError
+from qa_transfer.qa_probes import ProbeError
+from qa_transfer.results_io import ResultsWriteError
+from qa_transfer.script_args import ScriptArgumentParser, parse_args_with_config
 
 
 @dataclass

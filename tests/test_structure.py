@@ -16,14 +16,16 @@ SCRIPTS = {"run_qa", "run_classification", "cross_eval", "fine_tune_all", "conve
 # The files of the QA scripts and their plumbing, whose functions stay readable.
 MAX_FUNCTION_LINES = 150
 # Every module of the project (the scripts, their helpers, the dataset sources).
-PROJECT_FILES = sorted(str(path.relative_to(REPO)) for path in [*REPO.glob("*.py"), *(REPO / "qa_sources").glob("*.py")])
+PACKAGE = REPO / "qa_transfer"
+PROJECT_FILES = sorted(str(path.relative_to(REPO)) for path in [*REPO.glob("*.py"), *PACKAGE.rglob("*.py")])
 
 
 def project_modules() -> dict[str, Path]:
-    """Module name -> file, for the top-level modules and the qa_sources package."""
+    """Module name -> file, for the top-level scripts (and utils_qa) and every module of the qa_transfer package."""
     modules = {path.stem: path for path in REPO.glob("*.py")}
-    for path in (REPO / "qa_sources").glob("*.py"):
-        modules["qa_sources" if path.stem == "__init__" else f"qa_sources.{path.stem}"] = path
+    for path in PACKAGE.rglob("*.py"):
+        parts = path.relative_to(REPO).with_suffix("").parts
+        modules[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
     return modules
 
 
@@ -81,8 +83,9 @@ def test_the_graph_check_finds_a_circle():
 
 def test_no_import_circle_among_our_modules():
     graph = import_graph()
-    assert {"qa_data", "qa_adapters", "qa_sources.common", "run_qa", "script_utils"} <= set(graph)
-    assert "qa_data" in graph["qa_adapters"]  # the parser sees imports at all
+    assert {"qa_transfer.qa_data", "qa_transfer.qa_adapters", "qa_transfer.qa_sources.common", "run_qa",
+            "qa_transfer.script_utils"} <= set(graph)
+    assert "qa_transfer.qa_data" in graph["qa_transfer.qa_adapters"]  # the parser sees imports at all
     assert find_cycle(graph) is None
 
 
@@ -97,12 +100,12 @@ def test_fine_tune_all_dry_run_loads_no_heavy_library(tmp_path):
     # A fresh interpreter: this test process has loaded torch long ago.
     code = (
         "import sys\n"
-        f"sys.path.insert(0, {str(REPO)!r})\n"
         "import fine_tune_all\n"
         f"assert fine_tune_all.main(['--output_root', {str(tmp_path)!r}, '--dry_run']) == 0\n"
         "print(sorted(m for m in ('torch', 'transformers', 'matplotlib', 'sklearn') if m in sys.modules))\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          cwd=REPO)
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert any(line.startswith("[squad_v2] ") for line in lines)  # it did print the commands
@@ -140,4 +143,4 @@ def test_parser_private_names_live_in_one_module():
     pattern = re.compile(r"\b(" + "|".join(PRIVATE_PARSER_NAMES) + r")\b")
     assert pattern.search("group._group_actions.remove(action)")  # the check sees such a use
     users = [name for name in PROJECT_FILES if pattern.search((REPO / name).read_text(encoding="utf-8"))]
-    assert users == ["script_args.py"]
+    assert users == ["qa_transfer/script_args.py"]

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import torch
 
-import packaged_models
+from qa_transfer import packaged_models
 import run_qa
-import script_utils
-from base_trainer import whole_run_loss
+from qa_transfer import script_utils
+from qa_transfer.base_trainer import whole_run_loss
 
 REPO = Path(__file__).resolve().parent.parent
 QA_SAMPLE = REPO / "examples" / "qa_sample"

@@ -9,7 +9,7 @@ import io
 import numpy as np
 import pytest
 import torch
-from utils_classification import (
+from qa_transfer.utils_classification import (
     WeightedCrossEntropy,
     balanced_class_weights,
     classification_metrics,

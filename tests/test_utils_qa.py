@@ -9,11 +9,10 @@ import torch
 from datasets import Dataset
 from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 
-from qa_data import FLAT_FEATURES
+from qa_transfer.qa_data import FLAT_FEATURES
 from utils_qa import WindowConfig, build_windows, postprocess_qa_predictions, span_loss, top_k_indices, window_features
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
-from bench_postprocess import compare_outputs, plain_loop_postprocess  # noqa: E402
+from bench_postprocess import compare_outputs, plain_loop_postprocess
 
 LONG_CONTEXT = (
     "the old tower stands on the north bank of the river . " * 6

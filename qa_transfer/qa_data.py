@@ -25,8 +25,8 @@ from typing import Any
 import numpy as np
 from datasets import Dataset, Features, List, Value
 
-from dataset_columns import arrow_column, list_lengths
-from errors import UsageError
+from qa_transfer.dataset_columns import arrow_column, list_lengths
+from qa_transfer.errors import UsageError
 
 logger = logging.getLogger("qa_transfer.qa_data")
 

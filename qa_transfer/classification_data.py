@@ -19,8 +19,8 @@ from typing import Any
 import transformers
 from datasets import Dataset, load_dataset
 
-from dataset_columns import column_list
-from errors import UsageError
+from qa_transfer.dataset_columns import column_list
+from qa_transfer.errors import UsageError
 
 SUPPORTED_SUFFIXES = (".csv", ".json", ".jsonl")
 # pandas names an empty header cell "Unnamed: 0"; the vaccine files keep their row index there.

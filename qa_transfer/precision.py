@@ -13,7 +13,7 @@ from __future__ import annotations
 import platform
 from typing import TYPE_CHECKING, Any
 
-from errors import ArgumentError
+from qa_transfer.errors import ArgumentError
 
 if TYPE_CHECKING:
     from transformers import TrainingArguments

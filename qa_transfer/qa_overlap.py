@@ -51,11 +51,11 @@ import datasets
 import numpy as np
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
-from dataset_columns import arrow_columns
-from plots import plot_overlap_buckets
-from qa_probes import sentence_spans
-from qa_scores import bootstrap_interval
-from results_io import read_json, write_json_atomic, write_text_atomic
+from qa_transfer.dataset_columns import arrow_columns
+from qa_transfer.plots import plot_overlap_buckets
+from qa_transfer.qa_probes import sentence_spans
+from qa_transfer.qa_scores import bootstrap_interval
+from qa_transfer.results_io import read_json, write_json_atomic, write_text_atomic
 
 ANALYSES = ("overlap",)
 OVERLAP_FILE = "overlap.json"

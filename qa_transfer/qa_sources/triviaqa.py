@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from qa_data import QADataError, read_json_document
+from qa_transfer.qa_data import QADataError, read_json_document
 
 from .common import ConversionStats, HubCopy, OfficialSource, flat_record, peek_text, require, rows_of
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 
-from qa_data import QADataError, iter_json_lines
+from qa_transfer.qa_data import QADataError, iter_json_lines
 
 from .common import ConversionStats, OfficialSource, flat_record, peek_text, require, span_answer
 

@@ -30,7 +30,7 @@ from typing import Any
 
 from datasets import Dataset
 
-from errors import UsageError
+from qa_transfer.errors import UsageError
 
 # Part of every probed cell's settings: a change to what a probe does makes stored probed cells stale.
 PROBES_VERSION = 1

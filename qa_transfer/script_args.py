@@ -22,9 +22,9 @@ from typing import Any
 import torch
 from transformers import HfArgumentParser, TrainingArguments
 
-from errors import ArgumentError, UsageError
-from precision import cpu_bf16_instructions, cpu_bf16_request
-from script_utils import config_file_argument, read_config_values, use_config_values
+from qa_transfer.errors import ArgumentError, UsageError
+from qa_transfer.precision import cpu_bf16_instructions, cpu_bf16_request
+from qa_transfer.script_utils import config_file_argument, read_config_values, use_config_values
 
 TRAINING_ARGUMENTS_DOCS = "https://huggingface.co/docs/transformers/main_classes/trainer#transformers.TrainingArguments"
 TRAINER_GROUP = "Trainer options (transformers.TrainingArguments)"

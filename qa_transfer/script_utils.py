@@ -37,8 +37,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from errors import ArgumentError, UsageError
-from precision import cpu_bf16_instructions, precision_name
+from qa_transfer.errors import ArgumentError, UsageError
+from qa_transfer.precision import cpu_bf16_instructions, precision_name
 
 if TYPE_CHECKING:
     from transformers import TrainingArguments
@@ -142,7 +142,7 @@ def save_run_arguments(training_args: TrainingArguments, *script_args: object) -
         return
     from dataclasses import asdict
 
-    from results_io import write_json_atomic
+    from qa_transfer.results_io import write_json_atomic
 
     record = {type(args).__name__: asdict(args) for args in script_args}
     record["TrainingArguments"] = training_args.to_dict()

@@ -36,7 +36,7 @@ from datasets import Dataset, DownloadConfig, DownloadManager, NamedSplit, load_
 from datasets.exceptions import DatasetGenerationError
 from huggingface_hub.errors import OfflineModeIsEnabled
 
-from qa_data import (
+from qa_transfer.qa_data import (
     FLAT_FEATURES,
     QADataError,
     RecordStats,
@@ -48,9 +48,9 @@ from qa_data import (
     validate_dataset,
     validate_records,
 )
-from qa_sources import mrqa, natural_questions, newsqa, quac, triviaqa
-from qa_sources.common import ConversionStats, OfficialSource, RemoteFiles
-from results_io import write_json_atomic
+from qa_transfer.qa_sources import mrqa, natural_questions, newsqa, quac, triviaqa
+from qa_transfer.qa_sources.common import ConversionStats, OfficialSource, RemoteFiles
+from qa_transfer.results_io import write_json_atomic
 
 logger = logging.getLogger("qa_transfer.qa_adapters")
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 
-from results_io import read_json
+from qa_transfer.results_io import read_json
 
 # Written next to the model by `run_qa.py --do_train`.
 RUN_INFO_FILE = "qa_run_info.json"

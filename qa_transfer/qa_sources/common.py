@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from qa_data import UNREADABLE, QADataError, RecordStats, require_file, unique_occurrence
+from qa_transfer.qa_data import UNREADABLE, QADataError, RecordStats, require_file, unique_occurrence
 
 
 @dataclass

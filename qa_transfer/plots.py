@@ -19,7 +19,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from sklearn.metrics import auc, confusion_matrix, roc_curve
 
-from results_io import atomic_output
+from qa_transfer.results_io import atomic_output
 
 
 def save_png(figure: Figure, path: str | os.PathLike) -> None:

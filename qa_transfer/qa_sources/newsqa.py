@@ -27,7 +27,7 @@ import re
 from collections import Counter
 from collections.abc import Iterator
 
-from qa_data import QADataError, read_json_document
+from qa_transfer.qa_data import QADataError, read_json_document
 
 from . import mrqa
 from .common import (

@@ -14,8 +14,8 @@ from transformers import Trainer, TrainerCallback
 from transformers.trainer_callback import ExportableState
 from transformers.trainer_utils import EvalLoopOutput, TrainOutput, has_length
 
-from precision import precision_name
-from results_io import share_private_files, write_json_atomic
+from qa_transfer.precision import precision_name
+from qa_transfer.results_io import share_private_files, write_json_atomic
 
 logger = logging.getLogger("qa_transfer.base_trainer")
 

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
-from errors import UsageError
+from qa_transfer.errors import UsageError
 
 
 class ResultsWriteError(UsageError, OSError):

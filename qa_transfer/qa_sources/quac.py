@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from qa_data import QADataError, read_json_document
+from qa_transfer.qa_data import QADataError, read_json_document
 
 from .common import ConversionStats, OfficialSource, RemoteFiles, flat_record, peek_text, require
 
