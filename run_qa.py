@@ -39,7 +39,7 @@ from qa_transfer.packaged_models import resolve_model_path
 from qa_transfer.plots import plot_loss_curve
 from qa_transfer.precision import keep_head_in_fp32, precision_name
 from qa_transfer.qa_adapters import ADAPTERS, StreamLimit, adapter_name, conversion_name, load_qa_split
-from qa_transfer.qa_data import QADataError, answer_counts, has_unanswerable, oversample_unanswerable, select_questions
+from qa_transfer.qa_data import QADataError, has_unanswerable, oversample_unanswerable, select_questions
 from qa_transfer.qa_probes import randomize_answers
 from qa_transfer.qa_run_info import (
     RUN_INFO_FILE,
@@ -48,6 +48,8 @@ from qa_transfer.qa_run_info import (
     recorded_version_2_with_negative,
 )
 from qa_transfer.qa_scores import load_squad_v2_metric
+from qa_transfer.qa_training import QATrainer, qa_trainer
+from qa_transfer.qa_windows import WindowConfig, model_inputs, window_split
 from qa_transfer.results_io import write_json_atomic
 from qa_transfer.script_args import (
     ScriptArgumentParser,
@@ -63,16 +65,7 @@ from qa_transfer.script_utils import (
     save_run_arguments,
     setup_logging,
 )
-from utils_qa import (
-    QAEvalArguments,
-    QAEvaluator,
-    QATrainer,
-    WindowConfig,
-    build_windows,
-    model_inputs,
-    qa_data_collator,
-    write_prediction_files,
-)
+from utils_qa import QAEvalArguments, QAEvaluator, evaluate_qa, write_prediction_files
 
 logger = logging.getLogger("qa_transfer.run_qa")
 
@@ -299,36 +292,25 @@ def main(argv: list[str] | None = None) -> None:
     model, tokenizer, windows = load_model(model_args, data_args)
     keep_head_in_fp32(model, training_args)
 
-    # --- Preprocess: one windowing function for every split -------------------------------------------
-    def windowed(examples: datasets.Dataset | None, with_labels: bool, postprocess_columns: bool,
-                 desc: str) -> datasets.Dataset | None:
-        if examples is None:
-            return None
-        with training_args.main_process_first(desc=desc):
-            return build_windows(
-                examples, tokenizer, windows, with_labels=with_labels, with_postprocess_columns=postprocess_columns,
-                num_proc=data_args.preprocessing_num_workers, load_from_cache_file=not data_args.overwrite_cache,
-                desc=desc,
-            )
-
+    # --- Preprocess: one windowing of every split -----------------------------------------------------
     training_questions = None
     if splits.train is not None:
         training_questions = oversample_unanswerable(splits.train, data_args.oversample_unanswerable)
-    train_features = windowed(training_questions, True, False, "Windowing train")
-    eval_features = windowed(splits.eval, True, True, "Windowing validation")
-    predict_features = windowed(splits.predict, False, True, "Windowing test")
+    train_features = window_split(training_questions, tokenizer, windows, data_args, training_args,
+                                  with_labels=True, with_postprocess_columns=False, desc="Windowing train")
+    eval_features = window_split(splits.eval, tokenizer, windows, data_args, training_args,
+                                 with_labels=True, with_postprocess_columns=True, desc="Windowing validation")
+    predict_features = window_split(splits.predict, tokenizer, windows, data_args, training_args,
+                                    with_labels=False, with_postprocess_columns=True, desc="Windowing test")
 
     metric = load_squad_v2_metric()
     postprocess = data_args.postprocess_config(version_2)
-    evaluator = QAEvaluator(splits.eval, eval_features, postprocess, metric) if eval_features is not None else None
-    trainer = QATrainer(
-        model=model,
-        args=training_args,
+    trainer = qa_trainer(
+        model, tokenizer, training_args, data_args.pad_to_max_length, QATrainer,
         train_dataset=train_features,
-        eval_dataset=model_inputs(eval_features) if eval_features is not None else None,
-        processing_class=tokenizer,
-        data_collator=qa_data_collator(tokenizer, data_args.pad_to_max_length, training_args),
-        compute_metrics=evaluator,
+        # evaluations during training (--eval_strategy) score the questions too
+        eval_dataset=None if eval_features is None else model_inputs(eval_features),
+        compute_metrics=None if eval_features is None else QAEvaluator(splits.eval, eval_features, postprocess, metric),
         no_answer_loss_weight=data_args.no_answer_loss_weight,
     )
     save_run_arguments(training_args, model_args, data_args)
@@ -347,27 +329,15 @@ def main(argv: list[str] | None = None) -> None:
         save_results("train", metrics)
         trainer.save_state()
 
-    # --- Evaluate -----------------------------------------------------------------------------------
-    if training_args.do_eval:
-        metrics = trainer.evaluate()
-        metrics["eval_samples"] = len(splits.eval)
-        metrics["eval_windows"] = len(eval_features)
-        save_results("eval", metrics)
+    # --- Evaluate and predict: the evaluation every cross_eval.py cell runs too ------------------------
+    evaluations = (("eval", splits.eval, eval_features), ("predict", splits.predict, predict_features))
+    for split, examples, features in evaluations:
+        if not getattr(training_args, f"do_{split}"):
+            continue
+        metrics, answers = evaluate_qa(trainer, examples, features, postprocess, metric, prefix=split)
+        save_results(split, metrics)
         if trainer.is_world_process_zero():
-            write_prediction_files(training_args.output_dir, "eval", evaluator.last_output)
-
-    # --- Predict ------------------------------------------------------------------------------------
-    if training_args.do_predict:
-        predict_evaluator = QAEvaluator(splits.predict, predict_features, postprocess, metric)
-        output = trainer.predict(model_inputs(predict_features), metric_key_prefix="predict")
-        answers = predict_evaluator.postprocess(*output.predictions[:2])
-        metrics = dict(output.metrics)
-        if answer_counts(splits.predict).any():  # the test file has gold answers
-            metrics.update({f"predict_{k}": v for k, v in predict_evaluator.score(answers).items()})
-        metrics["predict_samples"] = len(splits.predict)
-        save_results("predict", metrics)
-        if trainer.is_world_process_zero():
-            write_prediction_files(training_args.output_dir, "predict", answers)
+            write_prediction_files(training_args.output_dir, split, answers)
 
     # --- Record what this model is, and plot the losses ---------------------------------------------
     if trainer.is_world_process_zero() and training_args.do_train:

@@ -1,38 +1,26 @@
-"""Shared extractive-QA machinery: window features, vectorised post-processing, the evaluator that turns a
-Trainer's logits into SQuAD 2.0 predictions and metrics, and the Trainer that can weigh no-answer windows. Used by
-run_qa.py and cross_eval.py.
+"""QA post-processing and evaluation: a Trainer's window logits turned into one answer per question (vectorised),
+scored with the squad_v2 metric, and written as the prediction files; `evaluate_qa` is the one evaluation that
+run_qa.py's eval and predict steps and every cross_eval.py cell run. The windows themselves are cut by
+qa_transfer/qa_windows.py, the Trainer is qa_transfer/qa_training.py's.
 """
 
 from __future__ import annotations
 
-import gc
 import logging
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
-import torch
 from datasets import Dataset
-from transformers import (
-    DataCollatorWithPadding,
-    EvalPrediction,
-    PreTrainedTokenizerBase,
-    TrainingArguments,
-    default_data_collator,
-)
+from transformers import EvalPrediction, PreTrainedTokenizerBase, Trainer
 
-from qa_transfer.base_trainer import BaseTrainer
 from qa_transfer.dataset_columns import arrow_columns, list_offsets, to_numpy
+from qa_transfer.qa_data import answer_counts
+from qa_transfer.qa_windows import WindowConfig, check_qa_tokenizer, gc_paused, model_inputs
 from qa_transfer.results_io import write_json_atomic
 
 logger = logging.getLogger("qa_transfer.utils_qa")
-
-# Feature columns that post-processing needs but the model must not see.
-POSTPROCESS_COLUMNS = ["example_id", "offset_mapping", "context_start", "context_end"]
-
 
 @dataclass
 class QAEvalArguments:
@@ -77,7 +65,7 @@ class QAEvalArguments:
         if self.doc_stride >= self.max_seq_length - self.max_query_length - 3:
             raise ValueError("--doc_stride must leave room for new context in each window: lower it or raise --max_seq_length")
 
-    def window_config(self, tokenizer: PreTrainedTokenizerBase) -> "WindowConfig":
+    def window_config(self, tokenizer: PreTrainedTokenizerBase) -> WindowConfig:
         """The windowing for this tokenizer; a ValueError when --doc_stride leaves it no new context per window
         (the special tokens of a question/context pair differ: 3 for BERT, 4 for RoBERTa and MPNet)."""
         check_qa_tokenizer(tokenizer)
@@ -91,188 +79,10 @@ class QAEvalArguments:
             )
         return WindowConfig(max_seq_length, self.doc_stride, self.max_query_length, self.pad_to_max_length)
 
-    def postprocess_config(self, version_2_with_negative: bool) -> "PostprocessConfig":
+    def postprocess_config(self, version_2_with_negative: bool) -> PostprocessConfig:
         return PostprocessConfig(
             version_2_with_negative, self.n_best_size, self.max_answer_length, self.null_score_diff_threshold
         )
-
-
-def check_qa_tokenizer(tokenizer: PreTrainedTokenizerBase) -> None:
-    """A ValueError unless the tokenizer can window QA examples: a fast tokenizer (answers map back to text
-    through its character offsets) that pads on the right. Windows are question first, context second, and the
-    unanswerable target is the first token ([CLS] or <s>); left padding would move both under dynamic padding."""
-    if not tokenizer.is_fast:
-        raise ValueError(
-            f"{type(tokenizer).__name__} is not a fast tokenizer; QA needs one (answers map back to text through "
-            "its character offsets)"
-        )
-    if tokenizer.padding_side != "right":
-        raise ValueError(
-            f"the tokenizer pads on the {tokenizer.padding_side}; QA windows need right padding: set "
-            '"padding_side": "right" in the model\'s tokenizer_config.json'
-        )
-
-
-def qa_data_collator(tokenizer: PreTrainedTokenizerBase, pad_to_max_length: bool, training_args: TrainingArguments):
-    """Windows are already padded with --pad_to_max_length; otherwise pad each batch to its longest window
-    (to a multiple of 8 under mixed precision, for tensor cores)."""
-    if pad_to_max_length:
-        return default_data_collator
-    mixed = training_args.fp16 or training_args.bf16
-    return DataCollatorWithPadding(tokenizer, pad_to_multiple_of=8 if mixed else None)
-
-
-@dataclass
-class WindowConfig:
-    """How a (question, context) pair is cut into model inputs."""
-
-    max_seq_length: int = 384
-    doc_stride: int = 128
-    max_query_length: int = 64
-    pad_to_max_length: bool = False
-
-
-def truncate_questions(questions: list[str], tokenizer: PreTrainedTokenizerBase, max_query_length: int) -> list[str]:
-    """Strip leading whitespace (some SQuAD questions have a lot) and cut questions to `max_query_length`
-    tokens, so a long question can never crowd the context out of the window."""
-    questions = [q.lstrip() for q in questions]
-    encoded = tokenizer(questions, add_special_tokens=False, return_offsets_mapping=True)
-    return [
-        q if len(offsets) <= max_query_length else q[: offsets[max_query_length - 1][1]]
-        for q, offsets in zip(questions, encoded["offset_mapping"])
-    ]
-
-
-def window_features(
-    examples: dict[str, list],
-    tokenizer: PreTrainedTokenizerBase,
-    config: WindowConfig,
-    with_labels: bool,
-    with_postprocess_columns: bool,
-) -> dict[str, list]:
-    """Tokenize a batch of examples into overlapping windows over each context: question first, then a slice
-    of the context, right-padded (see `check_qa_tokenizer`), whatever the special tokens and token types.
-
-    One function for training, evaluation and prediction:
-    - `with_labels`: start/end token positions of the first gold answer; the first token (position 0: [CLS],
-      <s>) for unanswerable questions and for windows that do not contain the whole answer, so the model learns
-      to abstain there.
-    - `with_postprocess_columns`: the example id, token character offsets and the window's context token range,
-      which post-processing needs to map logits back to answer text. A context token's offsets leave out any
-      whitespace it starts with: sentencepiece-style tokens ("▁word", DeBERTa-v2, XLM-R) carry the space before
-      the word, and an answer text must not begin with it.
-    """
-    questions = truncate_questions(examples["question"], tokenizer, config.max_query_length)
-    contexts = examples["context"]
-    encoded = tokenizer(
-        questions,
-        contexts,
-        truncation="only_second",
-        max_length=config.max_seq_length,
-        stride=config.doc_stride,
-        return_overflowing_tokens=True,
-        return_offsets_mapping=True,
-        padding="max_length" if config.pad_to_max_length else False,
-    )
-    sample_map = encoded.pop("overflow_to_sample_mapping")
-    offset_mapping = encoded.pop("offset_mapping")
-    starts, ends, example_ids, context_starts, context_ends, window_offsets = [], [], [], [], [], []
-    with gc_paused():  # hundreds of small offset lists per window
-        for i, offsets in enumerate(offset_mapping):
-            sequence_ids = encoded.sequence_ids(i)
-            context_start = sequence_ids.index(1)
-            context_end = len(sequence_ids) - 1 - sequence_ids[::-1].index(1)
-            sample = sample_map[i]
-            context_starts.append(context_start)
-            context_ends.append(context_end)
-            example_ids.append(examples["id"][sample])
-            if with_postprocess_columns:
-                window_offsets.append(trimmed_offsets(offsets, contexts[sample], context_start, context_end))
-            if not with_labels:
-                continue
-            answers = examples["answers"][sample]
-            start_token = end_token = 0
-            if answers["answer_start"]:
-                start_char = answers["answer_start"][0]
-                end_char = start_char + len(answers["text"][0])
-                if offsets[context_start][0] <= start_char and offsets[context_end][1] >= end_char:
-                    start_token = context_start
-                    while start_token <= context_end and offsets[start_token][0] <= start_char:
-                        start_token += 1
-                    start_token -= 1
-                    end_token = context_end
-                    while end_token >= context_start and offsets[end_token][1] >= end_char:
-                        end_token -= 1
-                    end_token += 1
-            starts.append(start_token)
-            ends.append(end_token)
-    if with_labels:
-        encoded["start_positions"] = starts
-        encoded["end_positions"] = ends
-    if with_postprocess_columns:
-        encoded["example_id"] = example_ids
-        encoded["offset_mapping"] = window_offsets
-        encoded["context_start"] = context_starts
-        encoded["context_end"] = context_ends
-    return dict(encoded)
-
-
-def trimmed_offsets(
-    offsets: list[tuple[int, int]], context: str, context_start: int, context_end: int
-) -> list[list[int]]:
-    """A window's token offsets, each context token's start moved past any whitespace it begins with."""
-    trimmed = []
-    for index, (start, end) in enumerate(offsets):
-        if context_start <= index <= context_end:
-            while start < end and context[start].isspace():
-                start += 1
-        trimmed.append([start, end])
-    return trimmed
-
-
-def build_windows(
-    examples: Dataset,
-    tokenizer: PreTrainedTokenizerBase,
-    config: WindowConfig,
-    with_labels: bool,
-    with_postprocess_columns: bool,
-    num_proc: int | None = None,
-    load_from_cache_file: bool = True,
-    desc: str = "Windowing",
-) -> Dataset:
-    """`window_features` over a whole dataset through `datasets.map` (cached on disk by fingerprint)."""
-    return examples.map(
-        window_features,
-        batched=True,
-        remove_columns=examples.column_names,
-        fn_kwargs={
-            "tokenizer": tokenizer,
-            "config": config,
-            "with_labels": with_labels,
-            "with_postprocess_columns": with_postprocess_columns,
-        },
-        num_proc=num_proc,
-        load_from_cache_file=load_from_cache_file,
-        desc=desc,
-    )
-
-
-def model_inputs(features: Dataset) -> Dataset:
-    """The features without the post-processing columns: what the model and the data collator see."""
-    return features.remove_columns([c for c in POSTPROCESS_COLUMNS if c in features.column_names])
-
-
-@contextmanager
-def gc_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector while building many objects that cannot form cycles (otherwise it
-    rescans them all, again and again, as their number grows)."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def top_k_indices(values: np.ndarray, k: int) -> np.ndarray:
@@ -377,7 +187,7 @@ def postprocess_qa_predictions(
     # Selection runs on the logits as given (float32 from the Trainer); scores are summed in float64.
     start_logits = np.asarray(start_logits)
     end_logits = np.asarray(end_logits)
-    n_features, seq_len = start_logits.shape
+    n_features = start_logits.shape[0]
     if n_features != len(features):
         raise ValueError(f"got logits for {n_features} windows but there are {len(features)} windows")
     example_columns = arrow_columns(examples, ["id", "context"])
@@ -393,21 +203,8 @@ def postprocess_qa_predictions(
     context_end = to_numpy(columns["context_end"], np.int64)[:, None]
     flat_offsets, window_first = list_offsets(columns["offset_mapping"])
 
-    # Candidate spans: the best starts x the best ends of each window, kept when both tokens lie in the context,
-    # end >= start and the span is short enough. np.nonzero walks window, start rank, end rank: the plain
-    # loop's order, which breaks ties below.
-    position = np.int16 if seq_len < 2**15 else np.int32  # small integers: less memory to stream through
-    top_starts = top_k_indices(start_logits, n_best_size).astype(position)
-    top_ends = top_k_indices(end_logits, n_best_size).astype(position)
-    k = top_starts.shape[1]
-    start_inside = (top_starts >= context_start) & (top_starts <= context_end)
-    end_inside = (top_ends >= context_start) & (top_ends <= context_end)
-    end_minus_start = top_ends[:, None, :] - top_starts[:, :, None]
-    valid = start_inside[:, :, None] & end_inside[:, None, :] & (end_minus_start >= 0) & (end_minus_start < max_answer_length)
-    feat_idx, pair = np.divmod(np.flatnonzero(valid), k * k)
-    start_rank, end_rank = np.divmod(pair, k)
-    starts = top_starts[feat_idx, start_rank]
-    ends = top_ends[feat_idx, end_rank]
+    feat_idx, starts, ends = _candidate_spans(start_logits, end_logits, context_start, context_end, n_best_size,
+                                              max_answer_length)
     span_start_logit = start_logits[feat_idx, starts].astype(np.float64)
     span_end_logit = end_logits[feat_idx, ends].astype(np.float64)
     scores = span_start_logit + span_end_logit
@@ -429,16 +226,8 @@ def postprocess_qa_predictions(
     best_span = np.full(n_examples, -1)
     best_span[span_example[rank == 0]] = np.nonzero(rank == 0)[0]
 
-    # The null entry: each example's lowest [CLS] score, from its first window with that score.
-    null_scores = start_logits[:, 0].astype(np.float64) + end_logits[:, 0].astype(np.float64)
-    by_null = np.lexsort((np.arange(n_features), null_scores, feature_example))
-    first_of_group = np.ones(n_features, dtype=bool)
-    first_of_group[1:] = feature_example[by_null][1:] != feature_example[by_null][:-1]
-    lowest_window = np.full(n_examples, -1)
-    lowest_window[feature_example[by_null[first_of_group]]] = by_null[first_of_group]
-    has_window = lowest_window >= 0
-    null_score = np.where(has_window, null_scores[lowest_window], np.inf)
-    has_null = has_window & version_2_with_negative
+    lowest_window, null_score = _null_entries(start_logits, end_logits, feature_example, n_examples)
+    has_null = (lowest_window >= 0) & version_2_with_negative
 
     # The n-best entries, example after example: an example's spans, with its null entry placed after every
     # span scoring at least as much (as a stable sort of the spans followed by the null entry would).
@@ -464,7 +253,54 @@ def postprocess_qa_predictions(
         entry_score, _group_softmax(entry_score, entry_example, entry_first, entry_count),
     )
 
-    # Answers: the best span, or "" when the null odds exceed the threshold.
+    predictions, null_odds = _answers(example_ids, contexts, span_chars, span_score, best_span, null_score,
+                                      version_2_with_negative, null_score_diff_threshold)
+    return QAPredictions(predictions, nbest, null_odds)
+
+
+def _candidate_spans(start_logits: np.ndarray, end_logits: np.ndarray, context_start: np.ndarray,
+                     context_end: np.ndarray, n_best_size: int,
+                     max_answer_length: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The candidate spans of every window as (window, start token, end token) arrays: the best starts x the best
+    ends of each window, kept when both tokens lie in the context, end >= start and the span is short enough.
+    np.nonzero walks window, start rank, end rank: the plain loop's order, by which the caller breaks ties."""
+    seq_len = start_logits.shape[1]
+    position = np.int16 if seq_len < 2**15 else np.int32  # small integers: less memory to stream through
+    top_starts = top_k_indices(start_logits, n_best_size).astype(position)
+    top_ends = top_k_indices(end_logits, n_best_size).astype(position)
+    k = top_starts.shape[1]
+    start_inside = (top_starts >= context_start) & (top_starts <= context_end)
+    end_inside = (top_ends >= context_start) & (top_ends <= context_end)
+    end_minus_start = top_ends[:, None, :] - top_starts[:, :, None]
+    valid = start_inside[:, :, None] & end_inside[:, None, :] & (end_minus_start >= 0) & (end_minus_start < max_answer_length)
+    feat_idx, pair = np.divmod(np.flatnonzero(valid), k * k)
+    start_rank, end_rank = np.divmod(pair, k)
+    starts = top_starts[feat_idx, start_rank]
+    ends = top_ends[feat_idx, end_rank]
+    return feat_idx, starts, ends
+
+
+def _null_entries(start_logits: np.ndarray, end_logits: np.ndarray, feature_example: np.ndarray,
+                  n_examples: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each example's null score, its lowest first-token ([CLS]) score over its windows (inf without a window),
+    and the first of its windows with that score (-1 without a window)."""
+    n_features = len(feature_example)
+    null_scores = start_logits[:, 0].astype(np.float64) + end_logits[:, 0].astype(np.float64)
+    by_null = np.lexsort((np.arange(n_features), null_scores, feature_example))
+    first_of_group = np.ones(n_features, dtype=bool)
+    first_of_group[1:] = feature_example[by_null][1:] != feature_example[by_null][:-1]
+    lowest_window = np.full(n_examples, -1)
+    lowest_window[feature_example[by_null[first_of_group]]] = by_null[first_of_group]
+    return lowest_window, np.where(lowest_window >= 0, null_scores[lowest_window], np.inf)
+
+
+def _answers(
+    example_ids: list[str], contexts: list[str], span_chars: np.ndarray, span_score: np.ndarray,
+    best_span: np.ndarray, null_score: np.ndarray, version_2_with_negative: bool, null_score_diff_threshold: float,
+) -> tuple[dict[str, str], dict[str, float]]:
+    """Each example's answer, its best span (`best_span`: its index, -1 for none) or, with negatives, "" when the
+    null odds (null score - best span score) exceed the threshold; and the null odds (none without negatives)."""
+    n_examples = len(example_ids)
     has_span = best_span >= 0
     best_span = np.maximum(best_span, 0)
     best_chars = span_chars[best_span] if len(span_chars) else np.zeros((n_examples, 2), dtype=np.int64)
@@ -474,11 +310,11 @@ def postprocess_qa_predictions(
         for context, found, cs, ce in zip(contexts, has_span.tolist(), best_chars[:, 0].tolist(), best_chars[:, 1].tolist())
     ]
     if not version_2_with_negative:
-        return QAPredictions(dict(zip(example_ids, best_text)), nbest)
+        return dict(zip(example_ids, best_text)), {}
     odds = np.where(has_span, null_score - best_score, np.inf)
     answered = (has_span & ~(odds > null_score_diff_threshold)).tolist()
     predictions = {example_id: text if ok else "" for example_id, text, ok in zip(example_ids, best_text, answered)}
-    return QAPredictions(predictions, nbest, dict(zip(example_ids, odds.tolist())))
+    return predictions, dict(zip(example_ids, odds.tolist()))
 
 
 def _group_softmax(scores: np.ndarray, group: np.ndarray, group_first: np.ndarray, group_size: np.ndarray) -> np.ndarray:
@@ -547,49 +383,6 @@ class QAEvaluator:
         return self.score(self.postprocess(start_logits, end_logits))
 
 
-def span_loss(
-    start_logits: torch.Tensor, end_logits: torch.Tensor, start_positions: torch.Tensor, end_positions: torch.Tensor,
-    no_answer_weight: float = 1.0,
-) -> torch.Tensor:
-    """The QA models' own training loss (the mean of the start and end cross-entropies; a position past the
-    window is ignored), with each target on the first token (a no-answer window's) weighing `no_answer_weight`
-    times as much as a target inside the context: cross-entropy's class weight on position 0, whose mean is the
-    weighted mean over the batch's windows. Weight 1 gives the models' loss."""
-    ignored = start_logits.size(1)
-    position_weights = torch.ones(ignored, dtype=torch.float32, device=start_logits.device)
-    position_weights[0] = no_answer_weight
-    losses = [
-        torch.nn.functional.cross_entropy(
-            logits.float(), positions.reshape(-1).clamp(0, ignored).to(logits.device),
-            weight=position_weights.to(logits.device), ignore_index=ignored,
-        )
-        for logits, positions in ((start_logits, start_positions), (end_logits, end_positions))
-    ]
-    return (losses[0] + losses[1]) / 2
-
-
-class QATrainer(BaseTrainer):
-    """BaseTrainer with run_qa.py's `--no_answer_loss_weight`: in training, each no-answer window's loss weighs
-    that much more (span_loss). A heavier weight moves the balance between answering and abstaining without
-    changing the training questions; evaluation losses stay unweighted, comparable between runs."""
-
-    def __init__(self, *args: Any, no_answer_loss_weight: float = 1.0, **kwargs: Any):
-        super().__init__(*args, **kwargs)
-        self.no_answer_loss_weight = no_answer_loss_weight
-        if no_answer_loss_weight != 1.0:
-            self.loss_is_scaled_for_ga = False  # a mean over one batch, like the models' own loss
-
-    def compute_loss(self, model: Any, inputs: dict[str, Any], return_outputs: bool = False,
-                     num_items_in_batch: Any = None) -> Any:
-        if self.no_answer_loss_weight == 1.0 or not model.training or "start_positions" not in inputs:
-            return super().compute_loss(model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch)
-        forward_inputs = {key: value for key, value in inputs.items() if key not in ("start_positions", "end_positions")}
-        outputs = model(**forward_inputs)
-        loss = span_loss(outputs["start_logits"], outputs["end_logits"], inputs["start_positions"],
-                         inputs["end_positions"], self.no_answer_loss_weight)
-        return (loss, outputs) if return_outputs else loss
-
-
 def write_prediction_files(output_dir: str, prefix: str, output: QAPredictions) -> None:
     """`{prefix}_predictions.json`, `{prefix}_nbest_predictions.json` and, with negatives, `{prefix}_null_odds.json`."""
     write_json_atomic(os.path.join(output_dir, f"{prefix}_predictions.json"), output.predictions)
@@ -597,3 +390,33 @@ def write_prediction_files(output_dir: str, prefix: str, output: QAPredictions) 
     if output.null_odds:
         write_json_atomic(os.path.join(output_dir, f"{prefix}_null_odds.json"), output.null_odds)
 
+
+def evaluate_qa(
+    trainer: Trainer,
+    examples: Dataset,
+    features: Dataset,
+    config: PostprocessConfig,
+    metric: Any,
+    prefix: str = "eval",
+) -> tuple[dict[str, Any], QAPredictions]:
+    """`trainer`'s model on `features`, the windows of `examples` with their post-processing columns: each
+    question's answer, and the metrics (`<prefix>_exact`, `_f1`, ... when the examples have gold answers, the
+    Trainer's loss and runtime, `<prefix>_samples` and `<prefix>_windows`). "eval" goes through
+    `Trainer.evaluate` (logged, seen by callbacks), any other prefix through `Trainer.predict`."""
+    evaluator = QAEvaluator(examples, features, config, metric)
+    if prefix == "eval":
+        kept, trainer.compute_metrics = trainer.compute_metrics, evaluator
+        try:
+            metrics = trainer.evaluate(model_inputs(features), metric_key_prefix=prefix)
+        finally:
+            trainer.compute_metrics = kept
+        answers = evaluator.last_output
+    else:
+        output = trainer.predict(model_inputs(features), metric_key_prefix=prefix)
+        answers = evaluator.postprocess(*output.predictions[:2])
+        metrics = dict(output.metrics)
+        if answer_counts(examples).any():  # a test file with gold answers is scored too
+            metrics.update({f"{prefix}_{key}": value for key, value in evaluator.score(answers).items()})
+    metrics[f"{prefix}_samples"] = len(examples)
+    metrics[f"{prefix}_windows"] = len(features)
+    return metrics, answers

@@ -33,11 +33,11 @@ import sys
 import time
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-
 import run_classification
 from qa_transfer.packaged_models import PACKAGED_MINILM
 from qa_transfer.results_io import write_json_atomic
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
 
 DEFAULT_DATA_DIR = REPO_ROOT.parent / "shared" / "data" / "vaccine_stance"
 # The goals on this validation set: for the packaged MiniLM, and for a base-size encoder.

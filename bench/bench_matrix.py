@@ -44,14 +44,13 @@ import sys
 import time
 
 import numpy as np
+from bench_qa import prepare_abstain_training
 from scipy.stats import spearmanr
+
+from qa_transfer.results_io import read_json, write_json_atomic, write_text_atomic
 
 BENCH = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(BENCH)
-
-from bench_qa import prepare_abstain_training
-
-from qa_transfer.results_io import read_json, write_json_atomic, write_text_atomic
 
 DATA = os.path.relpath(os.path.join(REPO, "..", "shared", "data"), REPO)  # commands run in the repository
 ROWS = ["squad_v2", "natural_questions", "newsqa"]
@@ -159,7 +158,7 @@ def precision_overrides(extra: list[str]) -> list[str]:
 def our_cells(matrix: dict, metric: str) -> dict[tuple[str, str], tuple[float, list[float] | None]]:
     """(row, column) -> (score, interval) of the matrix's computed cells, for `metric` (HasAns_f1 is f1 on sets
     without unanswerable questions)."""
-    from cross_eval import cell_interval, cell_value
+    from qa_transfer.matrix_report import cell_interval, cell_value
 
     cells = {}
     for row in matrix["rows"]:

@@ -29,7 +29,7 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 FIXTURE = REPO_ROOT / "tests" / "fixtures" / "adapters" / "nq" / "dev" / "nq-dev-00.jsonl"
-FILLER_WORDS = "the river city was built by people who crossed the old bridge every year to reach the capital".split()
+FILLER_WORDS = ["the", "river", "city", "was", "built", "by", "people", "who", "crossed", "the", "old", "bridge", "every", "year", "to", "reach", "the", "capital"]
 
 
 def pad_document(example: dict, copy_index: int, target_bytes: int) -> dict:

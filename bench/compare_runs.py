@@ -14,16 +14,15 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 
 import numpy as np
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 from qa_transfer.dataset_columns import arrow_columns
 from qa_transfer.qa_adapters import load_qa_split
 from qa_transfer.qa_scores import bootstrap_interval, question_scores
 from qa_transfer.results_io import read_json
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def paired_difference(a: np.ndarray, b: np.ndarray, resamples: int = 1000, seed: int = 0) -> tuple[float, list[float]]:

@@ -13,16 +13,15 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 import time
 from pathlib import Path
 
 from datasets import Dataset, disable_progress_bars
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-
 from qa_transfer.qa_data import load_qa_file
 from qa_transfer.qa_probes import apply_probe, auxiliary_index, randomize_answers
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
 
 DATA = REPO_ROOT.parent / "shared" / "data"
 DEFAULT_SETS = [

@@ -157,7 +157,7 @@ def load_hub_table(hub: HubDataset, split: str, cache_dir: str | None) -> Datase
     options = {"token": hub.token} if hub.token is not None else {}
     try:
         return load_dataset(hub.name, hub.config, split=split, cache_dir=cache_dir, **options)
-    except Exception as err:  # noqa: BLE001 - offline, no network, no such split: the same advice
+    except Exception as err:
         raise InputError(f"{hub.name}/{split}: cannot load the hub dataset ({type(err).__name__}: {err}); offline, "
                          "pass the data as --train_file / --validation_file / --test_file") from err
 
@@ -168,7 +168,8 @@ def join_text_columns(dataset: Dataset, path: Path, text_column: str, delimiter:
     names = text_column.split(",")
     if len(names) == 1:
         return dataset
-    check_columns(dataset, path, {"text_column": name for name in names})
+    for name in names:  # each of the joined columns must exist
+        check_columns(dataset, path, {"text_column": name})
     return dataset.map(
         lambda batch: {text_column: [delimiter.join(map(str, parts)) for parts in zip(*(batch[n] for n in names))]},
         batched=True, desc="Joining the text columns",

@@ -26,30 +26,28 @@ import itertools
 import json
 import logging
 import os
-import socket
-import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 import datasets
-from datasets import Dataset, DownloadConfig, DownloadManager, NamedSplit, load_dataset
+from datasets import Dataset, NamedSplit, load_dataset
 from datasets.exceptions import DatasetGenerationError
-from huggingface_hub.errors import OfflineModeIsEnabled
 
 from qa_transfer.qa_data import (
     FLAT_FEATURES,
+    SPLIT_ALIASES,
     QADataError,
     RecordStats,
     answer_counts,
-    SPLIT_ALIASES,
     load_qa_file,
     read_raw_records,
     require_file,
     validate_dataset,
     validate_records,
 )
+from qa_transfer.qa_downloads import download_split_files
 from qa_transfer.qa_sources import mrqa, natural_questions, newsqa, quac, triviaqa
-from qa_transfer.qa_sources.common import ConversionStats, OfficialSource, RemoteFiles
+from qa_transfer.qa_sources.common import ConversionStats, OfficialSource
 from qa_transfer.results_io import write_json_atomic
 
 logger = logging.getLogger("qa_transfer.qa_adapters")
@@ -59,8 +57,6 @@ CONVERSION_VERSION = 3
 # The conversion name of data used as published (SQuAD), and of a SQuAD-format file whose making is not known here.
 AS_PUBLISHED = "as_published"
 SQUAD_FORMAT_FILE = "squad_format_file"
-# Attempts per file before a download is given up; each failed one leaves nothing in the cache.
-DOWNLOAD_ATTEMPTS = 3
 # Rows a seeded hub stream holds to shuffle (after shuffling the order of its files): datasets' default.
 STREAM_SHUFFLE_BUFFER = 1000
 
@@ -250,7 +246,7 @@ def convert_source_split(
             rows = load_dataset(hub.repo_id, hub.config, split=split, streaming=True, **columns)
             if limit is not None and limit.seed is not None:
                 rows = rows.shuffle(seed=limit.seed, buffer_size=STREAM_SHUFFLE_BUFFER)
-        except Exception as err:  # noqa: BLE001 - any hub failure gets the same advice
+        except Exception as err:
             raise QADataError(
                 f"{label}: cannot load the hub copy ({type(err).__name__}: {err}); offline, download the official "
                 f"files and pass --data_dir DIR (looked for: {', '.join(source.split_files[split])}), or the file "
@@ -280,62 +276,6 @@ def convert_files(
     related = sorted({p for path in paths for p in source.related_paths(path)})
     key = {"files": [_file_identity(p) for p in paths + related], "split": split}
     return cached_conversion(source, key, file_records, cache_dir, label=label, split=split or "train")
-
-
-def remote_urls(remote: RemoteFiles, split: str) -> list[str]:
-    """The download URLs of one split: under `$<base_url_env>` when that is set, else under the public location."""
-    base = (os.environ.get(remote.base_url_env) or remote.base_url).rstrip("/")
-    return [f"{base}/{name}" for name in remote.split_files[split]]
-
-
-def connection_failure(err: BaseException) -> BaseException | None:
-    """The exception behind `err` that says the host could not be reached (a name that does not resolve, a
-    refused connection, a timeout), or None: datasets reports those as a FileNotFoundError, like a missing file."""
-    seen: BaseException | None = err
-    for _ in range(32):  # a chain is short; this bounds a cyclic one
-        if seen is None:
-            break
-        if isinstance(seen, (socket.gaierror, ConnectionError, TimeoutError)) or "Connect" in type(seen).__name__:
-            return seen
-        seen = seen.__cause__ or seen.__context__
-    return None
-
-
-def download_split_files(remote: RemoteFiles, split: str, cache_dir: str | None, manual_help: str) -> list[str]:
-    """Local paths of one split's official files, downloaded once into the datasets download cache (under
-    `<cache_dir>/downloads` when given) and reused offline. A transfer cut short is tried again from the start, up
-    to DOWNLOAD_ATTEMPTS times: datasets writes it to a `.incomplete` file that never enters the cache."""
-    urls = remote_urls(remote, split)
-    # use_etag=False: a cached file is reused without asking the server, so a cached download works offline.
-    config = DownloadConfig(
-        cache_dir=os.path.join(cache_dir, "downloads") if cache_dir else None, use_etag=False, disable_tqdm=True
-    )
-    manager = DownloadManager(download_config=config)
-    paths = []
-    for url in urls:
-        for attempt in range(1, DOWNLOAD_ATTEMPTS + 1):
-            try:
-                # .gz files are unpacked (and cached unpacked), so the conversion reads plain text.
-                paths.append(manager.download_and_extract(url))
-                break
-            except OfflineModeIsEnabled:
-                raise QADataError(f"{url}: not downloaded yet, and offline (HF_HUB_OFFLINE is set). {manual_help}") from None
-            except FileNotFoundError as err:
-                if (unreachable := connection_failure(err)) is not None:
-                    raise QADataError(
-                        f"{url}: the network is unreachable ({unreachable}). Offline: {manual_help}; and set "
-                        "HF_HUB_OFFLINE=1 so that nothing tries the network"
-                    ) from None
-                raise QADataError(f"{url}: not found ({err}); {manual_help}") from None
-            except Exception as err:  # noqa: BLE001 - a dropped connection, a transfer cut short: try again
-                if attempt == DOWNLOAD_ATTEMPTS:
-                    raise QADataError(
-                        f"{url}: download failed {attempt} times ({type(err).__name__}: {err}); {manual_help}"
-                    ) from err
-                logger.warning("%s: download attempt %d failed (%s: %s); trying again", url, attempt,
-                               type(err).__name__, err)
-                time.sleep(attempt)
-    return paths
 
 
 def _counted_rows(rows: Iterable[dict], stats: ConversionStats) -> Iterator[dict]:
@@ -416,7 +356,7 @@ def load_squad_format_hub(repo_id: str, config: str | None, split: str, cache_di
     options = {"token": token} if token is not None else {}
     try:
         dataset = load_dataset(repo_id, config, split=split, cache_dir=cache_dir, **options)
-    except Exception as err:  # noqa: BLE001 - offline, no network, no such split: the same advice
+    except Exception as err:
         if unknown_name:  # most likely a misspelt name rather than a hub dataset
             raise QADataError(f"unknown dataset {repo_id!r}: not one of {', '.join(sorted(ADAPTERS))}, and no hub "
                               f"dataset of that id loads ({type(err).__name__}: {err})") from err

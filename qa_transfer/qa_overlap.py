@@ -40,11 +40,12 @@ from __future__ import annotations
 import bisect
 import hashlib
 import json
+import logging
 import math
 import os
 import re
-from fractions import Fraction
 from collections.abc import Mapping
+from fractions import Fraction
 from typing import Any
 
 import datasets
@@ -52,10 +53,13 @@ import numpy as np
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
 from qa_transfer.dataset_columns import arrow_columns
+from qa_transfer.matrix_report import EvalColumn, ModelRow, cell_dir_of, merge_with_earlier, read_earlier_report
 from qa_transfer.plots import plot_overlap_buckets
 from qa_transfer.qa_probes import sentence_spans
 from qa_transfer.qa_scores import bootstrap_interval
 from qa_transfer.results_io import read_json, write_json_atomic, write_text_atomic
+
+logger = logging.getLogger("qa_transfer.qa_overlap")
 
 ANALYSES = ("overlap",)
 OVERLAP_FILE = "overlap.json"
@@ -337,3 +341,37 @@ def write_analysis_reports(output_dir: str, report: Mapping[str, Any]) -> None:
         plot_overlap_buckets(values, intervals, rows, columns, BUCKETS, os.path.join(output_dir, "overlap.png"),
                              in_domain=[(i, columns.index(in_domain_column(report, row))) for i, row in enumerate(rows)
                                         if in_domain_column(report, row) in columns])
+
+
+def write_overlap_analysis(output_dir: str, rows: list[ModelRow], columns: list[EvalColumn],
+                           run_cells: dict[str, dict[str, Any]]) -> list[str]:
+    """The overlap analysis (qa_overlap.py) of the evaluated unprobed cells, from their stored predictions,
+    merged with the one an earlier run left like the matrix; returns the cells whose analysis failed."""
+    analysis = OverlapAnalysis()
+    cells: dict[str, dict[str, Any]] = {row.label: {} for row in rows}
+    failures = []
+    for row in rows:
+        for column in columns:
+            cell = run_cells[row.label][column.name]
+            if "metrics" not in cell:
+                cells[row.label][column.name] = {"error": cell["error"]}
+                continue
+            try:
+                summary = analysis.cell(cell_dir_of(output_dir, row, column.name), cell, column.name, column.examples)
+            except (OSError, ValueError, KeyError) as err:  # a cell's missing or broken files: the others go on
+                message = f"overlap analysis of {row.label} -> {column.name}: {type(err).__name__}: {err}"
+                logger.error("%s", message)
+                failures.append(message)
+                cells[row.label][column.name] = {"error": f"{type(err).__name__}: {err}"}
+                continue
+            cells[row.label][column.name] = {"metrics": summary}
+    # No absolute paths: the report is meant to be committed.
+    report = {"analysis": "overlap", "rows": [row.label for row in rows],
+              "columns": [column.name for column in columns],
+              "models": {row.label: {"fine_tuned_on": row.fine_tuned_on} for row in rows},
+              "datasets": {column.name: {"error": column.error} for column in columns}, "cells": cells,
+              "failures": failures}
+    write_analysis_reports(output_dir, merge_with_earlier(report, read_earlier_report(output_dir, ANALYSIS_FILE)))
+    logger.info("overlap analysis: %d cell(s) computed, %d reused; wrote %s, analysis.md and overlap.png to %s",
+                analysis.computed, analysis.reused, ANALYSIS_FILE, output_dir)
+    return failures

@@ -37,14 +37,13 @@ PROBES_VERSION = 1
 
 FILLER_WORDS = ("really", "actually", "definitely")
 AUXILIARY_VERBS = frozenset(
-    "is are was were am be been do does did has have had can could will would shall should may might must".split()
+    ["is", "are", "was", "were", "am", "be", "been", "do", "does", "did", "has", "have", "had", "can", "could", "will", "would", "shall", "should", "may", "might", "must"]
 )
 IRREGULAR_CONTRACTIONS = {"can": "can't", "will": "won't", "shall": "shan't"}
 NO_CONTRACTION = frozenset({"am", "be", "been", "may", "might"})
 # Words whose final period ends no sentence ("Mr. Smith", "St. Louis", "c. 1850"); one-letter words too ("J. Smith").
 ABBREVIATIONS = frozenset(
-    "mr mrs ms dr prof st jr sr vs no nos vol fig gen col lt sgt capt gov sen rep rev inc co corp ltd etc approx "
-    "ca c jan feb mar apr jun jul aug sep sept oct nov dec mt ft".split()
+    ["mr", "mrs", "ms", "dr", "prof", "st", "jr", "sr", "vs", "no", "nos", "vol", "fig", "gen", "col", "lt", "sgt", "capt", "gov", "sen", "rep", "rev", "inc", "co", "corp", "ltd", "etc", "approx", "ca", "c", "jan", "feb", "mar", "apr", "jun", "jul", "aug", "sep", "sept", "oct", "nov", "dec", "mt", "ft"]
 )
 # End of a sentence: terminal punctuation, optional closing quotes or brackets, then whitespace.
 SENTENCE_END = re.compile(r"[.!?]+[\"'\u201d\u2019)\]]*\s+")

@@ -21,6 +21,9 @@ from typing import Any
 
 import numpy as np
 
+from qa_transfer.dataset_columns import arrow_columns
+from qa_transfer.results_io import read_json, write_json_atomic
+
 METRIC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "squad_v2_metric")
 METRIC_FILE = os.path.join(METRIC_DIR, "squad_v2_metric.py")
 
@@ -112,3 +115,26 @@ def score_intervals(scores: Mapping[str, QuestionScore], resamples: int = 1000, 
             values = np.array([getattr(score, name) for score in group])
             intervals[f"{prefix}{name}_ci"] = list(bootstrap_interval(values, resamples, confidence, seed))
     return intervals
+
+
+SCORES_FILE = "eval_scores.json"  # each question's exact match and F1 (0-1), and whether it has an answer
+
+
+def attach_intervals(cell: dict[str, Any], cell_dir: str, examples: Any, resamples: int, confidence: float,
+                     seed: int) -> bool:
+    """Give a cross_eval.py `cell` (a Dataset's `examples` evaluated into `cell_dir`) its bootstrap intervals (`<metric>_ci` in its metrics) and write each question's scores
+    (eval_scores.json), from the predictions stored in `cell_dir`; a cell that has them for these bootstrap
+    settings is left alone. Returns whether the cell changed."""
+    bootstrap = {"resamples": resamples, "confidence": confidence, "seed": seed}
+    if cell.get("bootstrap") == bootstrap:
+        return False
+    predictions = read_json(os.path.join(cell_dir, "eval_predictions.json"))
+    columns = arrow_columns(examples, ["id", "answers"])
+    references = dict(zip(columns["id"].to_pylist(), columns["answers"].to_pylist()))
+    scores = question_scores(predictions, references)
+    write_json_atomic(os.path.join(cell_dir, SCORES_FILE), {
+        qid: {"exact": score.exact, "f1": score.f1, "has_answer": score.has_answer} for qid, score in scores.items()
+    }, indent=None)
+    cell["metrics"].update(score_intervals(scores, resamples, confidence, seed))
+    cell["bootstrap"] = bootstrap
+    return True

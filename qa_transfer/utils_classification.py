@@ -4,16 +4,24 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from datasets import Dataset
 from scipy.special import softmax
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, classification_report, precision_recall_fscore_support, roc_auc_score
 from sklearn.pipeline import make_pipeline
 
+from qa_transfer.classification_data import LABEL_IDS_COLUMN, InputError
+from qa_transfer.dataset_columns import column_list
+from qa_transfer.plots import plot_confusion_matrix, plot_roc_curves
+from qa_transfer.results_io import write_text_atomic
+from qa_transfer.tweet_preprocessing import PREPROCESSED_TEXT_COLUMN
 
 # --- Metrics and report ---------------------------------------------------------------------------------------
 
@@ -177,3 +185,76 @@ def comparison_table(rows: dict[str, dict[str, float]], note: str) -> str:
     for model_name, metrics in rows.items():
         lines.append(f"| {model_name} | " + " | ".join(f"{metrics[key]:.4f}" for _, key in COMPARISON_COLUMNS) + " |")
     return "# Model comparison\n\n" + note + "\n\n" + "\n".join(lines) + "\n"
+
+
+def freeze_lower_layers(model: torch.nn.Module, count: int) -> None:
+    """Fix the embeddings and the first `count` layers of the encoder (BERT, RoBERTa, MPNet, DeBERTa-v2, ...)."""
+    base = model.base_model
+    layers = getattr(getattr(base, "encoder", None), "layer", None)
+    if layers is None:
+        raise InputError(f"--freeze_lower_layers: {type(base).__name__} has no encoder.layer list to freeze")
+    if not 0 < count <= len(layers):
+        raise InputError(f"--freeze_lower_layers must be between 1 and {len(layers)} for this model, got {count}")
+    base.embeddings.requires_grad_(False)
+    for layer in layers[:count]:
+        layer.requires_grad_(False)
+
+
+def tokenized_splits(
+    preprocessed: dict[str, Dataset], tokenizer: Any, max_seq_length: int, pad_to_max_length: bool, **map_options: Any
+) -> dict[str, Dataset]:
+    """The model inputs of each preprocessed split: token ids (and label ids where the split has them)."""
+
+    def tokenize(batch: dict[str, list]) -> dict[str, list]:
+        return tokenizer(
+            batch[PREPROCESSED_TEXT_COLUMN],
+            padding="max_length" if pad_to_max_length else False,
+            max_length=max_seq_length,
+            truncation=True,
+        )
+
+    model_inputs = {}
+    for split, dataset in preprocessed.items():
+        model_inputs[split] = dataset.map(
+            tokenize,
+            batched=True,
+            remove_columns=[column for column in dataset.column_names if column != LABEL_IDS_COLUMN],
+            desc=f"Tokenizing the {split} split",
+            **map_options,
+        )
+    return model_inputs
+
+
+def tfidf_baseline_comparison(
+    preprocessed: dict[str, Any], labels: Sequence[int], label_names: list[str], eval_metrics: dict[str, float],
+    files: dict[str, Any], model_name: str, class_weights: str, seed: int, settings: str,
+) -> tuple[dict[str, float], str]:
+    """The TF-IDF + logistic-regression baseline fitted on the same preprocessed training split and scored on the
+    validation split: its metrics, and comparison.md's table of it beside the fine-tuned model's `eval_metrics`."""
+    baseline_probabilities = tfidf_baseline_probabilities(
+        column_list(preprocessed["train"], PREPROCESSED_TEXT_COLUMN),
+        column_list(preprocessed["train"], LABEL_IDS_COLUMN),
+        column_list(preprocessed["validation"], PREPROCESSED_TEXT_COLUMN),
+        len(label_names),
+        class_weight="balanced" if class_weights == "balanced" else None,
+        seed=seed,
+    )
+    baseline_metrics = classification_metrics(labels, baseline_probabilities, label_names)
+    note = (
+        f"Validation file `{files['validation']}` ({len(labels)} rows); training file `{files['train']}` "
+        f"({len(preprocessed['train'])} rows); {settings}, class_weights={class_weights}."
+    )
+    rows = {f"{model_name} (fine-tuned)": unprefixed("eval", eval_metrics),
+            "TF-IDF + logistic regression": baseline_metrics}  # fmt: skip
+    return baseline_metrics, comparison_table(rows, note)
+
+
+def write_evaluation_reports(output_dir: Path, model_name: str, validation_file: Path, labels: Any,
+                             probabilities: Any, label_names: list[str]) -> None:
+    """classification_report.txt, roc_curves.png and confusion_matrix.png of one evaluation."""
+    title = f"{model_name} on {validation_file} ({len(labels)} rows)"
+    write_text_atomic(output_dir / "classification_report.txt", report_text(labels, probabilities, label_names, title))
+    plot_roc_curves(labels, probabilities, label_names, output_dir / "roc_curves.png")
+    # The figure names its model and split, so that it reads alone (in a report, beside another run's).
+    plot_confusion_matrix(labels, probabilities.argmax(axis=-1), label_names, output_dir / "confusion_matrix.png",
+                          title=f"{Path(model_name).name} on {validation_file.name}")

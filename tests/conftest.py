@@ -1,5 +1,4 @@
 import os
-import sys
 from pathlib import Path
 
 # Everything in the tests runs offline: no hub, no telemetry.
@@ -10,7 +9,6 @@ os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import pytest
-
 from tiny_models import save_tiny_bert
 
 

@@ -6,9 +6,8 @@ import os
 import socket
 import subprocess
 import sys
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+from shared import REPO
 
 
 def free_port() -> int:

@@ -12,15 +12,15 @@ from pathlib import Path
 
 import datasets
 import pytest
+from converter_oracle import newsqa_records, quac_records
+from converter_oracle import record as rec  # the flat layout, written out independently of the adapters
 
 import convert_qa
 from qa_transfer import qa_adapters
 from qa_transfer.qa_adapters import convert_named_split, load_named_file, load_named_split
 from qa_transfer.qa_data import QADataError, load_qa_file
-from qa_transfer.script_utils import run_script
 from qa_transfer.qa_sources import quac
-from converter_oracle import newsqa_records, quac_records
-from converter_oracle import record as rec  # the flat layout, written out independently of the adapters
+from qa_transfer.script_utils import run_script
 
 datasets.disable_progress_bars()
 

@@ -2,13 +2,10 @@
 size search's out-of-memory handling, and the FLOP count behind the utilisation figure."""
 
 import json
-import sys
-from pathlib import Path
-
-import pytest
-import torch
 
 import bench_gpu
+import pytest
+import torch
 
 
 @pytest.mark.skipif(not bench_gpu.DATA.is_dir(), reason=f"the shared data ({bench_gpu.DATA}) is not beside the repository")

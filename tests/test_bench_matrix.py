@@ -2,12 +2,9 @@
 Spearman, disagreements against our intervals) and results published without absolute paths."""
 
 import json
-import sys
-from pathlib import Path
-
-import pytest
 
 import bench_matrix
+import pytest
 
 
 def cell(f1: float, low: float, high: float) -> dict:

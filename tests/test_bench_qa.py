@@ -1,18 +1,16 @@
 """bench/bench_qa.py's `abstain` training set, prepared from small pool / mix / genuine-dev files written here."""
 
 import json
-import sys
 from collections import Counter
 from pathlib import Path
 
-import pytest
-
 import bench_qa
+import pytest
+from shared import qa_record
 
 
 def record(record_id: str, title: str, context: str, question: str, answer: str | None) -> dict:
-    answers = {"text": [answer], "answer_start": [context.index(answer)]} if answer else {"text": [], "answer_start": []}
-    return {"id": record_id, "title": title, "context": context, "question": question, "answers": answers}
+    return qa_record(record_id, question, context, answer, title=title)
 
 
 def write_jsonl(path: Path, records: list[dict]) -> str:

@@ -19,13 +19,19 @@ import datasets
 import nltk
 import pytest
 from bs4 import BeautifulSoup
+from test_adapters import FIXTURES, assert_aligned, cache_dir, rec  # noqa: F401 - cache_dir is a fixture
 
-from qa_transfer import qa_adapters
 import run_qa
-from qa_transfer.qa_adapters import StreamLimit, convert_named_file, convert_named_split, load_named_split, load_qa_split
+from qa_transfer import qa_adapters
+from qa_transfer.qa_adapters import (
+    StreamLimit,
+    convert_named_file,
+    convert_named_split,
+    load_named_split,
+    load_qa_split,
+)
 from qa_transfer.qa_data import QADataError
 from qa_transfer.qa_sources import triviaqa
-from test_adapters import FIXTURES, assert_aligned, cache_dir, rec  # noqa: F401 - cache_dir is a fixture
 
 datasets.disable_progress_bars()
 

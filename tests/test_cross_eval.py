@@ -4,27 +4,28 @@ run_qa.py --do_eval, resuming, failures that leave the other cells running, and 
 import contextlib
 import io
 import json
+import math
 import shlex
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
+from distributed import accelerate_launch
+from shared import REPO, SMALL_WINDOWS
+from tiny_models import save_tiny_bert
 
 import cross_eval
 import fine_tune_all
 import run_qa
-from distributed import accelerate_launch
+from qa_transfer import matrix_report
 from qa_transfer.errors import ArgumentError, UsageError
 from qa_transfer.qa_probes import ProbeError
+from qa_transfer.qa_scores import SCORES_FILE
 from qa_transfer.script_utils import run_script
-from tiny_models import save_tiny_bert
 
-REPO = Path(__file__).resolve().parent.parent
 SAMPLE = REPO / "examples" / "qa_sample"
 NEWS = REPO / "examples" / "news_sample"
-SMALL_WINDOWS = ["--max_seq_length", "64", "--doc_stride", "16", "--max_query_length", "16"]
 # Two evaluation sets from local files: SQuAD-format with unanswerable questions, and flat JSONL, all answerable.
 LOCAL_DATASETS = ["--datasets", f"squad_v2={SAMPLE / 'dev.json'}", f"newsqa={NEWS / 'dev.jsonl'}"]
 
@@ -239,10 +240,10 @@ def test_a_bad_argument_is_one_clear_error(tmp_path):
 
 def test_hasans_of_a_fully_answerable_set_is_its_score():
     answerable_only = {"exact": 40.0, "f1": 50.0, "total": 10}
-    assert cross_eval.cell_value(answerable_only, "HasAns_f1") == 50.0
+    assert matrix_report.cell_value(answerable_only, "HasAns_f1") == 50.0
     mixed = {"exact": 40.0, "f1": 50.0, "HasAns_f1": 30.0, "NoAns_total": 4}
-    assert cross_eval.cell_value(mixed, "HasAns_f1") == 30.0
-    assert cross_eval.math.isnan(cross_eval.cell_value({"f1": 50.0, "NoAns_total": 4}, "HasAns_f1"))
+    assert matrix_report.cell_value(mixed, "HasAns_f1") == 30.0
+    assert math.isnan(matrix_report.cell_value({"f1": 50.0, "NoAns_total": 4}, "HasAns_f1"))
 
 
 def test_rows_follow_the_column_order_and_unusable_folders_say_why(models_dir, tmp_path):
@@ -364,7 +365,7 @@ def test_a_failed_column_keeps_its_earlier_cells_marked(matrix, models_dir, tmp_
     assert len(result["failures"]) == 2  # the folder without a QA head, and the missing file
     markdown = (out / "matrix.md").read_text()
     f1 = earlier["cells"]["squad_v2"]["newsqa"]["metrics"]["f1"]
-    assert f"| squad_v2 | **" in markdown and f"{f1:.1f}*" in markdown
+    assert "| squad_v2 | **" in markdown and f"{f1:.1f}*" in markdown
     assert "squad_v2 -> newsqa: kept from an earlier run; this run: " in markdown
     assert (out / "matrix.csv").read_text().splitlines()[1].split(",")[2] == f"{f1:.2f}"
 
@@ -373,9 +374,9 @@ def test_cells_are_marked_computed_earlier_failed_or_missing():
     report = {"rows": ["a"], "columns": ["x", "y", "z", "w"], "models": {"a": {"fine_tuned_on": "x"}}, "cells": {"a": {
         "x": {"metrics": {"f1": 50.0}}, "y": {"metrics": {"f1": 40.0}, "from_earlier_run": True},
         "z": {"error": "FileNotFoundError: gone"}}}}
-    values = cross_eval.matrix_values(report, "f1")
-    assert cross_eval.cell_marks(report, values) == [["50.0", "40.0*", "failed", "–"]]
-    assert cross_eval.in_domain_cells(report) == [(0, 0)]
+    values = matrix_report.matrix_values(report, "f1")
+    assert matrix_report.cell_marks(report, values) == [["50.0", "40.0*", "failed", "–"]]
+    assert matrix_report.in_domain_cells(report) == [(0, 0)]
 
 
 def test_help_lists_what_matters_for_evaluation(monkeypatch, capsys):
@@ -403,7 +404,7 @@ def test_every_cell_has_bootstrap_intervals_from_its_questions(matrix):
             for name in ("exact", "f1") + (("HasAns_f1", "NoAns_f1") if "NoAns_total" in metrics else ()):
                 low, high = metrics[f"{name}_ci"]
                 assert low <= metrics[name] <= high, (row, column, name)
-            scores = json.loads((out / "cells" / row / column / cross_eval.SCORES_FILE).read_text())
+            scores = json.loads((out / "cells" / row / column / SCORES_FILE).read_text())
             assert len(scores) == metrics["total"]
             assert 100 * sum(s["f1"] for s in scores.values()) / len(scores) == pytest.approx(metrics["f1"])
     markdown = (out / "matrix.md").read_text()

@@ -9,13 +9,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from shared import REPO
 
 import cross_eval
 import fine_tune_all
 import run_qa
 from qa_transfer.errors import ArgumentError
 
-REPO = Path(__file__).resolve().parent.parent
 DEMO = REPO / "configs" / "demo.yaml"
 
 

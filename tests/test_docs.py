@@ -6,8 +6,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from shared import REPO
 
-REPO = Path(__file__).resolve().parent.parent
 PENDING = "docs/_pending/"  # notes waiting to be folded into the docs: not published, not checked
 
 

@@ -12,20 +12,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from shared import REPO, SMALL_WINDOWS, qa_record, windows_of
+from tiny_models import save_tiny_model
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 import cross_eval
 import run_classification
 import run_qa
 from qa_transfer.qa_data import FLAT_FEATURES
-from tiny_models import save_tiny_model
-from utils_qa import QAEvalArguments, WindowConfig, check_qa_tokenizer, postprocess_qa_predictions, window_features
+from qa_transfer.qa_windows import WindowConfig, check_qa_tokenizer
+from utils_qa import QAEvalArguments, postprocess_qa_predictions
 
-REPO = Path(__file__).resolve().parent.parent
 SAMPLE = REPO / "examples" / "qa_sample"
 CLASSIFICATION = Path(__file__).parent / "fixtures" / "classification"
 FAMILIES = ["roberta", "mpnet", "deberta-v2"]
-SMALL_WINDOWS = ["--max_seq_length", "64", "--doc_stride", "16", "--max_query_length", "16"]
 LONG_CONTEXT = (
     "The old tower stands on the north bank of the river. " * 5
     + "The  museum was built in 1887 by the city.\n"  # two spaces and a newline: offsets must skip them
@@ -48,18 +48,6 @@ def cls_model(family, tmp_path_factory) -> Path:
     return save_tiny_model(tmp_path_factory.mktemp(f"{family}_cls"), family, task="cls", num_labels=3)
 
 
-def qa_record(qid: str, question: str, context: str, answer: str | None) -> dict:
-    answers = {"text": [answer], "answer_start": [context.index(answer)]} if answer else {"text": [], "answer_start": []}
-    return {"id": qid, "title": "", "context": context, "question": question, "answers": answers}
-
-
-def windows(tokenizer, records: list[dict], config: WindowConfig) -> dict[str, list]:
-    from datasets import Dataset
-
-    batch = Dataset.from_list(records, features=FLAT_FEATURES).to_dict()
-    return window_features(batch, tokenizer, config, with_labels=True, with_postprocess_columns=True)
-
-
 def test_tokenizers_are_the_family_they_claim(family, qa_model):
     tokenizer = AutoTokenizer.from_pretrained(qa_model)
     encoded = tokenizer("when was it built ?", "the museum was built in 1887 .")
@@ -77,7 +65,7 @@ def test_windows_map_back_to_the_answer_and_abstain_on_the_first_token(family, q
     config = WindowConfig(max_seq_length=48, doc_stride=16, max_query_length=16)
     records = [qa_record("a", "When was the museum built?", LONG_CONTEXT, answer),
                qa_record("u", "Who painted the bridge?", LONG_CONTEXT, None)]  # fmt: skip
-    features = windows(tokenizer, records, config)
+    features = windows_of(tokenizer, records, config)
     n = len(features["input_ids"])
     labelled = [i for i in range(n) if features["start_positions"][i] != 0]
     assert labelled and all(features["example_id"][i] == "a" for i in labelled)

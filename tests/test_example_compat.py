@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from datasets import Dataset
+from shared import REPO
 
 import cross_eval
 import run_classification
@@ -15,7 +16,6 @@ from qa_transfer.classification_data import join_text_columns
 from qa_transfer.qa_data import QADataError
 from qa_transfer.script_args import hub_options
 
-REPO = Path(__file__).resolve().parent.parent
 SAMPLE = REPO / "examples" / "qa_sample"
 CLASSIFICATION = Path(__file__).parent / "fixtures" / "classification"
 

@@ -17,23 +17,21 @@ from pathlib import Path
 
 import pytest
 import torch
+from shared import REPO, SMALL_WINDOWS
 
 import cross_eval
 import fine_tune_all
-from qa_transfer import qa_adapters
 import run_classification
 import run_qa
-from qa_transfer import script_utils
+from qa_transfer import qa_adapters, script_utils
 from qa_transfer.plots import save_png
 from qa_transfer.qa_sources.common import OfficialSource
 from qa_transfer.results_io import ResultsWriteError, write_json_atomic
 
-REPO = Path(__file__).resolve().parent.parent
 KILLPOINT = Path(__file__).resolve().parent / "killpoint.py"
 QA_SAMPLE = REPO / "examples" / "qa_sample"
 NEWS_SAMPLE = REPO / "examples" / "news_sample"
 CLS_FIXTURES = Path(__file__).parent / "fixtures" / "classification"
-SMALL_WINDOWS = ["--max_seq_length", "64", "--doc_stride", "16", "--max_query_length", "16"]
 # Eight steps, a checkpoint every two: killed while writing the third (step 6), a run resumes from step 4.
 STEPS = ["--max_steps", "8", "--save_strategy", "steps", "--save_steps", "2", "--logging_steps", "2",
          "--learning_rate", "1e-3", "--per_device_train_batch_size", "8", "--seed", "5", "--report_to", "none",

@@ -12,11 +12,11 @@ from importlib import metadata
 from pathlib import Path
 
 import pytest
+from shared import REPO
 
 from qa_transfer import packaged_models
 from qa_transfer.packaged_models import PackagedModelError, mpnet_model_dir, resolve_model_path
 
-REPO = Path(__file__).resolve().parent.parent
 FAKE_WEIGHTS = b"\x00weights\x01" * 1000
 
 

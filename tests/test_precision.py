@@ -9,13 +9,10 @@ import pytest
 import torch
 from transformers import AutoModelForQuestionAnswering, TrainingArguments
 
-from qa_transfer import precision
-from qa_transfer import script_args
+from qa_transfer import precision, script_args
 from qa_transfer.errors import ArgumentError
 from qa_transfer.precision import cpu_bf16_instructions, keep_head_in_fp32, precision_name
 from qa_transfer.script_args import ScriptArgumentParser, parse_args_with_config
-
-REPO = precision.__file__.rsplit("/", 1)[0]
 
 
 def parser() -> ScriptArgumentParser:

@@ -8,12 +8,12 @@ from pathlib import Path
 import datasets
 import numpy as np
 import pytest
+from shared import REPO
 
 import cross_eval
 from qa_transfer import qa_overlap
 from qa_transfer.qa_scores import bootstrap_interval, question_scores
 
-REPO = Path(__file__).resolve().parent.parent
 SAMPLE = REPO / "examples" / "qa_sample"
 NEWS = REPO / "examples" / "news_sample"
 

@@ -4,17 +4,16 @@ gives the same output and another seed another one; and run_qa.py's random label
 import json
 import sys
 from collections import Counter
-from pathlib import Path
 
 import pytest
 from datasets import Dataset
+from shared import REPO
 
 import run_qa
 from qa_transfer.errors import ArgumentError
 from qa_transfer.qa_data import FLAT_FEATURES, load_qa_file
 from qa_transfer.qa_probes import FILLER_WORDS, ProbeError, apply_probe, parse_probe, randomize_answers, sentence_spans
 
-REPO = Path(__file__).resolve().parent.parent
 SAMPLE = REPO / "examples" / "qa_sample"
 EVALUATION_PROBES = ["shuffled_context", "question_prefix:3", "no_question", "filler", "filler:really", "negation"]
 

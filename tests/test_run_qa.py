@@ -5,15 +5,14 @@ import shutil
 from pathlib import Path
 
 import pytest
+from distributed import accelerate_launch
+from shared import REPO, SMALL_WINDOWS
 
 import run_qa
 from qa_transfer.errors import ArgumentError
 from qa_transfer.script_utils import run_script
-from distributed import accelerate_launch
 
-REPO = Path(__file__).resolve().parent.parent
 SAMPLE = REPO / "examples" / "qa_sample"
-SMALL_WINDOWS = ["--max_seq_length", "64", "--doc_stride", "16", "--max_query_length", "16"]
 
 
 def run_main(monkeypatch, args):

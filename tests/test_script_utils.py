@@ -6,8 +6,7 @@ from dataclasses import dataclass, field
 import pytest
 from transformers import TrainingArguments
 
-from qa_transfer import script_args
-from qa_transfer import script_utils
+from qa_transfer import script_args, script_utils
 from qa_transfer.errors import ArgumentError, UsageError
 from qa_transfer.packaged_models import PackagedModelError
 from qa_transfer.qa_data import QADataError

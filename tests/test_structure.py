@@ -8,13 +8,15 @@ import sys
 from pathlib import Path
 
 import pytest
+from shared import REPO
 
-REPO = Path(__file__).resolve().parent.parent
 # Scripts: what users run. packaged_models.py also has a command line (a one-off extraction), but it is a helper
 # that the training scripts import, so it is not counted as one.
 SCRIPTS = {"run_qa", "run_classification", "cross_eval", "fine_tune_all", "convert_qa"}
-# The files of the QA scripts and their plumbing, whose functions stay readable.
-MAX_FUNCTION_LINES = 150
+# Every function stays readable in one screen or two, every module in one sitting.
+MAX_FUNCTION_LINES = 100
+MAX_MODULE_LINES = {"cross_eval.py": 500}  # the default below; cross_eval.py keeps discovery, columns and cells
+DEFAULT_MAX_MODULE_LINES = 450
 # Every module of the project (the scripts, their helpers, the dataset sources).
 PACKAGE = REPO / "qa_transfer"
 PROJECT_FILES = sorted(str(path.relative_to(REPO)) for path in [*REPO.glob("*.py"), *PACKAGE.rglob("*.py")])
@@ -91,7 +93,7 @@ def test_no_import_circle_among_our_modules():
 
 def test_no_script_imports_another_script():
     graph = import_graph()
-    assert SCRIPTS <= set(graph)
+    assert set(graph) >= SCRIPTS
     crossings = {script: sorted(graph[script] & SCRIPTS) for script in SCRIPTS if graph[script] & SCRIPTS}
     assert crossings == {}
 
@@ -113,7 +115,7 @@ def test_fine_tune_all_dry_run_loads_no_heavy_library(tmp_path):
 
 
 @pytest.mark.parametrize("file_name", PROJECT_FILES)
-def test_no_function_over_150_lines(file_name):
+def test_no_function_over_100_lines(file_name):
     tree = ast.parse((REPO / file_name).read_text(encoding="utf-8"))
     long = [f"{node.name}: {node.end_lineno - node.lineno + 1} lines" for node in ast.walk(tree)
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
@@ -144,3 +146,35 @@ def test_parser_private_names_live_in_one_module():
     assert pattern.search("group._group_actions.remove(action)")  # the check sees such a use
     users = [name for name in PROJECT_FILES if pattern.search((REPO / name).read_text(encoding="utf-8"))]
     assert users == ["qa_transfer/script_args.py"]
+
+
+@pytest.mark.parametrize("file_name", PROJECT_FILES)
+def test_no_module_over_450_lines(file_name):
+    lines = len((REPO / file_name).read_text(encoding="utf-8").splitlines())
+    assert lines <= MAX_MODULE_LINES.get(file_name, DEFAULT_MAX_MODULE_LINES), f"{file_name}: {lines} lines"
+
+
+def test_the_top_level_holds_the_scripts_and_utils_qa_the_helpers_live_in_the_package():
+    assert {path.stem for path in REPO.glob("*.py")} == SCRIPTS | {"utils_qa"}
+    assert (PACKAGE / "__init__.py").is_file()
+
+
+def test_cross_eval_builds_no_evaluation_of_its_own():
+    """Its cells run utils_qa.evaluate_qa, run_qa.py's evaluation: equal by sharing the code."""
+    source = (REPO / "cross_eval.py").read_text(encoding="utf-8")
+    assert [name for name in ("QAEvaluator(", "build_windows(", "qa_data_collator(") if name in source] == []
+    assert "evaluate_qa(" in source and "evaluate_qa(" in (REPO / "run_qa.py").read_text(encoding="utf-8")
+
+
+def test_tests_and_bench_import_without_touching_sys_path():
+    users = [str(path.relative_to(REPO)) for folder in ("tests", "bench") for path in (REPO / folder).glob("*.py")
+             if "sys.path.insert" in path.read_text(encoding="utf-8") and path.name != "test_structure.py"]
+    assert users == []
+
+
+def test_the_tree_passes_ruff():
+    """The project's lint rules (pyproject.toml) hold everywhere; ruff is pinned in requirements.txt."""
+    ruff = Path(sys.executable).with_name("ruff")
+    done = subprocess.run([str(ruff) if ruff.exists() else "ruff", "check", "--no-cache", "."], cwd=REPO,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr

@@ -15,16 +15,14 @@ import time
 from pathlib import Path
 
 import torch
+from shared import REPO, SMALL_WINDOWS
 
-from qa_transfer import packaged_models
 import run_qa
-from qa_transfer import script_utils
+from qa_transfer import packaged_models, script_utils
 from qa_transfer.base_trainer import whole_run_loss
 
-REPO = Path(__file__).resolve().parent.parent
 QA_SAMPLE = REPO / "examples" / "qa_sample"
 CLS_FIXTURES = Path(__file__).parent / "fixtures" / "classification"
-SMALL_WINDOWS = ["--max_seq_length", "64", "--doc_stride", "16", "--max_query_length", "16"]
 QUICK = ["--report_to", "none", "--seed", "3", "--disable_tqdm", "true", "--logging_steps", "2",
          "--per_device_train_batch_size", "8", "--per_device_eval_batch_size", "4"]
 

@@ -9,6 +9,7 @@ import io
 import numpy as np
 import pytest
 import torch
+
 from qa_transfer.utils_classification import (
     WeightedCrossEntropy,
     balanced_class_weights,

@@ -1,18 +1,16 @@
 """Window features and post-processing, checked against hand-built cases and the benchmark's plain loop."""
 
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from datasets import Dataset
+from bench_postprocess import compare_outputs, plain_loop_postprocess
+from shared import examples_of, qa_record, windows_of
 from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 
-from qa_transfer.qa_data import FLAT_FEATURES
-from utils_qa import WindowConfig, build_windows, postprocess_qa_predictions, span_loss, top_k_indices, window_features
-
-from bench_postprocess import compare_outputs, plain_loop_postprocess
+from qa_transfer.qa_training import span_loss
+from qa_transfer.qa_windows import WindowConfig, build_windows
+from utils_qa import postprocess_qa_predictions, top_k_indices
 
 LONG_CONTEXT = (
     "the old tower stands on the north bank of the river . " * 6
@@ -26,22 +24,6 @@ def tokenizer(tiny_qa_model):
     return AutoTokenizer.from_pretrained(tiny_qa_model)
 
 
-def examples_of(records):
-    return Dataset.from_list(records, features=FLAT_FEATURES)
-
-
-def record(qid, question, context, answer=None):
-    answers = {"text": [], "answer_start": []}
-    if answer is not None:
-        answers = {"text": [answer], "answer_start": [context.index(answer)]}
-    return {"id": qid, "title": "", "context": context, "question": question, "answers": answers}
-
-
-def windows_for(tokenizer, records, config):
-    batch = examples_of(records).to_dict()
-    return window_features(batch, tokenizer, config, with_labels=True, with_postprocess_columns=True)
-
-
 def span_text(features, i, context):
     s, e = features["start_positions"][i], features["end_positions"][i]
     offsets = features["offset_mapping"][i]
@@ -50,7 +32,7 @@ def span_text(features, i, context):
 
 def test_answer_in_a_later_window_is_labelled_there_and_cls_elsewhere(tokenizer):
     config = WindowConfig(max_seq_length=48, doc_stride=16, max_query_length=16)
-    feats = windows_for(tokenizer, [record("q", "when was the museum built ?", LONG_CONTEXT, "1887")], config)
+    feats = windows_of(tokenizer, [qa_record("q", "when was the museum built ?", LONG_CONTEXT, "1887")], config)
     n = len(feats["input_ids"])
     assert n >= 4, "the context must span several windows"
     labelled = [i for i in range(n) if feats["start_positions"][i] != 0]
@@ -66,7 +48,7 @@ def test_answer_cut_by_a_window_edge_targets_cls(tokenizer):
     # With these sizes one window holds the whole answer and two hold only part of it.
     config = WindowConfig(max_seq_length=32, doc_stride=6, max_query_length=16)
     answer = "the museum was built in 1887 by the city"
-    feats = windows_for(tokenizer, [record("q", "what happened ?", LONG_CONTEXT, answer)], config)
+    feats = windows_of(tokenizer, [qa_record("q", "what happened ?", LONG_CONTEXT, answer)], config)
     offsets, ctx_s, ctx_e = feats["offset_mapping"], feats["context_start"], feats["context_end"]
     start_char = LONG_CONTEXT.index(answer)
     end_char = start_char + len(answer)
@@ -86,7 +68,7 @@ def test_answer_cut_by_a_window_edge_targets_cls(tokenizer):
 
 def test_unanswerable_question_targets_cls_in_every_window(tokenizer):
     config = WindowConfig(max_seq_length=48, doc_stride=16, max_query_length=16)
-    feats = windows_for(tokenizer, [record("q", "who painted the bridge ?", LONG_CONTEXT)], config)
+    feats = windows_of(tokenizer, [qa_record("q", "who painted the bridge ?", LONG_CONTEXT)], config)
     assert len(feats["input_ids"]) > 1
     assert set(feats["start_positions"]) == {0} and set(feats["end_positions"]) == {0}
 
@@ -94,7 +76,7 @@ def test_unanswerable_question_targets_cls_in_every_window(tokenizer):
 def test_long_question_is_cut_so_the_context_still_fits(tokenizer):
     config = WindowConfig(max_seq_length=32, doc_stride=8, max_query_length=8)
     long_question = "what " * 50 + "?"
-    feats = windows_for(tokenizer, [record("q", long_question, "the tower is old .", "old")], config)
+    feats = windows_of(tokenizer, [qa_record("q", long_question, "the tower is old .", "old")], config)
     assert len(feats["input_ids"]) == 1
     assert span_text(feats, 0, "the tower is old .") == "old"
 
@@ -113,7 +95,7 @@ def hand_logits(feats, picks, seq_len):
 def test_postprocess_on_hand_built_logits(tokenizer):
     config = WindowConfig(max_seq_length=64, doc_stride=16, max_query_length=16)
     context = "the tower is old . the bridge is new ."
-    records = [record("a", "what is old ?", context, "the tower"), record("b", "what is blue ?", context)]
+    records = [qa_record("a", "what is old ?", context, "the tower"), qa_record("b", "what is blue ?", context)]
     examples = examples_of(records)
     features = build_windows(examples, tokenizer, config, with_labels=True, with_postprocess_columns=True)
     seq_len = max(len(ids) for ids in features["input_ids"])
@@ -151,11 +133,11 @@ def test_postprocess_on_hand_built_logits(tokenizer):
 @pytest.mark.parametrize("pad", [True, False])
 def test_vectorised_postprocess_matches_reference_loop(tokenizer, version_2, pad):
     rng = np.random.default_rng(0)
-    words = "the old tower stands on north bank of river museum was built in 1887 by city people walk".split()
+    words = ["the", "old", "tower", "stands", "on", "north", "bank", "of", "river", "museum", "was", "built", "in", "1887", "by", "city", "people", "walk"]
     records = []
     for i in range(25):
         context = " ".join(rng.choice(words, size=int(rng.integers(5, 90))))
-        records.append(record(f"q{i}", " ".join(rng.choice(words, size=5)) + " ?", context))
+        records.append(qa_record(f"q{i}", " ".join(rng.choice(words, size=5)) + " ?", context))
     examples = examples_of(records)
     config = WindowConfig(max_seq_length=40, doc_stride=10, max_query_length=10, pad_to_max_length=pad)
     features = build_windows(examples, tokenizer, config, with_labels=False, with_postprocess_columns=True)

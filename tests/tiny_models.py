@@ -15,6 +15,7 @@ import json
 import string
 from pathlib import Path
 
+from shared import REPO
 from tokenizers import ByteLevelBPETokenizer, SentencePieceUnigramTokenizer
 from transformers import (
     AutoModelForQuestionAnswering,
@@ -29,7 +30,6 @@ from transformers import (
     RobertaTokenizer,
 )
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 FAMILIES = ("bert", "roberta", "mpnet", "deberta-v2")
 # Small enough for fast tests, big enough to run every code path: 2 layers, hidden 64.
 TINY_SIZES = {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 128}
@@ -38,12 +38,7 @@ MODEL_MAX_LENGTH = 512
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 # Whole words that the fixtures use often, so that sequences stay short; any other lowercase
 # ASCII word still tokenizes through the single-character pieces below.
-COMMON_WORDS = (
-    "the a an of in on to and is was were who what when where which how why did does do "
-    "for by with from at as it its this that are be been has have had not no yes city river "
-    "built bridge year years tower people vaccine vaccines covid flu shot shots safe kids "
-    "doctor study new old first last name called north south capital museum"
-).split()
+COMMON_WORDS = ["the", "a", "an", "of", "in", "on", "to", "and", "is", "was", "were", "who", "what", "when", "where", "which", "how", "why", "did", "does", "do", "for", "by", "with", "from", "at", "as", "it", "its", "this", "that", "are", "be", "been", "has", "have", "had", "not", "no", "yes", "city", "river", "built", "bridge", "year", "years", "tower", "people", "vaccine", "vaccines", "covid", "flu", "shot", "shots", "safe", "kids", "doctor", "study", "new", "old", "first", "last", "name", "called", "north", "south", "capital", "museum"]
 
 
 def build_vocab() -> list[str]:
@@ -58,7 +53,7 @@ def save_tiny_bert(directory: str | Path, task: str = "qa", num_labels: int = 3,
 def tokenizer_corpus() -> list[str]:
     """The texts the tiny tokenizers are trained on: the QA samples, the tweet fixtures and the common words."""
     texts = [" ".join(COMMON_WORDS), string.ascii_letters + string.digits + string.punctuation]
-    for path in sorted((REPO_ROOT / "examples").glob("*_sample/*.json*")):
+    for path in sorted((REPO / "examples").glob("*_sample/*.json*")):
         lines = path.read_text(encoding="utf-8").splitlines()
         records = [json.loads(line) for line in lines if line.strip()] if path.suffix == ".jsonl" else None
         if records is None:
@@ -69,7 +64,7 @@ def tokenizer_corpus() -> list[str]:
                 for qa in paragraph["qas"]
             ]
         texts += [record[key] for record in records for key in ("context", "question") if key in record]
-    with open(REPO_ROOT / "tests" / "fixtures" / "classification" / "train.csv", newline="", encoding="utf-8") as f:
+    with open(REPO / "tests" / "fixtures" / "classification" / "train.csv", newline="", encoding="utf-8") as f:
         texts += [row["tweet"] for row in csv.DictReader(f)]
     return texts
 

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import csv
 import gzip
-import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from qa_transfer.qa_data import UNREADABLE, QADataError, RecordStats, require_file, unique_occurrence
+from qa_transfer.qa_data import UNREADABLE, QADataError, RecordStats, require_file
 
 
 @dataclass
@@ -171,19 +170,6 @@ def peek_text(path: str, size: int = 256 * 1024) -> str:
     return head[:size].decode("utf-8", errors="ignore")
 
 
-_TOKEN = re.compile(r"\S+")
-
-
-def whitespace_token_spans(text: str, limit: int | None = None) -> list[tuple[int, int]]:
-    """Character (start, end) of each whitespace-separated token, the first `limit` only if given."""
-    spans = []
-    for match in _TOKEN.finditer(text):
-        if limit is not None and len(spans) >= limit:
-            break
-        spans.append(match.span())
-    return spans
-
-
 def span_answer(context: str, start: int, end: int) -> tuple[str, int] | None:
     """The answer context[start:end] without surrounding whitespace, as (text, start); None when blank."""
     raw = context[start:end]
@@ -191,17 +177,6 @@ def span_answer(context: str, start: int, end: int) -> tuple[str, int] | None:
     if not text:
         return None
     return text, start + (len(raw) - len(raw.lstrip()))
-
-
-def answer_at(context: str, text: str, start: int, stats: ConversionStats) -> tuple[str, int] | None:
-    """Place `text` in `context`: at `start` when it is there, else at its only occurrence (a counted repair)."""
-    if text and 0 <= start and context[start : start + len(text)] == text:
-        return text, start
-    found = unique_occurrence(context, text)
-    if found is not None:
-        stats.repair("answer_start moved to the answer's only occurrence in the context")
-        return text, found
-    return None
 
 
 def flat_record(record_id: str, title: str, context: str, question: str, answers: Iterable[tuple[str, int]]) -> dict:

@@ -193,7 +193,7 @@ SOURCE = OfficialSource(
 # Maluuba's combined JSON, by each story's consensus answer: not the paper's data, so only under its own name.
 COMBINED_JSON_SOURCE = OfficialSource(
     name="newsqa_combined_json",
-    split_files={split: ("combined-newsqa-data-v1.json", "combined-newsqa-data-v1.json.gz") for split in JSON_STORY_TYPES},
+    split_files=dict.fromkeys(JSON_STORY_TYPES, ("combined-newsqa-data-v1.json", "combined-newsqa-data-v1.json.gz")),
     convert_file=_json_records,
     is_official_file=is_combined_json,
     no_hub_help=MALUUBA_STEPS,

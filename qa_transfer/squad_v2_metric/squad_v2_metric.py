@@ -116,7 +116,7 @@ def squad_v2_scores(
     missing = [qid for qid in references if qid not in predictions]
     if missing:
         raise ValueError(f"{len(missing)} references have no prediction, e.g. id {missing[0]!r}")
-    na_scores = na_scores if na_scores is not None else {qid: 0.0 for qid in references}
+    na_scores = na_scores if na_scores is not None else dict.fromkeys(references, 0.0)
     has_answer = {qid: gold_texts(answers) != [""] for qid, answers in references.items()}
     exact_raw, f1_raw = {}, {}
     for qid, answers in references.items():
