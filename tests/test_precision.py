@@ -7,6 +7,7 @@ import sys
 
 import pytest
 import torch
+from shared import REPO
 from transformers import AutoModelForQuestionAnswering, TrainingArguments
 
 from qa_transfer import precision, script_args
