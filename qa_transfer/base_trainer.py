@@ -69,6 +69,16 @@ def whole_run_loss(log_history: list[dict[str, Any]], resumed_at: int, last_step
     return (logged_sum / logged_steps * resumed_at + resumed_loss * (last_step - resumed_at)) / last_step
 
 
+def check_trainer_hooks() -> None:
+    """BaseTrainer overrides one private Trainer method (`_get_eval_sampler`, below); if a transformers release
+    drops or renames it, the override would be silently ignored and evaluation order could change: stop instead."""
+    if not callable(getattr(Trainer, "_get_eval_sampler", None)):
+        raise RuntimeError(
+            "transformers.Trainer has no _get_eval_sampler any more: BaseTrainer's evaluation in dataset order "
+            "needs updating for this transformers release"
+        )
+
+
 class BaseTrainer(Trainer):
     """The Trainer, with these changes:
 
@@ -86,6 +96,7 @@ class BaseTrainer(Trainer):
     """
 
     def __init__(self, *args: Any, **kwargs: Any):
+        check_trainer_hooks()
         super().__init__(*args, **kwargs)
         self.all_results: dict[str, float] = {}
         self.loss_sum_record = LossSumRecord(self)

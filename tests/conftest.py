@@ -1,3 +1,4 @@
+import inspect
 import os
 from pathlib import Path
 
@@ -20,3 +21,17 @@ def tiny_qa_model(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_cls_model(tmp_path_factory) -> Path:
     return save_tiny_bert(tmp_path_factory.mktemp("tiny_cls"), task="cls", num_labels=3)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Markers (pyproject.toml), so that the fast part runs alone (`-m "not slow and not distributed and not
+    faults"`); CI runs everything. faults: test_faults.py; distributed: a test that starts accelerate; slow: a test
+    that loads one of the tiny models (they train or evaluate end to end)."""
+    for item in items:
+        source = inspect.getsource(item.function) if hasattr(item, "function") else ""
+        if item.path.name == "test_faults.py":
+            item.add_marker(pytest.mark.faults)
+        if "accelerate_launch" in source:
+            item.add_marker(pytest.mark.distributed)
+        if {"tiny_qa_model", "tiny_cls_model"} & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from datasets import Dataset
 from torch.utils.data import SequentialSampler
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding, TrainingArguments
 
-from qa_transfer.base_trainer import BaseTrainer
+from qa_transfer.base_trainer import BaseTrainer, check_trainer_hooks
 
 
 def tiny_trainer(model_dir, output_dir, **arguments) -> BaseTrainer:
@@ -47,3 +48,12 @@ def test_evaluation_keeps_file_order_when_training_groups_by_length(tiny_cls_mod
     assert isinstance(trainer._get_eval_sampler(dataset), SequentialSampler)
     order = [row["input_ids"].shape[-1] for row in trainer.get_test_dataloader(dataset)]
     assert order == [9, 7, 5]  # batches in file order, each padded to its longest row
+
+
+def test_a_transformers_release_without_the_overridden_sampler_hook_stops_the_run(monkeypatch):
+    from transformers import Trainer
+
+    check_trainer_hooks()  # this release has it
+    monkeypatch.delattr(Trainer, "_get_eval_sampler")
+    with pytest.raises(RuntimeError, match="_get_eval_sampler"):
+        check_trainer_hooks()
