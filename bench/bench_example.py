@@ -27,7 +27,7 @@ no checkpoints. `bf16` adds `--bf16 --use_cpu` to both (bf16 autocast on the CPU
   since transformers 5 dropped that TrainingArguments flag and the example's parser refuses it. The bench empties
   every run's folder before the run anyway, so both start from nothing;
 - the example runs through a small launcher that the bench writes to OUTPUT_DIR/run_example.py: it puts
-  `--example_dir` on sys.path and makes `evaluate.load("squad_v2")` (or "squad") load this repository's local
+  `--example_dir` first on sys.path (as `python run_qa.py` would) and makes `evaluate.load("squad_v2")` (or "squad") load this repository's local
   SQuAD 2.0 metric (`--metric_dir`), since the hub cannot be reached, then runs the example's run_qa.py as
   `__main__`.
 
@@ -52,6 +52,8 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator, Sequence
+
+from qa_transfer.qa_scores import METRIC_DIR
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA = os.path.join(REPO, "..", "shared", "data", "squad_v2")
@@ -96,7 +98,7 @@ import evaluate
 
 example_dir, metric_dir, *flags = sys.argv[1:]
 script = os.path.join(example_dir, "run_qa.py")
-sys.path.insert(0, example_dir)  # its `from trainer_qa import ...` and `from utils_qa import ...`
+sys.path[0] = example_dir  # as `python run_qa.py` sets it: its `from trainer_qa import ...`, `from utils_qa import ...`
 hub_load = evaluate.load
 
 
@@ -108,13 +110,6 @@ evaluate.load = local_load
 sys.argv = [script, *flags]
 runpy.run_path(script, run_name="__main__")
 '''
-
-
-def default_metric_dir() -> str:
-    """The repository's local squad_v2 metric module: inside the qa_transfer package, or at the top level where an
-    older checkout keeps it."""
-    candidates = [os.path.join(REPO, "qa_transfer", "squad_v2_metric"), os.path.join(REPO, "squad_v2_metric")]
-    return next((path for path in candidates if os.path.isdir(path)), candidates[-1])
 
 
 # --- Pre-cut data -------------------------------------------------------------------------------------------------
@@ -321,7 +316,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--train_questions", type=int, default=2000)
     parser.add_argument("--eval_questions", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=1)
-    parser.add_argument("--metric_dir", default=default_metric_dir(),
+    parser.add_argument("--metric_dir", default=METRIC_DIR,
                         help="The local squad_v2 `evaluate` module the example's evaluate.load is pointed at "
                              "(default: %(default)s).")
     args = parser.parse_args(argv)

@@ -6,10 +6,8 @@ import json
 import sys
 from pathlib import Path
 
-import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 import bench_example
+import pytest
 
 SQUAD = {
     "version": "v2.0",
