@@ -13,9 +13,13 @@ alternated in `--rounds` rounds so that a change in the machine's load reaches a
 
 - fp32: run_qa.py's default;
 - bf16: `--bf16` (bf16 autocast on the CPU; the output head kept in fp32);
-- bf16 + fused AdamW: `--bf16 --optim adamw_torch_fused`.
+- bf16 + fused AdamW: `--bf16 --optim adamw_torch_fused`;
+- bf16, word embeddings frozen (`--configurations`, not a default): a diagnosis of where bf16's gain stops, the
+  embedding matrix's dense fp32 gradient and AdamW update (half of MiniLM's parameters), not a recipe.
 
-Run it on otherwise idle cores: it prints each configuration's best round and its speed-up over fp32, and writes
+Each training round also reports the optimizer's share of a step's time (from the Trainer's callbacks around
+`optimizer.step`). Run it on otherwise idle cores: it prints each configuration's best round and its speed-up over
+fp32, and writes
 them to bench/results/precision.json. Figures: docs/benchmarks.md.
 """
 
@@ -32,8 +36,8 @@ from transformers import AutoModelForQuestionAnswering, AutoTokenizer, TrainerCa
 from qa_transfer.packaged_models import resolve_model_path
 from qa_transfer.precision import cpu_bf16_instructions, keep_head_in_fp32, precision_name
 from qa_transfer.qa_data import load_qa_file, select_questions
-from qa_transfer.qa_training import QATrainer
-from qa_transfer.qa_windows import WindowConfig, build_windows, model_inputs, qa_data_collator
+from qa_transfer.qa_training import QATrainer, qa_trainer
+from qa_transfer.qa_windows import WindowConfig, build_windows, model_inputs
 from qa_transfer.results_io import write_json_atomic
 
 BENCH = os.path.dirname(os.path.abspath(__file__))
@@ -44,21 +48,45 @@ CONFIGURATIONS = {
     "fp32": {},
     "bf16": {"bf16": True},
     "bf16 + fused AdamW": {"bf16": True, "optim": "adamw_torch_fused"},
+    # A diagnosis, not a recipe: what the dense fp32 gradient and AdamW update of the word embeddings cost
+    "bf16, word embeddings frozen": {"bf16": True, "freeze_word_embeddings": True},
 }
+DEFAULT_CONFIGURATIONS = ["fp32", "bf16", "bf16 + fused AdamW"]
 
 
 class StepClock(TrainerCallback):
-    """The time at the end of every training step."""
+    """The time at the end of every training step, and at the start, before and after the optimizer's step of each:
+    where a step's time goes (forward, backward and clipping; the optimizer; the rest)."""
 
     def __init__(self):
         self.times: list[float] = []
+        self.phases: dict[str, list[float]] = {"step_begin": [], "pre_optimizer": [], "optimizer": []}
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        self.phases["step_begin"].append(time.perf_counter())
+
+    def on_pre_optimizer_step(self, args, state, control, **kwargs):
+        self.phases["pre_optimizer"].append(time.perf_counter())
+
+    def on_optimizer_step(self, args, state, control, **kwargs):
+        self.phases["optimizer"].append(time.perf_counter())
 
     def on_step_end(self, args, state, control, **kwargs):
         self.times.append(time.perf_counter())
 
+    def optimizer_share(self, first: int) -> float:
+        """The optimizer's share of the steps' time from step `first` on."""
+        begin, before, after = (self.phases[name][first:] for name in ("step_begin", "pre_optimizer", "optimizer"))
+        ends = self.times[first:]
+        optimizer = sum(b - a for a, b in zip(before, after))
+        return optimizer / sum(end - start for start, end in zip(begin, ends))
+
 
 def measure(model_path: str, tokenizer, windows, options: dict, args: argparse.Namespace) -> dict[str, float]:
+    options = dict(options)
     model = AutoModelForQuestionAnswering.from_pretrained(model_path)
+    if options.pop("freeze_word_embeddings", False):
+        model.get_input_embeddings().weight.requires_grad_(False)
     with tempfile.TemporaryDirectory() as output_dir:
         training_args = TrainingArguments(
             output_dir=output_dir, max_steps=args.train_steps, per_device_train_batch_size=args.batch_size,
@@ -67,9 +95,8 @@ def measure(model_path: str, tokenizer, windows, options: dict, args: argparse.N
         )
         keep_head_in_fp32(model, training_args)
         clock = StepClock()
-        trainer = QATrainer(model=model, args=training_args, train_dataset=windows["train"],
-                            eval_dataset=model_inputs(windows["eval"]), processing_class=tokenizer,
-                            data_collator=qa_data_collator(tokenizer, False, training_args), callbacks=[clock])
+        trainer = qa_trainer(model, tokenizer, training_args, False, QATrainer, train_dataset=windows["train"],
+                             eval_dataset=model_inputs(windows["eval"]), callbacks=[clock])
         trainer.train()
         timed = clock.times[args.warmup_steps - 1:]
         train_rate = (len(timed) - 1) * args.batch_size / (timed[-1] - timed[0])
@@ -77,7 +104,7 @@ def measure(model_path: str, tokenizer, windows, options: dict, args: argparse.N
         trainer.evaluate()
         eval_rate = len(windows["eval"]) / (time.perf_counter() - start)
     return {"train_windows_per_s": train_rate, "eval_windows_per_s": eval_rate,
-            "precision": precision_name(training_args)}
+            "optimizer_share": clock.optimizer_share(args.warmup_steps), "precision": precision_name(training_args)}
 
 
 def main() -> None:
@@ -90,6 +117,8 @@ def main() -> None:
     parser.add_argument("--max_seq_length", type=int, default=384)
     parser.add_argument("--doc_stride", type=int, default=128)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--configurations", nargs="+", choices=list(CONFIGURATIONS), default=DEFAULT_CONFIGURATIONS,
+                        help="fp32 comes first whatever the order: the speed-ups are against it")
     parser.add_argument("--output", default=os.path.join(BENCH, "results", "precision.json"))
     args = parser.parse_args()
     if args.warmup_steps >= args.train_steps:
@@ -110,16 +139,21 @@ def main() -> None:
                                  with_labels=True, with_postprocess_columns=False)
         windows = {"train": features.select(range(args.train_steps * args.batch_size)),
                    "eval": features.select(range(len(features) - args.eval_windows, len(features)))}
-        rounds: dict[str, list[dict]] = {label: [] for label in CONFIGURATIONS}
+        chosen = ["fp32", *[label for label in args.configurations if label != "fp32"]]
+        rounds: dict[str, list[dict]] = {label: [] for label in chosen}
         for round_index in range(args.rounds):
-            labels = list(CONFIGURATIONS) if round_index % 2 == 0 else list(reversed(CONFIGURATIONS))
+            labels = chosen if round_index % 2 == 0 else list(reversed(chosen))
             for label in labels:
                 figures = measure(model_path, tokenizer, windows, CONFIGURATIONS[label], args)
                 rounds[label].append(figures)
                 print(f"{name:22s} round {round_index + 1} {label:20s} train {figures['train_windows_per_s']:6.2f} "
-                      f"windows/s, eval {figures['eval_windows_per_s']:6.2f} windows/s", flush=True)
+                      f"windows/s (optimizer {100 * figures['optimizer_share']:.0f} % of a step), eval "
+                      f"{figures['eval_windows_per_s']:6.2f} windows/s", flush=True)
         best = {label: {key: max(r[key] for r in figures) for key in ("train_windows_per_s", "eval_windows_per_s")}
                 for label, figures in rounds.items()}
+        for label, figures in best.items():  # the optimizer's share in the fastest training round
+            fastest = max(rounds[label], key=lambda r: r["train_windows_per_s"])
+            figures["optimizer_share"] = fastest["optimizer_share"]
         for figures in best.values():
             figures["train_speedup"] = figures["train_windows_per_s"] / best["fp32"]["train_windows_per_s"]
             figures["eval_speedup"] = figures["eval_windows_per_s"] / best["fp32"]["eval_windows_per_s"]
@@ -127,11 +161,13 @@ def main() -> None:
 
     print(f"\n== bf16 on this CPU ({instructions}), {args.max_seq_length}-token windows, training batch "
           f"{args.batch_size}, evaluation batch 64; best of {args.rounds} rounds ==")
-    print(f"{'model':22s} {'configuration':20s} {'train w/s':>9s} {'x fp32':>7s} {'eval w/s':>9s} {'x fp32':>7s}")
+    print(f"{'model':22s} {'configuration':28s} {'train w/s':>9s} {'x fp32':>7s} {'optimizer':>9s} {'eval w/s':>9s} "
+          f"{'x fp32':>7s}")
     for name, result in results.items():
         for label, figures in result["best"].items():
-            print(f"{name:22s} {label:20s} {figures['train_windows_per_s']:9.2f} {figures['train_speedup']:7.2f} "
-                  f"{figures['eval_windows_per_s']:9.2f} {figures['eval_speedup']:7.2f}")
+            print(f"{name:22s} {label:28s} {figures['train_windows_per_s']:9.2f} {figures['train_speedup']:7.2f} "
+                  f"{100 * figures['optimizer_share']:8.0f}% {figures['eval_windows_per_s']:9.2f} "
+                  f"{figures['eval_speedup']:7.2f}")
     write_json_atomic(args.output, {"cpu_bf16_instructions": instructions, "arguments": vars(args),
                                     "results": results})
     print("wrote", args.output)
