@@ -21,6 +21,9 @@ Both scripts run as a user runs them, one subprocess each (offline), with the sa
 all-MiniLM-L6-v2, train + eval, max_seq_length 256, doc_stride 64, batch 16 (eval 32), lr 5e-5, 1 epoch, seed 42,
 no checkpoints. `bf16` adds `--bf16 --use_cpu` to both (bf16 autocast on the CPU). Differences, and why:
 
+- run_qa.py groups its training batches by length by default (far less padding); `--ours_flags
+  "--train_sampling_strategy random"` gives it the Trainer's order, the example's, for a comparison at the very same
+  flags;
 - the example gets `--version_2_with_negative`: it scores SQuAD 1.1-style without it; run_qa.py turns "no answer"
   on by itself when the labelled data has unanswerable questions (the dev questions have);
 - run_qa.py gets `--overwrite_output_dir` (without it, it resumes from checkpoints it finds); the example does not,
@@ -47,6 +50,7 @@ import argparse
 import gzip
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -191,10 +195,13 @@ def shared_flags(model_path: str, precision: str) -> list[str]:
     return ["--model_name_or_path", model_path, *COMMON_FLAGS, *PRECISION_FLAGS[precision]]
 
 
-def ours_command(model_path: str, precision: str, data: dict, run_dir: str) -> list[str]:
+def ours_command(model_path: str, precision: str, data: dict, run_dir: str,
+                 ours_flags: Sequence[str] = ()) -> list[str]:
+    """run_qa.py's command: the shared flags, then `ours_flags` (e.g. `--train_sampling_strategy random`, the
+    Trainer's order instead of run_qa.py's length-grouped default)."""
     return [sys.executable, OURS, *shared_flags(model_path, precision),
             "--train_file", data["train"]["jsonl"], "--validation_file", data["validation"]["jsonl"],
-            "--output_dir", run_dir, *OURS_ONLY]
+            "--output_dir", run_dir, *OURS_ONLY, *ours_flags]
 
 
 def example_command(launcher: str, example_dir: str, metric_dir: str, model_path: str, precision: str, data: dict,
@@ -312,6 +319,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--example_dir", required=True,
                         help="Your copy of the transformers example: run_qa.py, trainer_qa.py, utils_qa.py.")
     parser.add_argument("--output_dir", required=True, help="Data, launcher, runs, logs and example_compare.json.")
+    parser.add_argument("--ours_flags", default="",
+                        help="More run_qa.py flags, e.g. '--train_sampling_strategy random' (the Trainer's order, the "
+                             "example's; run_qa.py groups training batches by length by default).")
     parser.add_argument("--precisions", nargs="+", choices=PRECISIONS, default=list(PRECISIONS))
     parser.add_argument("--train_questions", type=int, default=2000)
     parser.add_argument("--eval_questions", type=int, default=1000)
@@ -344,7 +354,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             for script in SCRIPTS:
                 name = run_name(script, precision, round_index, args.rounds)
                 run_dir = os.path.join(output_dir, name)
-                command = (ours_command(model_path, precision, data, run_dir) if script == "ours" else
+                command = (ours_command(model_path, precision, data, run_dir, shlex.split(args.ours_flags))
+                           if script == "ours" else
                            example_command(launcher, example_dir, metric_dir, model_path, precision, data, run_dir))
                 wall = run_one(name, command, output_dir)
                 runs.append({"run": name, "script": script, "precision": precision, "round": round_index,

@@ -15,7 +15,9 @@ alternated in `--rounds` rounds so that a change in the machine's load reaches a
 - bf16: `--bf16` (bf16 autocast on the CPU; the output head kept in fp32);
 - bf16 + fused AdamW: `--bf16 --optim adamw_torch_fused`;
 - bf16, word embeddings frozen (`--configurations`, not a default): a diagnosis of where bf16's gain stops, the
-  embedding matrix's dense fp32 gradient and AdamW update (half of MiniLM's parameters), not a recipe.
+  embedding matrix's dense fp32 gradient and AdamW update (half of MiniLM's parameters), not a recipe;
+- fp32 / bf16, padded to 64 or to the window (`--configurations`): each batch padded to a multiple of 64 tokens,
+  or every batch to the full window, instead of run_qa.py's multiple of 8: fewer distinct batch shapes.
 
 Each training round also reports the optimizer's share of a step's time (from the Trainer's callbacks around
 `optimizer.step`). Run it on otherwise idle cores: it prints each configuration's best round and its speed-up over
@@ -31,7 +33,13 @@ import sys
 import tempfile
 import time
 
-from transformers import AutoModelForQuestionAnswering, AutoTokenizer, TrainerCallback, TrainingArguments
+from transformers import (
+    AutoModelForQuestionAnswering,
+    AutoTokenizer,
+    DataCollatorWithPadding,
+    TrainerCallback,
+    TrainingArguments,
+)
 
 from qa_transfer.packaged_models import resolve_model_path
 from qa_transfer.precision import cpu_bf16_instructions, keep_head_in_fp32, precision_name
@@ -50,6 +58,12 @@ CONFIGURATIONS = {
     "bf16 + fused AdamW": {"bf16": True, "optim": "adamw_torch_fused"},
     # A diagnosis, not a recipe: what the dense fp32 gradient and AdamW update of the word embeddings cost
     "bf16, word embeddings frozen": {"bf16": True, "freeze_word_embeddings": True},
+    # Batches padded to a multiple of 64 tokens, or all to the full window (one shape): fewer distinct shapes for
+    # the bf16 kernels, at the cost of more padding
+    "fp32, padded to 64": {"pad_to_multiple_of": 64},
+    "bf16, padded to 64": {"bf16": True, "pad_to_multiple_of": 64},
+    "fp32, padded to the window": {"pad_to_multiple_of": "window"},
+    "bf16, padded to the window": {"bf16": True, "pad_to_multiple_of": "window"},
 }
 DEFAULT_CONFIGURATIONS = ["fp32", "bf16", "bf16 + fused AdamW"]
 
@@ -87,6 +101,7 @@ def measure(model_path: str, tokenizer, windows, options: dict, args: argparse.N
     model = AutoModelForQuestionAnswering.from_pretrained(model_path)
     if options.pop("freeze_word_embeddings", False):
         model.get_input_embeddings().weight.requires_grad_(False)
+    multiple = options.pop("pad_to_multiple_of", None)
     with tempfile.TemporaryDirectory() as output_dir:
         training_args = TrainingArguments(
             output_dir=output_dir, max_steps=args.train_steps, per_device_train_batch_size=args.batch_size,
@@ -97,6 +112,9 @@ def measure(model_path: str, tokenizer, windows, options: dict, args: argparse.N
         clock = StepClock()
         trainer = qa_trainer(model, tokenizer, training_args, False, QATrainer, train_dataset=windows["train"],
                              eval_dataset=model_inputs(windows["eval"]), callbacks=[clock])
+        if multiple is not None:  # the run_qa collator, with another padding multiple
+            trainer.data_collator = DataCollatorWithPadding(
+                tokenizer, pad_to_multiple_of=args.max_seq_length if multiple == "window" else multiple)
         trainer.train()
         timed = clock.times[args.warmup_steps - 1:]
         train_rate = (len(timed) - 1) * args.batch_size / (timed[-1] - timed[0])
