@@ -164,7 +164,10 @@ def parse_arguments(argv: list[str] | None) -> tuple[ModelArguments, DataTrainin
         own_help={"do_train": "Train on --train_file, or the --dataset's train split.",
                   "do_eval": "Evaluate on --validation_file, or the --dataset's validation split.",
                   "do_predict": "Answer the questions of --test_file.",
-                  "output_dir": "Where the model, checkpoints, results and predictions are written."},
+                  "output_dir": "Where the model, checkpoints, results and predictions are written.",
+                  "train_sampling_strategy": "How training batches are drawn: group_by_length (the default here: "
+                                             "windows of about the same length together, far less padding) or "
+                                             "random (the Trainer's order)."},
     )
     # Length-grouped training batches: about half the padding, so training takes about half the time on a CPU, at
     # the same quality (docs/benchmarks.md); `--train_sampling_strategy random` is the Trainer's own order.
