@@ -47,7 +47,7 @@ OUTPUT_DIR/<run>.log. A run that fails prints the end of its log and the bench e
 from __future__ import annotations
 
 import argparse
-import gzip
+import itertools
 import json
 import os
 import shlex
@@ -55,9 +55,11 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
+from qa_transfer.qa_data import read_raw_records
 from qa_transfer.qa_scores import METRIC_DIR
+from qa_transfer.results_io import write_text_atomic
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA = os.path.join(REPO, "..", "shared", "data", "squad_v2")
@@ -118,43 +120,10 @@ runpy.run_path(script, run_name="__main__")
 
 # --- Pre-cut data -------------------------------------------------------------------------------------------------
 
-def iter_squad_questions(squad: dict) -> Iterator[dict]:
-    """The questions of a nested SQuAD document, in file order, as flat records; `is_impossible` ones (and any
-    without answers) get empty answer lists, whatever plausible answers they carry."""
-    for article in squad["data"]:
-        title = article.get("title", "")
-        for paragraph in article["paragraphs"]:
-            for qa in paragraph["qas"]:
-                answers = [] if qa.get("is_impossible", False) else qa.get("answers", [])
-                yield {
-                    "id": qa["id"],
-                    "title": title,
-                    "context": paragraph["context"],
-                    "question": qa["question"],
-                    "answers": {"text": [answer["text"] for answer in answers],
-                                "answer_start": [answer["answer_start"] for answer in answers]},
-                }
-
-
 def first_questions(path: str, count: int) -> list[dict]:
-    """The first `count` questions of a (gzipped) SQuAD-format file, in file order (fewer if it has fewer)."""
-    opener = gzip.open if path.endswith(".gz") else open
-    with opener(path, "rt", encoding="utf-8") as handle:
-        squad = json.load(handle)
-    records = []
-    for record in iter_squad_questions(squad):
-        if len(records) == count:
-            break
-        records.append(record)
-    return records
-
-
-def write_text(path: str, text: str) -> None:
-    """Write through a temporary file, so that an interrupted bench never leaves half a file behind."""
-    partial = f"{path}.partial"
-    with open(partial, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.replace(partial, path)
+    """The first `count` questions of a (gzipped) SQuAD-format file, in file order (fewer if it has fewer), flattened
+    by the project's reader (`is_impossible` questions get empty answer lists)."""
+    return [record for _, record in itertools.islice(read_raw_records(path), count)]
 
 
 def write_split(records: list[dict], data_dir: str, split: str) -> dict[str, str]:
@@ -162,8 +131,8 @@ def write_split(records: list[dict], data_dir: str, split: str) -> dict[str, str
     example): the same records in the same order. Returns both paths."""
     jsonl = os.path.join(data_dir, f"{split}.jsonl")
     nested = os.path.join(data_dir, f"{split}.json")
-    write_text(jsonl, "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records))
-    write_text(nested, json.dumps({"data": records}, ensure_ascii=False))
+    write_text_atomic(jsonl, "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records))
+    write_text_atomic(nested, json.dumps({"data": records}, ensure_ascii=False))
     return {"jsonl": jsonl, "json": nested}
 
 
@@ -213,7 +182,7 @@ def example_command(launcher: str, example_dir: str, metric_dir: str, model_path
 
 def write_launcher(output_dir: str) -> str:
     path = os.path.join(output_dir, "run_example.py")
-    write_text(path, LAUNCHER)
+    write_text_atomic(path, LAUNCHER)
     return path
 
 
@@ -370,7 +339,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                "data": data, "example_dir": example_dir, "metric_dir": metric_dir, "rounds": args.rounds,
                "precisions": args.precisions, "runs": runs, "ratios": table}
     path = os.path.join(output_dir, "example_compare.json")
-    write_text(path, json.dumps(summary, indent=2) + "\n")
+    write_text_atomic(path, json.dumps(summary, indent=2) + "\n")
     print(f"\nwritten: {path}")
 
 
