@@ -17,9 +17,8 @@ import os
 
 import numpy as np
 
-from qa_transfer.dataset_columns import arrow_columns
 from qa_transfer.qa_adapters import load_qa_split
-from qa_transfer.qa_scores import bootstrap_interval, question_scores
+from qa_transfer.qa_scores import bootstrap_interval, gold_answers, question_scores
 from qa_transfer.results_io import read_json
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -65,8 +64,7 @@ def main() -> None:
     parser.add_argument("--resamples", type=int, default=1000)
     args = parser.parse_args()
     examples = load_qa_split("validation", data_file=args.validation_file)
-    columns = arrow_columns(examples, ["id", "answers"])
-    references = dict(zip(columns["id"].to_pylist(), columns["answers"].to_pylist()))
+    references = gold_answers(examples)
     print(f"A = {args.run_a}\nB = {args.run_b}")
     print(f"{'':14s} {'A':>6s} {'B':>6s} {'B - A':>6s}  95 % interval of B - A  questions")
     for name, row in compare(args.run_a, args.run_b, references, args.resamples).items():

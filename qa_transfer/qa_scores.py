@@ -117,6 +117,13 @@ def score_intervals(scores: Mapping[str, QuestionScore], resamples: int = 1000, 
     return intervals
 
 
+def gold_answers(examples: Any) -> dict[str, dict]:
+    """Question id -> its gold answers ({"text": [...], "answer_start": [...]}) of a Dataset of flat records: the
+    references `question_scores` takes."""
+    columns = arrow_columns(examples, ["id", "answers"])
+    return dict(zip(columns["id"].to_pylist(), columns["answers"].to_pylist()))
+
+
 SCORES_FILE = "eval_scores.json"  # each question's exact match and F1 (0-1), and whether it has an answer
 
 
@@ -129,9 +136,7 @@ def attach_intervals(cell: dict[str, Any], cell_dir: str, examples: Any, resampl
     if cell.get("bootstrap") == bootstrap:
         return False
     predictions = read_json(os.path.join(cell_dir, "eval_predictions.json"))
-    columns = arrow_columns(examples, ["id", "answers"])
-    references = dict(zip(columns["id"].to_pylist(), columns["answers"].to_pylist()))
-    scores = question_scores(predictions, references)
+    scores = question_scores(predictions, gold_answers(examples))
     write_json_atomic(os.path.join(cell_dir, SCORES_FILE), {
         qid: {"exact": score.exact, "f1": score.f1, "has_answer": score.has_answer} for qid, score in scores.items()
     }, indent=None)
