@@ -86,6 +86,7 @@ from qa_transfer.utils_classification import (
 
 logger = logging.getLogger("qa_transfer.run_classification")
 
+
 @dataclass
 class ModelArguments:
     model_name_or_path: str = field(
@@ -190,7 +191,6 @@ class DataTrainingArguments:
     def __post_init__(self) -> None:
         if self.class_names is not None:
             self.class_names = split_class_names(self.class_names)
-
 
 
 class ClassificationArgumentParser(ScriptArgumentParser):

@@ -22,6 +22,7 @@ from qa_transfer.results_io import write_json_atomic
 
 logger = logging.getLogger("qa_transfer.utils_qa")
 
+
 @dataclass
 class QAEvalArguments:
     """How questions are windowed, sampled and turned into answers: the arguments that run_qa.py and

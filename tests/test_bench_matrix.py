@@ -67,6 +67,7 @@ def test_published_results_name_no_absolute_path(tmp_path):
         "analysis", "comparison.json", "comparison.md", "heatmap.png", "matrix.json", "matrix.md"]
     assert sorted(p.name for p in (destination / "analysis").iterdir()) == [
         "analysis.json", "analysis.md", "overlap.png"]
+
     def strings(value):
         if isinstance(value, dict):
             return [s for item in value.values() for s in strings(item)]

@@ -66,7 +66,6 @@ def test_classification_metrics_against_hand_counts():
     assert metrics["roc_auc_macro"] == pytest.approx((metrics["neutral_roc_auc"] + metrics["pro-vax_roc_auc"]) / 2)
 
 
-
 def test_probabilities_are_the_softmax_of_the_logits():
     logits = np.array([[0.0, 0.0, np.log(2.0)], [1000.0, 0.0, 0.0]])
     expected = np.array([[0.25, 0.25, 0.5], [1.0, 0.0, 0.0]])

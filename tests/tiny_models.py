@@ -50,6 +50,7 @@ def save_tiny_bert(directory: str | Path, task: str = "qa", num_labels: int = 3,
     """Write a 2-layer, hidden-64 random BERT with a QA ("qa") or classification ("cls") head."""
     return save_tiny_model(directory, "bert", task, num_labels, seed)
 
+
 def tokenizer_corpus() -> list[str]:
     """The texts the tiny tokenizers are trained on: the QA samples, the tweet fixtures and the common words."""
     texts = [" ".join(COMMON_WORDS), string.ascii_letters + string.digits + string.punctuation]
