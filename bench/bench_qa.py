@@ -95,7 +95,7 @@ REPORTED = ["eval_exact", "eval_f1", "eval_HasAns_exact", "eval_HasAns_f1", "eva
             "train_samples", "train_windows", "train_runtime", "train_samples_per_second", "eval_runtime"]
 
 
-def prepare_abstain_training(path: str, questions: int, unanswerable_share: float, seed: int,
+def prepare_abstain_training(path: str, questions: int | None, unanswerable_share: float, seed: int,
                              topup: str = "paired") -> dict[str, int]:
     """Write the `abstain` training set to `path` (JSON Lines, seeded, the same file for the same arguments).
 
@@ -105,7 +105,8 @@ def prepare_abstain_training(path: str, questions: int, unanswerable_share: floa
     "paired", first those asked on a paragraph that holds a chosen unanswerable question, then others at random;
     with "random" (runs 4-10), all at random.
     `unanswerable_share` of the `questions` are unanswerable; past the genuine ones, some are repeated once under
-    new ids. No article or context of the genuine dev subset, on
+    new ids. `questions` None: every genuine unanswerable question once, with as many answerable ones as the share
+    asks (4,155 / (1/3) = 12,465 questions at a third). No article or context of the genuine dev subset, on
     which the model is evaluated, may enter: that is checked here, by title and by context.
     """
     from qa_transfer.qa_data import read_raw_records, validate_records
@@ -130,6 +131,8 @@ def prepare_abstain_training(path: str, questions: int, unanswerable_share: floa
             dev_answerable.append(record)
 
     rng = random.Random(seed)
+    if questions is None:
+        questions = round(len(unanswerable) / unanswerable_share)
     n_unanswerable = round(questions * unanswerable_share)
     n_repeated = max(0, n_unanswerable - len(unanswerable))
     if n_repeated > len(unanswerable):

@@ -83,10 +83,10 @@ def test_published_results_name_no_absolute_path(tmp_path):
 
 
 def test_the_commands_share_the_recipe_and_the_windows(tmp_path):
-    args = type("Args", (), {"output_dir": str(tmp_path), "questions": 120, "max_eval_samples": 40, "seed": 42,
-                             "bootstrap_resamples": 1000})()
+    args = type("Args", (), {"output_dir": str(tmp_path), "questions": bench_matrix.parse_questions(["120"]),
+                             "max_eval_samples": 40, "seed": 42, "bootstrap_resamples": 1000})()
     extra = ["--max_seq_length", "192", "--num_train_epochs", "1"]
-    train = bench_matrix.fine_tune_command(args, str(tmp_path / "squad.jsonl"), extra)
+    [train] = bench_matrix.fine_tune_commands(args, str(tmp_path / "squad.jsonl"), extra)
     assert train[train.index("--datasets") + 1:train.index("--datasets") + 4] == bench_matrix.ROWS
     assert train[-len(extra):] == extra and train[train.index("--max_train_samples") + 1] == "120"
     evaluate = bench_matrix.cross_eval_command(args, extra, bf16=True)
@@ -99,6 +99,22 @@ def test_the_commands_share_the_recipe_and_the_windows(tmp_path):
     fp32 = bench_matrix.cross_eval_command(args, [*extra, "--bf16", "false"], bf16=True)
     assert fp32[-2:] == ["--bf16", "false"]
     assert bench_matrix.precision_overrides(["--bf16=false", "--seed", "1", "--fp16"]) == ["--bf16=false", "--fp16"]
+
+
+def test_questions_per_row_and_all(tmp_path):
+    assert bench_matrix.parse_questions([]) == dict.fromkeys(bench_matrix.ROWS, bench_matrix.DEFAULT_QUESTIONS)
+    sizes = bench_matrix.parse_questions(["1500", "newsqa=all"])
+    assert sizes == {"squad_v2": 1500, "natural_questions": 1500, "newsqa": None}
+    args = type("Args", (), {"output_dir": str(tmp_path), "questions": sizes})()
+    first, second = bench_matrix.fine_tune_commands(args, str(tmp_path / "squad.jsonl"), [])
+    assert first[first.index("--datasets") + 1:first.index("--datasets") + 3] == ["squad_v2", "natural_questions"]
+    assert first[first.index("--max_train_samples") + 1] == "1500"
+    assert second[second.index("--datasets") + 1] == "newsqa" and "--max_train_samples" not in second
+    assert "--train_file" in second and second[second.index("--train_file") + 1].startswith("newsqa=")
+    with pytest.raises(SystemExit, match="positive number or 'all'"):
+        bench_matrix.parse_questions(["many"])
+    with pytest.raises(SystemExit, match="the rows are"):
+        bench_matrix.parse_questions(["quac=all"])
 
 
 def test_compare_runs_gives_the_paired_difference_and_its_interval(tmp_path):
