@@ -52,7 +52,7 @@ from qa_transfer.qa_data import has_unanswerable, select_questions
 from qa_transfer.qa_overlap import ANALYSES, write_overlap_analysis
 from qa_transfer.qa_probes import PROBES_VERSION, apply_probe, parse_probe
 from qa_transfer.qa_run_info import PAPER_DATASETS, RUN_INFO_FILE, default_version_2_with_negative, describe_source
-from qa_transfer.qa_scores import attach_intervals, load_squad_v2_metric
+from qa_transfer.qa_scores import ANSWER_ALWAYS, attach_intervals, load_squad_v2_metric
 from qa_transfer.qa_training import qa_trainer
 from qa_transfer.qa_windows import window_split
 from qa_transfer.results_io import read_json, write_json_atomic
@@ -71,7 +71,9 @@ logger = logging.getLogger("qa_transfer.cross_eval")
 
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
 CELL_FILE = "metrics.json"  # written last in a cell's folder: its presence marks the cell finished
-METRIC_CHOICES = ("exact", "f1", "HasAns_exact", "HasAns_f1", "NoAns_exact", "NoAns_f1", "best_exact", "best_f1")
+SQUAD_V2_FIGURES = ("exact", "f1", "HasAns_exact", "HasAns_f1", "NoAns_exact", "NoAns_f1")
+# Under the SQuAD 2.0 rules (abstain where the null score wins), and answer-always (the best non-empty span).
+METRIC_CHOICES = (*SQUAD_V2_FIGURES, "best_exact", "best_f1", *(ANSWER_ALWAYS + name for name in SQUAD_V2_FIGURES))
 
 
 @dataclass
@@ -94,7 +96,12 @@ class CrossEvalArguments:
     cache_dir: str | None = field(default=None, metadata={"help": "Where hub datasets are cached."})
     token: str | None = token_field()
     trust_remote_code: bool = trust_remote_code_field()
-    metric: str = field(default="f1", metadata={"help": f"Score shown in matrix.csv/.md and the heatmap: {', '.join(METRIC_CHOICES)}."})
+    metric: str = field(
+        default="f1",
+        metadata={"help": f"Score shown first in matrix.csv/.md and heatmap.png: {', '.join(METRIC_CHOICES)}. Under "
+                          "the SQuAD 2.0 rules a question is not answered where the null score wins; the "
+                          f"{ANSWER_ALWAYS}* figures score each question's best non-empty span instead."},
+    )
     overwrite: bool = field(default=False, metadata={"help": "Recompute cells that are already stored."})
     bootstrap_resamples: int = field(
         default=1000,

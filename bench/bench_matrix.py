@@ -1,29 +1,40 @@
 #!/usr/bin/env python
 """The transfer matrix on real data: three fine-tuned rows (SQuAD 2.0, Natural Questions, NewsQA) by four evaluated
-columns (the same three and TriviaQA-web), each cell with its bootstrap confidence interval, set beside the published
-full-scale replications.
+columns (the same three and TriviaQA-web), each cell with its bootstrap confidence interval under two scoring
+protocols, set beside the published full-scale replications.
 
     python bench/bench_matrix.py --output_dir DIR                                 # the default run
+    python bench/bench_matrix.py --output_dir DIR --questions all                 # every row on all its data
+    python bench/bench_matrix.py --output_dir DIR --questions 1500 newsqa=all     # a size per row
     python bench/bench_matrix.py --output_dir DIR --questions 120 --max_eval_samples 40 \\
         -- --max_seq_length 192 --doc_stride 64 --num_train_epochs 1              # a few minutes
     python bench/bench_matrix.py --output_dir DIR --publish docs/results/transfer_matrix   # copy the results
+    python bench/bench_matrix.py --output_dir OUT --curve RUN_500 RUN_1500 RUN_ALL    # the budget curve
 
 What it runs, as a user would (subprocesses, offline, the packaged all-MiniLM-L6-v2):
 
 1. The training sets, from ../shared/data (its README, sections 2 and 4): for SQuAD 2.0, `--questions` questions of
    which `--unanswerable_share` (a third, as in the full SQuAD 2.0 train set) are genuine unanswerable ones, drawn as
-   bench_qa.py's `abstain` preset draws them (written to DIR/data/); for NQ and NewsQA, `--questions` seeded-random
-   questions of their training files (all answerable: they have no unanswerable ones).
+   bench_qa.py's `abstain` preset draws them (written to DIR/data/; `all`: every genuine unanswerable question once,
+   4,151, with twice as many answerable ones, 12,453 questions); for NQ and NewsQA, `--questions` seeded-random
+   questions of their training files (`all`: 6,743 and 2,673; all answerable: they have no unanswerable ones).
 2. `fine_tune_all.py` for the three rows with one recipe (below; 384/128 windows; flags after `--` override it and
-   reach run_qa.py), into DIR/models/NAME.
-3. `cross_eval.py --analysis overlap` over the four columns into DIR/matrix/: 2,000 seeded-random questions of the SQuAD 2.0 genuine dev
-   subset (20 articles no training question comes from) and of NQ dev; all 1,539 NewsQA evaluation questions (other
-   stories than its training ones) and all 499 TriviaQA-web ones; `--max_eval_samples` caps every column. The window
-   flags after `--` reach it too, so train and evaluation windows match. The overlap analysis (qa_overlap.py) is
-   computed from the cells' stored predictions: a rerun over finished cells adds it without running a model.
-4. The comparison (DIR/comparison.md, comparison.json): per row the order of the columns and whether the diagonal is
-   the row's best cell, and the Spearman rank correlation of the HasAns F1 cells with each replication's matching
-   cells; each disagreement in order says whether it is larger than the two cells' intervals.
+   reach run_qa.py), into DIR/models/NAME; rows of one size train in one call.
+3. `cross_eval.py --analysis overlap` over the four columns into DIR/matrix/: 2,000 seeded-random questions of the
+   SQuAD 2.0 genuine dev subset (20 articles no training question comes from) and of NQ dev; all 1,539 NewsQA
+   evaluation questions (other stories than its training ones) and all 499 TriviaQA-web ones; `--max_eval_samples`
+   caps every column. The window flags after `--` reach it too, so train and evaluation windows match. Every cell
+   is scored under the SQuAD 2.0 rules and answer-always (each question's best non-empty span), from one model run.
+   The overlap analysis (qa_overlap.py) is computed from the cells' stored predictions: a rerun over finished cells
+   adds it without running a model.
+4. The comparison (DIR/comparison.md, comparison.json), for each protocol's HasAns F1: per row the order of the
+   columns, whether the diagonal is the row's best cell and SQuAD 2.0's rank; the Spearman rank correlation with
+   each replication's matching cells and its bootstrap interval (every cell's questions resampled together), beside
+   the replications' agreement with each other; each disagreement in order says whether it is larger than the two
+   cells' intervals.
+
+`--curve` draws the agreement of several runs against their training questions per row (curve.json, curve.md,
+curve.png), one line per complete replication and protocol.
 
 Killed and started again with the same command, it reuses what is done: the prepared data, every finished row (and
 an interrupted row resumes from its last checkpoint, saved every 200 steps), every finished cell.
@@ -189,6 +200,11 @@ def precision_overrides(extra: list[str]) -> list[str]:
 
 # --- The comparison with the published replications -----------------------------------------------------------
 
+# Our HasAns F1 under each protocol, set beside the replications' F1 (they score answerable questions by their
+# best span: answer-always is their protocol; the SQuAD 2.0 rules are ours by default).
+PROTOCOL_METRICS = ("answer_always_HasAns_f1", "HasAns_f1")
+COMPLETE = ("MediaBilly/BERT-Question-Answering", "nikossrp/Question-Answering-Bert")  # the full-scale 5x5 ones
+
 
 def our_cells(matrix: dict, metric: str) -> dict[tuple[str, str], tuple[float, list[float] | None]]:
     """(row, column) -> (score, interval) of the matrix's computed cells, for `metric` (HasAns_f1 is f1 on sets
@@ -204,81 +220,248 @@ def our_cells(matrix: dict, metric: str) -> dict[tuple[str, str], tuple[float, l
     return cells
 
 
-def compare(matrix: dict) -> dict:
-    """Pattern, not level: per row the columns' order and whether the diagonal is best, ours and each
-    replication's; the Spearman correlation of the matching HasAns F1 cells; each pair of columns whose order
-    disagrees, and whether our two intervals overlap (then the disagreement is within our noise)."""
-    ours = our_cells(matrix, "HasAns_f1")
+def published_cells(name: str) -> dict[tuple[str, str], float]:
+    return {(row, column): value for row, values in PUBLISHED[name]["cells"].items()
+            for column, value in zip(COLUMNS, values) if value is not None}
+
+
+def column_order(scores: dict[str, float]) -> list[str]:
+    return sorted(scores, key=lambda column: -scores[column])
+
+
+def row_summary(scores: dict[str, float], row: str) -> dict:
+    """A row's columns from best to worst, whether its own column is the best, and where SQuAD 2.0's stands (1 =
+    best): the pattern the replications share (their SQuAD column is among the two best of every row)."""
+    order = column_order(scores)
+    return {"order": order, "diagonal_is_best": bool(order) and order[0] == row,
+            "squad_v2_rank": order.index("squad_v2") + 1 if "squad_v2" in order else None}
+
+
+def replications_agreement() -> list[dict]:
+    """The replications' Spearman correlation with each other over the cells both report."""
+    agreement = []
+    for first, second in itertools.combinations(PUBLISHED, 2):
+        a, b = published_cells(first), published_cells(second)
+        shared = [key for key in a if key in b]
+        rho = float(spearmanr([a[k] for k in shared], [b[k] for k in shared]).statistic) if len(shared) >= 3 else None
+        agreement.append({"replications": [first, second], "cells_compared": len(shared), "spearman": rho})
+    return agreement
+
+
+def compare_protocol(matrix: dict, metric: str, values: dict[tuple[str, str], np.ndarray] | None,
+                     resamples: int, seed: int) -> dict:
+    """Pattern, not level, for one protocol's `metric`: per row the columns' order, whether the diagonal is best
+    and SQuAD 2.0's rank, ours and each replication's; the Spearman correlation of the matching cells with its
+    bootstrap interval (every cell's questions resampled, from `values`: cell -> per-question scores); each pair
+    of columns whose order disagrees, and whether our two intervals overlap (then it is within our noise)."""
+    from qa_transfer.qa_scores import describe_metric, rank_correlation_interval
+
+    ours = our_cells(matrix, metric)
     rows = [row for row in ROWS if any((row, column) in ours for column in COLUMNS)]
-
-    def order(scores: dict[str, float]) -> list[str]:
-        return sorted(scores, key=lambda column: -scores[column])
-
-    result = {"ours": {}, "replications": {}}
+    result = {"metric": metric, "description": describe_metric(metric), "ours": {}, "replications": {}}
     for row in rows:
-        scores = {column: ours[row, column][0] for column in COLUMNS if (row, column) in ours}
-        result["ours"][row] = {"order": order(scores), "diagonal_is_best": bool(scores) and order(scores)[0] == row}
+        result["ours"][row] = row_summary({c: ours[row, c][0] for c in COLUMNS if (row, c) in ours}, row)
     for name, published in PUBLISHED.items():
-        pairs, rows_compared, disagreements = [], {}, []
-        for row, values in published["cells"].items():
-            theirs = {column: value for column, value in zip(COLUMNS, values) if value is not None}
+        theirs_all = published_cells(name)
+        rows_compared, disagreements = {}, []
+        for row in published["cells"]:
+            theirs = {column: value for (r, column), value in theirs_all.items() if r == row}
             if row not in result["ours"]:
                 continue
-            rows_compared[row] = {"order": order(theirs), "diagonal_is_best": order(theirs)[0] == row}
-            for column, value in theirs.items():
-                if (row, column) in ours:
-                    pairs.append((ours[row, column][0], value))
+            rows_compared[row] = row_summary(theirs, row)
             for a, b in itertools.combinations([c for c in COLUMNS if c in theirs and (row, c) in ours], 2):
                 (score_a, ci_a), (score_b, ci_b) = ours[row, a], ours[row, b]
                 if (score_a - score_b) * (theirs[a] - theirs[b]) < 0:
                     overlap = bool(ci_a and ci_b and ci_a[0] <= ci_b[1] and ci_b[0] <= ci_a[1])
                     disagreements.append({"row": row, "columns": [a, b], "ours": [score_a, score_b],
                                           "theirs": [theirs[a], theirs[b]], "within_our_intervals": overlap})
-        ours_values, their_values = (np.array(side) for side in zip(*pairs)) if pairs else (np.array([]),) * 2
-        rho = float(spearmanr(ours_values, their_values).statistic) if len(pairs) >= 3 else None
-        result["replications"][name] = {"note": published["note"], "rows": rows_compared, "cells_compared": len(pairs),
-                                        "spearman_hasans_f1": rho, "order_disagreements": disagreements}
-    squad = ours.get(("squad_v2", "squad_v2"))
-    result["paper_squad_in_domain"] = {"paper_f1": PAPER_SQUAD_IN_DOMAIN,
-                                       "ours_f1": our_cells(matrix, "f1").get(("squad_v2", "squad_v2"), (None,))[0],
-                                       "ours_HasAns_f1": squad[0] if squad else None}
+        shared = [key for key in ours if key in theirs_all]
+        rho = (float(spearmanr([ours[k][0] for k in shared], [theirs_all[k] for k in shared]).statistic)
+               if len(shared) >= 3 else None)
+        interval = None
+        if values is not None and len(shared) >= 3 and all(key in values for key in shared):
+            interval = rank_correlation_interval({key: values[key] for key in shared}, theirs_all, resamples,
+                                                 seed=seed)["interval"]
+        result["replications"][name] = {"note": published["note"], "rows": rows_compared, "cells_compared": len(shared),
+                                        "spearman": rho, "spearman_interval": interval,
+                                        "order_disagreements": disagreements}
     return result
 
 
+def question_values_of(matrix_dir: str, matrix: dict, metric: str) -> dict[tuple[str, str], np.ndarray]:
+    """Each computed cell's per-question values behind `metric`, from its stored eval_scores.json."""
+    from qa_transfer.matrix_report import safe_name
+    from qa_transfer.qa_scores import SCORES_FILE, question_values
+
+    values = {}
+    for row in matrix["rows"]:
+        for column in matrix["columns"]:
+            cell_dir = os.path.join(matrix_dir, "cells", safe_name(row), safe_name(column))
+            if os.path.isfile(os.path.join(cell_dir, SCORES_FILE)):
+                values[row, column] = question_values(cell_dir, metric)
+    return values
+
+
+def compare(matrix: dict, matrix_dir: str | None = None, resamples: int = 1000, seed: int = 42) -> dict:
+    """The comparison under each protocol (PROTOCOL_METRICS), the replications' agreement with each other, and
+    the paper's SQuAD in-domain figure beside ours. With `matrix_dir` (its cells' stored scores), every Spearman
+    correlation gets its bootstrap interval."""
+    protocols = {}
+    for metric in PROTOCOL_METRICS:
+        values = question_values_of(matrix_dir, matrix, metric) if matrix_dir else None
+        protocols[metric] = compare_protocol(matrix, metric, values, resamples, seed)
+    squad = our_cells(matrix, "HasAns_f1").get(("squad_v2", "squad_v2"))
+    always = our_cells(matrix, "answer_always_HasAns_f1").get(("squad_v2", "squad_v2"))
+    return {"protocols": protocols, "replications_agreement": replications_agreement(),
+            "bootstrap": {"resamples": resamples, "confidence": 0.95, "seed": seed},
+            "paper_squad_in_domain": {
+                "paper_f1": PAPER_SQUAD_IN_DOMAIN,
+                "ours_f1": our_cells(matrix, "f1").get(("squad_v2", "squad_v2"), (None,))[0],
+                "ours_HasAns_f1": squad[0] if squad else None,
+                "ours_answer_always_HasAns_f1": always[0] if always else None}}
+
+
+def shown_interval(value: float | None, interval: list[float] | None, signed: bool = False) -> str:
+    if value is None:
+        return "–"
+    text = f"{value:+.2f}" if signed else f"{value:.1f}"
+    if interval:
+        text += f" [{interval[0]:+.2f}, {interval[1]:+.2f}]" if signed else f" [{interval[0]:.1f}, {interval[1]:.1f}]"
+    return text
+
+
 def comparison_markdown(comparison: dict, matrix: dict) -> str:
-    ours = our_cells(matrix, "HasAns_f1")
+    sizes = {row: (matrix.get("models", {}).get(row) or {}).get("train_samples") for row in matrix["rows"]}
+    trained = ", ".join(f"{row} {size:,}" if size else row for row, size in sizes.items())
     lines = ["# Our matrix beside the published replications", "",
-             "HasAns F1 (answerable questions only), rows fine-tuned on, columns evaluated on. Ours: MiniLM-L6, "
-             "2,500 training questions a row (or as run), CPU; theirs: BERT-base, full training sets.", ""]
-    header = "| source | row | " + " | ".join(COLUMNS) + " | diagonal best |"
-    lines += [header, "|---|---|" + "---:|" * len(COLUMNS) + "---|"]
-    for row, summary in comparison["ours"].items():
-        cells = []
-        for column in COLUMNS:
-            score, interval = ours.get((row, column), (None, None))
-            cells.append("–" if score is None else f"{score:.1f}" + (f" [{interval[0]:.1f}, {interval[1]:.1f}]"
-                                                                       if interval else ""))
-        lines.append(f"| ours | {row} | " + " | ".join(cells) + f" | {'yes' if summary['diagonal_is_best'] else 'no'} |")
-    for name, replication in comparison["replications"].items():
-        for row, summary in replication["rows"].items():
-            values = dict(zip(COLUMNS, PUBLISHED[name]["cells"][row]))
-            cells = ["–" if values[c] is None else f"{values[c]:.1f}" for c in COLUMNS]
-            lines.append(f"| {name.split(' (')[0]} | {row} | " + " | ".join(cells)
-                         + f" | {'yes' if summary['diagonal_is_best'] else 'no'} |")
-    lines += ["", "| replication | cells compared | Spearman (HasAns F1) | order disagreements (within our intervals) |",
-              "|---|---:|---:|---|"]
-    for name, replication in comparison["replications"].items():
-        rho = replication["spearman_hasans_f1"]
-        disagreements = "; ".join(
-            f"{d['row']}: {d['columns'][0]} vs {d['columns'][1]} ({'yes' if d['within_our_intervals'] else 'no'})"
-            for d in replication["order_disagreements"]) or "none"
-        lines.append(f"| {name} | {replication['cells_compared']} | {'–' if rho is None else f'{rho:+.2f}'} | "
-                     f"{disagreements} |")
+             f"Rows fine-tuned on, columns evaluated on. Ours: MiniLM-L6 on CPU, training questions per row: {trained}; "
+             "theirs: BERT-base, full training sets, F1 on answerable questions (each answered by its best span). "
+             "Spearman: rank correlation over the cells both have; brackets: its 95 % bootstrap interval, every "
+             "cell's questions resampled together "
+             f"({comparison['bootstrap']['resamples']} resamples, seed {comparison['bootstrap']['seed']}).", ""]
+    lines += ["## The replications with each other", "", "| replications | cells | Spearman |", "|---|---:|---:|"]
+    lines += [f"| {a.split(' (')[0]} / {b.split(' (')[0]} | {entry['cells_compared']} | "
+              f"{shown_interval(entry['spearman'], None, signed=True)} |"
+              for entry in comparison["replications_agreement"] for a, b in [entry["replications"]]]
+    lines.append("")
+    for metric, protocol in comparison["protocols"].items():
+        ours = our_cells(matrix, metric)
+        lines += [f"## Ours as {protocol['description']}", "",
+                  "| source | row | " + " | ".join(COLUMNS) + " | diagonal best | SQuAD 2.0 rank |",
+                  "|---|---|" + "---:|" * len(COLUMNS) + "---|---:|"]
+        for row, summary in protocol["ours"].items():
+            cells = [shown_interval(*ours.get((row, column), (None, None))) for column in COLUMNS]
+            lines.append(f"| ours | {row} | " + " | ".join(cells)
+                         + f" | {'yes' if summary['diagonal_is_best'] else 'no'} | {summary['squad_v2_rank']} |")
+        for name, replication in protocol["replications"].items():
+            for row, summary in replication["rows"].items():
+                values = dict(zip(COLUMNS, PUBLISHED[name]["cells"][row]))
+                cells = ["–" if values[c] is None else f"{values[c]:.1f}" for c in COLUMNS]
+                lines.append(f"| {name.split(' (')[0]} | {row} | " + " | ".join(cells)
+                             + f" | {'yes' if summary['diagonal_is_best'] else 'no'} | {summary['squad_v2_rank']} |")
+        lines += ["", "| replication | cells compared | Spearman [95 % interval] | order disagreements "
+                      "(within our intervals?) |", "|---|---:|---:|---|"]
+        for name, replication in protocol["replications"].items():
+            disagreements = "; ".join(
+                f"{d['row']}: {d['columns'][0]} vs {d['columns'][1]} ({'yes' if d['within_our_intervals'] else 'no'})"
+                for d in replication["order_disagreements"]) or "none"
+            lines.append(f"| {name} | {replication['cells_compared']} | "
+                         f"{shown_interval(replication['spearman'], replication['spearman_interval'], signed=True)} | "
+                         f"{disagreements} |")
+        lines.append("")
     paper = comparison["paper_squad_in_domain"]
     if paper["ours_f1"] is not None:
-        lines += ["", f"SQuAD 2.0 -> SQuAD 2.0: ours F1 {paper['ours_f1']:.1f} (HasAns F1 {paper['ours_HasAns_f1']:.1f}), "
-                      f"the paper's {paper['paper_f1']:.1f} (BERT-base, full training set)."]
-    return "\n".join(lines) + "\n"
+        lines += [f"SQuAD 2.0 -> SQuAD 2.0: ours F1 {paper['ours_f1']:.1f} under the SQuAD 2.0 rules (HasAns F1 "
+                  f"{paper['ours_HasAns_f1']:.1f}; answer-always HasAns F1 "
+                  f"{shown_interval(paper['ours_answer_always_HasAns_f1'], None)}), the paper's "
+                  f"{paper['paper_f1']:.1f} (BERT-base, full training set).", ""]
+    return "\n".join(lines)
+
+
+# --- The budget curve: agreement against training questions per row ------------------------------------------
+
+
+def curve_point(run_dir: str) -> dict:
+    """One run's point: its training questions per row (and their mean) and, for each protocol and complete
+    replication, the Spearman correlation with its interval, from the run's comparison.json."""
+    comparison = read_json(os.path.join(run_dir, "comparison.json"))
+    if "protocols" not in comparison:
+        raise SystemExit(f"error: {run_dir}/comparison.json has no per-protocol comparison (an older run): run "
+                         "bench_matrix.py again with that run's command, which reuses its rows and cells")
+    matrix = read_json(os.path.join(run_dir, "matrix", "matrix.json"))
+    sizes = {row: (matrix["models"].get(row) or {}).get("train_samples") for row in ROWS}
+    point = {"run": run_dir, "train_questions": sizes,
+             "mean_train_questions": float(np.mean([size for size in sizes.values() if size])), "agreement": {}}
+    for metric, protocol in comparison["protocols"].items():
+        for name in COMPLETE:
+            replication = protocol["replications"][name]
+            point["agreement"][f"{metric} / {name}"] = {
+                "metric": metric, "replication": name, "spearman": replication["spearman"],
+                "interval": replication["spearman_interval"], "cells": replication["cells_compared"],
+                "squad_v2_among_two_best": all(row["squad_v2_rank"] is not None and row["squad_v2_rank"] <= 2
+                                               for row in protocol["ours"].values()),
+            }
+    return point
+
+
+def write_curve(run_dirs: list[str], output_dir: str) -> dict:
+    """curve.json, curve.md and curve.png: our agreement with each complete replication, per protocol, against
+    the training questions per row of each run in `run_dirs`."""
+    from matplotlib.figure import Figure
+
+    from qa_transfer.plots import save_png
+    from qa_transfer.qa_scores import describe_metric
+
+    points = sorted((curve_point(run_dir) for run_dir in run_dirs), key=lambda point: point["mean_train_questions"])
+    between = next(entry["spearman"] for entry in replications_agreement() if entry["replications"] == list(COMPLETE))
+    curve = {"points": relative_paths(points, REPO), "replications_with_each_other": between}
+    os.makedirs(output_dir, exist_ok=True)
+    write_json_atomic(os.path.join(output_dir, "curve.json"), curve)
+
+    figure = Figure(figsize=(8, 5), layout="constrained")
+    axes = figure.add_subplot()
+    x = [point["mean_train_questions"] for point in points]
+    for offset, key in enumerate(points[0]["agreement"]):
+        entries = [point["agreement"][key] for point in points]
+        rho = np.array([np.nan if e["spearman"] is None else e["spearman"] for e in entries])
+        low = np.array([np.nan if not e["interval"] else e["interval"][0] for e in entries])
+        high = np.array([np.nan if not e["interval"] else e["interval"][1] for e in entries])
+        shifted = [value * (1 + 0.02 * (offset - 1.5)) for value in x]  # side by side, not on top of each other
+        metric, name = entries[0]["metric"], entries[0]["replication"]
+        axes.errorbar(shifted, rho, yerr=[rho - low, high - rho], marker="o" if metric.startswith("answer") else "s",
+                      linestyle="-" if metric.startswith("answer") else "--", capsize=3,
+                      label=f"{name.split('/')[0]}, {describe_metric(metric).split(', ', 1)[1].split(' (')[0]}")
+    axes.axhline(between, color="grey", linestyle=":", label=f"the two replications with each other ({between:+.2f})")
+    axes.axhline(0, color="black", linewidth=0.5)
+    axes.set_xscale("log")
+    axes.set_xticks(x, labels=[f"{value:,.0f}" for value in x])
+    axes.minorticks_off()
+    axes.set_ylim(-1.05, 1.05)
+    axes.set_xlabel("training questions per row (mean of the three rows)")
+    axes.set_ylabel("Spearman with the replication (HasAns F1)")
+    axes.set_title("Agreement of our transfer matrix with the published replications\n(95 % bootstrap intervals)")
+    axes.legend(fontsize=8, loc="lower right")
+    save_png(figure, os.path.join(output_dir, "curve.png"))
+
+    lines = ["# Agreement with the replications against training questions per row", "",
+             "Spearman rank correlation of our HasAns F1 cells with each complete replication's F1 cells, with its "
+             "95 % bootstrap interval (every cell's questions resampled); the two replications agree with each other "
+             f"at {between:+.2f}. SQuAD 2.0 top two: the SQuAD 2.0 column is among the two best of every row (as in "
+             "both replications).", "",
+             "| training questions per row | protocol | replication | cells | Spearman [95 % interval] | "
+             "SQuAD 2.0 top two |", "|---|---|---|---:|---:|---|"]
+    for point in points:
+        questions = " / ".join(f"{size:,}" for size in point["train_questions"].values() if size)
+        for entry in point["agreement"].values():
+            lines.append(f"| {questions} | {describe_metric(entry['metric']).split(', ', 1)[1]} | "
+                         f"{entry['replication']} | {entry['cells']} | "
+                         f"{shown_interval(entry['spearman'], entry['interval'], signed=True)} | "
+                         f"{'yes' if entry['squad_v2_among_two_best'] else 'no'} |")
+    lines += ["", f"Rows in order {', '.join(ROWS)}; runs: "
+              + ", ".join(f"`{os.path.relpath(point['run'], REPO)}`" for point in points) + ".", ""]
+    write_text_atomic(os.path.join(output_dir, "curve.md"), "\n".join(lines))
+    print("\n".join(lines))
+    return curve
 
 
 # --- Publishing the results into the repository -------------------------------------------------------------
@@ -324,13 +507,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--questions", nargs="+", default=[], metavar="[ROW=]N|all",
                         help=f"Training questions per row (default {DEFAULT_QUESTIONS}): a number or 'all' for every "
                              "row, then ROW=N or ROW=all for one row. SQuAD 2.0's 'all' is every genuine unanswerable "
-                             "question (4,155) with twice as many answerable ones at the default share: 12,465.")
+                             "question once (4,151) with twice as many answerable ones at the default share: 12,453.")
     parser.add_argument("--unanswerable_share", type=float, default=1 / 3,
                         help="The share of unanswerable questions in the SQuAD 2.0 row's training set.")
     parser.add_argument("--max_eval_samples", type=int, default=None,
                         help=f"Questions per column, at most (default {DEFAULT_EVAL_QUESTIONS}).")
     parser.add_argument("--seed", type=int, default=42, help="Draws the training and evaluation questions.")
     parser.add_argument("--bootstrap_resamples", type=int, default=1000)
+    parser.add_argument("--curve", nargs="+", default=None, metavar="RUN_DIR",
+                        help="Only draw the budget curve of earlier runs (their --output_dir) into --output_dir.")
     parser.add_argument("--publish", default=None,
                         help="Only copy an earlier run's results into this folder (e.g. docs/results/transfer_matrix).")
     args = parser.parse_args(own)
@@ -338,6 +523,9 @@ def main(argv: list[str] | None = None) -> None:
     args.questions = parse_questions(args.questions)
     if args.publish:
         publish(args.output_dir, os.path.abspath(args.publish))
+        return
+    if args.curve:
+        write_curve([os.path.abspath(run_dir) for run_dir in args.curve], args.output_dir)
         return
 
     from fine_tune_all import precision_flags
@@ -349,7 +537,7 @@ def main(argv: list[str] | None = None) -> None:
     eval_wall = run(cross_eval_command(args, extra, bf16=bool(precision_flags())))
 
     matrix = read_json(os.path.join(args.output_dir, "matrix", "matrix.json"))
-    comparison = compare(matrix)
+    comparison = compare(matrix, os.path.join(args.output_dir, "matrix"), args.bootstrap_resamples, args.seed)
     rows = {}
     for row in ROWS:
         results_path = os.path.join(args.output_dir, "models", row, "all_results.json")

@@ -18,6 +18,7 @@ import datasets
 import numpy as np
 
 from qa_transfer.plots import plot_heatmap, plot_probe_changes
+from qa_transfer.qa_scores import ANSWER_ALWAYS, describe_metric
 from qa_transfer.results_io import read_json, write_json_atomic, write_text_atomic
 
 logger = logging.getLogger("qa_transfer.matrix_report")
@@ -47,8 +48,9 @@ def cell_value(metrics: dict[str, Any], metric: str) -> float:
     """The score shown for a cell; on a set without unanswerable questions HasAns_x is x."""
     if metric in metrics:
         return float(metrics[metric])
-    if metric.startswith("HasAns_") and "NoAns_total" not in metrics and metric[len("HasAns_"):] in metrics:
-        return float(metrics[metric[len("HasAns_"):]])
+    fallback = metric.replace("HasAns_", "", 1)
+    if fallback != metric and "NoAns_total" not in metrics and fallback in metrics:
+        return float(metrics[fallback])
     return math.nan
 
 
@@ -140,8 +142,9 @@ def cell_interval(metrics: dict[str, Any], metric: str) -> list[float] | None:
     HasAns_x's is x's, as for the score itself."""
     if f"{metric}_ci" in metrics:
         return metrics[f"{metric}_ci"]
-    if metric.startswith("HasAns_") and "NoAns_total" not in metrics:
-        return metrics.get(f"{metric[len('HasAns_'):]}_ci")
+    fallback = metric.replace("HasAns_", "", 1)
+    if fallback != metric and "NoAns_total" not in metrics:
+        return metrics.get(f"{fallback}_ci")
     return None
 
 
@@ -202,13 +205,14 @@ def marks_note(marks: list[list[str]], failed_where: str) -> str:
 
 
 # Shown beside the chosen --metric: the models trained without unanswerable questions abstain wrongly on SQuAD 2.0's,
-# so F1 mixes abstaining with reading; HasAns F1 is what replications that skip unanswerable questions report.
-SECOND_METRIC = "HasAns_f1"
+# so F1 mixes abstaining with reading; HasAns F1 is what replications that skip unanswerable questions report, and
+# answer-always HasAns F1 is how MRQA-style replications score (every question answered by its best span).
+OTHER_METRICS = ("HasAns_f1", f"{ANSWER_ALWAYS}HasAns_f1")
 
 
 def report_metrics(metric: str) -> list[str]:
-    """The matrices written: the chosen metric, then HasAns F1 unless it is that."""
-    return [metric] if metric == SECOND_METRIC else [metric, SECOND_METRIC]
+    """The matrices written: the chosen metric, then HasAns F1 under either protocol unless it is that."""
+    return list(dict.fromkeys([metric, *OTHER_METRICS]))
 
 
 def heatmap_name(metric: str, first: bool) -> str:
@@ -227,8 +231,10 @@ def write_reports(output_dir: str, report: dict[str, Any], metric: str) -> list[
                        for cell in row_cells.values() if "bootstrap" in cell), None)
     interval_note = (f" Brackets: the {100 * confidence:.0f} % bootstrap confidence interval over the cell's "
                      "questions." if confidence else "")
-    lines = [f"# Cross-dataset {metric}", "",
-             f"Rows: fine-tuned on; columns: evaluated on; in-domain cells in bold.{interval_note}", ""]
+    lines = [f"# Cross-dataset {metric}: {describe_metric(metric)}", "",
+             f"Rows: fine-tuned on; columns: evaluated on; in-domain cells in bold.{interval_note} Under the SQuAD 2.0 "
+             "rules a question gets no answer where the model's null score wins; answer-always scores each question "
+             "by its best non-empty span (as MRQA-style evaluations do), from the same predictions.", ""]
     drops: list[str] = []
     for position, name in enumerate(report_metrics(metric)):
         values = matrix_values(report, name)
@@ -240,7 +246,7 @@ def write_reports(output_dir: str, report: dict[str, Any], metric: str) -> list[
                 return f"**{score}**" + (f" {interval}" if interval else "")
             return marks[i][j]
 
-        lines += ([] if position == 0 else [f"## {name}", ""]) + [
+        lines += ([] if position == 0 else [f"## {name}: {describe_metric(name)}", ""]) + [
             "| fine-tuned on \\ evaluated on | " + " | ".join(columns) + " |", "|---|" + "---:|" * len(columns)]
         lines += [f"| {row} | " + " | ".join(shown(i, j) for j in range(len(columns))) + " |"
                   for i, row in enumerate(rows)]
@@ -256,7 +262,7 @@ def write_reports(output_dir: str, report: dict[str, Any], metric: str) -> list[
             drops = drop_lines(report, values, name)
         if rows and columns:
             plot_heatmap(values, rows, columns, os.path.join(output_dir, heatmap_name(name, position == 0)),
-                         metric_name=name, in_domain=sorted(diagonal),
+                         metric_name=name, title=describe_metric(name).replace(", ", "\n", 1), in_domain=sorted(diagonal),
                          cell_text=cell_marks(report, values, name, separator="\n"),
                          footnote=(marks_note(marks, "matrix.md") + interval_note).strip() or None)
     if drops:

@@ -8,7 +8,9 @@ import pytest
 
 
 def cell(f1: float, low: float, high: float) -> dict:
-    return {"metrics": {"f1": f1, "exact": f1 - 5, "total": 10, "f1_ci": [low, high]}}
+    """An all-answerable cell with the same F1 under both protocols."""
+    return {"metrics": {"f1": f1, "exact": f1 - 5, "total": 10, "f1_ci": [low, high],
+                        "answer_always_f1": f1, "answer_always_HasAns_f1": f1, "answer_always_HasAns_f1_ci": [low, high]}}
 
 
 def matrix_of(scores: dict[str, list[float]], width: float = 2.0) -> dict:
@@ -22,16 +24,58 @@ def test_a_matrix_ordered_like_a_replication_correlates_perfectly():
     published = bench_matrix.PUBLISHED["MediaBilly/BERT-Question-Answering"]["cells"]
     ours = {row: [value / 2 for value in values] for row, values in published.items()}  # half the level, same pattern
     comparison = bench_matrix.compare(matrix_of(ours))
-    media = comparison["replications"]["MediaBilly/BERT-Question-Answering"]
-    assert media["cells_compared"] == 12 and media["spearman_hasans_f1"] == pytest.approx(1.0)
-    assert media["order_disagreements"] == []
-    assert comparison["ours"]["squad_v2"] == {"order": ["squad_v2", "natural_questions", "newsqa", "trivia_qa"],
-                                              "diagonal_is_best": True}
-    assert comparison["ours"]["newsqa"]["diagonal_is_best"] is False  # as in that replication: SQuAD is best there
-    nikos = comparison["replications"]["nikossrp/Question-Answering-Bert"]
-    assert nikos["cells_compared"] == 11  # its NQ -> NewsQA cell is missing
-    course = comparison["replications"][next(name for name in bench_matrix.PUBLISHED if name.startswith("course"))]
-    assert course["cells_compared"] == 8 and "natural_questions" not in course["rows"]
+    for metric in bench_matrix.PROTOCOL_METRICS:  # the same values under both protocols here
+        protocol = comparison["protocols"][metric]
+        media = protocol["replications"]["MediaBilly/BERT-Question-Answering"]
+        assert media["cells_compared"] == 12 and media["spearman"] == pytest.approx(1.0)
+        assert media["order_disagreements"] == [] and media["spearman_interval"] is None  # no stored questions
+        assert protocol["ours"]["squad_v2"] == {"order": ["squad_v2", "natural_questions", "newsqa", "trivia_qa"],
+                                                "diagonal_is_best": True, "squad_v2_rank": 1}
+        assert protocol["ours"]["newsqa"]["diagonal_is_best"] is False  # as in that replication: SQuAD is best there
+        nikos = protocol["replications"]["nikossrp/Question-Answering-Bert"]
+        assert nikos["cells_compared"] == 11  # its NQ -> NewsQA cell is missing
+        course = protocol["replications"][next(name for name in bench_matrix.PUBLISHED if name.startswith("course"))]
+        assert course["cells_compared"] == 8 and "natural_questions" not in course["rows"]
+    assert "answer-always" in comparison["protocols"]["answer_always_HasAns_f1"]["description"]
+    assert "SQuAD 2.0 rules" in comparison["protocols"]["HasAns_f1"]["description"]
+
+
+def test_the_replications_agree_with_each_other_as_published():
+    [media_nikos] = [entry for entry in bench_matrix.replications_agreement()
+                     if entry["replications"] == list(bench_matrix.COMPLETE)]
+    assert media_nikos["cells_compared"] == 11 and round(media_nikos["spearman"], 2) == 0.94
+
+
+def test_the_spearman_interval_resamples_every_cells_questions(tmp_path):
+    """Cells with the replication's pattern: tight questions give a tight interval near +1, a handful of noisy
+    questions per cell a wide one; both come from the stored per-question scores of each cell."""
+    import numpy as np
+
+    from qa_transfer.qa_scores import SCORES_FILE
+
+    published = bench_matrix.PUBLISHED["MediaBilly/BERT-Question-Answering"]["cells"]
+    rng = np.random.default_rng(0)
+    intervals = {}
+    for questions in (2000, 4):
+        matrix_dir = tmp_path / str(questions)
+        matrix = matrix_of({row: list(values) for row, values in published.items()})
+        for row, values in published.items():
+            for column, value in zip(bench_matrix.COLUMNS, values):
+                f1 = (rng.random(questions) < value / 100).astype(float)  # each question right with p = value
+                metrics = matrix["cells"][row][column]["metrics"]
+                metrics["answer_always_f1"] = metrics["answer_always_HasAns_f1"] = 100 * f1.mean()
+                (matrix_dir / "cells" / row / column).mkdir(parents=True)
+                (matrix_dir / "cells" / row / column / SCORES_FILE).write_text(json.dumps(
+                    {f"q{i}": {"exact": v, "f1": v, "has_answer": True, "answer_always_exact": v,
+                               "answer_always_f1": v} for i, v in enumerate(f1)}))
+        comparison = bench_matrix.compare(matrix, str(matrix_dir), resamples=300, seed=1)
+        media = comparison["protocols"]["answer_always_HasAns_f1"]["replications"][bench_matrix.COMPLETE[0]]
+        low, high = media["spearman_interval"]
+        assert low <= media["spearman"] <= high
+        intervals[questions] = (low, high)
+        assert bench_matrix.compare(matrix, str(matrix_dir), resamples=300, seed=1) == comparison  # seeded
+    assert intervals[2000][0] > 0.8 and intervals[2000][1] - intervals[2000][0] < 0.3
+    assert intervals[4][1] - intervals[4][0] > 2 * (intervals[2000][1] - intervals[2000][0])
 
 
 def test_each_disagreement_in_order_says_whether_our_intervals_overlap():
@@ -39,7 +83,7 @@ def test_each_disagreement_in_order_says_whether_our_intervals_overlap():
     ours = {row: list(values) for row, values in published.items()}
     ours["squad_v2"][1], ours["squad_v2"][3] = 45.0, 44.0  # trivia_qa now above newsqa (theirs: 34.67 < 44.28)
     ours["newsqa"][0], ours["newsqa"][3] = 50.0, 60.0  # newsqa above squad_v2 by more than the intervals
-    disagreements = bench_matrix.compare(matrix_of(ours))["replications"][
+    disagreements = bench_matrix.compare(matrix_of(ours))["protocols"]["answer_always_HasAns_f1"]["replications"][
         "MediaBilly/BERT-Question-Answering"]["order_disagreements"]
     found = {(d["row"], tuple(d["columns"])): d["within_our_intervals"] for d in disagreements}
     assert found == {("squad_v2", ("trivia_qa", "newsqa")): True, ("newsqa", ("squad_v2", "newsqa")): False}
@@ -115,6 +159,33 @@ def test_questions_per_row_and_all(tmp_path):
         bench_matrix.parse_questions(["many"])
     with pytest.raises(SystemExit, match="the rows are"):
         bench_matrix.parse_questions(["quac=all"])
+
+
+def test_the_budget_curve_sets_each_runs_agreement_against_its_training_questions(tmp_path):
+    published = bench_matrix.PUBLISHED["MediaBilly/BERT-Question-Answering"]["cells"]
+    runs = []
+    for questions, sign in ((500, -1), (1500, 1)):  # the small run's pattern reversed, the larger one's theirs
+        scores = {row: [50 + sign * (value - 50) for value in values] for row, values in published.items()}
+        matrix = matrix_of(scores)
+        matrix["models"] = {row: {"train_samples": questions} for row in scores}
+        run = tmp_path / f"run_{questions}"
+        (run / "matrix").mkdir(parents=True)
+        (run / "matrix" / "matrix.json").write_text(json.dumps(matrix))
+        (run / "comparison.json").write_text(json.dumps(bench_matrix.compare(matrix)))
+        runs.append(str(run))
+    curve = bench_matrix.write_curve(runs[::-1], str(tmp_path / "curve"))
+    assert [point["mean_train_questions"] for point in curve["points"]] == [500, 1500]
+    key = f"answer_always_HasAns_f1 / {bench_matrix.COMPLETE[0]}"
+    assert curve["points"][1]["agreement"][key]["spearman"] == pytest.approx(1.0)
+    assert curve["points"][0]["agreement"][key]["spearman"] == pytest.approx(-1.0)
+    assert len(curve["points"][0]["agreement"]) == 4  # two protocols x two complete replications
+    assert round(curve["replications_with_each_other"], 2) == 0.94
+    assert (tmp_path / "curve" / "curve.png").stat().st_size > 0
+    markdown = (tmp_path / "curve" / "curve.md").read_text()
+    assert "| 1,500 / 1,500 / 1,500 | answer-always (each question's best non-empty span) |" in markdown
+    (tmp_path / "run_500" / "comparison.json").write_text(json.dumps({"replications": {}}))  # an older run's
+    with pytest.raises(SystemExit, match="run bench_matrix.py again"):
+        bench_matrix.write_curve(runs, str(tmp_path / "curve"))
 
 
 def test_compare_runs_gives_the_paired_difference_and_its_interval(tmp_path):

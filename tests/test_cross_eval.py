@@ -416,6 +416,42 @@ def test_every_cell_has_bootstrap_intervals_from_its_questions(matrix):
     assert "earlier run" not in markdown.split("## Change")[0]
 
 
+def test_answer_always_scores_equal_run_qa_without_negatives_even_where_the_model_abstains_everywhere(
+        models_dir, tmp_path, monkeypatch):
+    """A threshold no null score can pass makes the squad_v2 row abstain on every question of the all-answerable
+    set: under the SQuAD 2.0 rules it scores 0, answer-always still scores its best spans, exactly as run_qa.py
+    --do_eval --version_2_with_negative false scores them."""
+    out = tmp_path / "abstain"
+    argv = ["--models", models_dir / "squad_v2", "--output_dir", out, "--report_to", "none",
+            "--per_device_eval_batch_size", "4", *SMALL_WINDOWS, "--datasets", f"newsqa={NEWS / 'dev.jsonl'}",
+            "--version_2_with_negative", "true", "--null_score_diff_threshold=-1e9"]
+    assert cross_eval.main([str(a) for a in argv]) == 0
+    cell = json.loads((out / "cells" / "squad_v2" / "newsqa" / "metrics.json").read_text())["metrics"]
+    assert cell["answered"] == 0 and cell["f1"] == 0 and cell["HasAns_f1"] == 0
+    always = json.loads((out / "cells" / "squad_v2" / "newsqa" / "eval_answer_always_predictions.json").read_text())
+    assert all(always.values()) and len(always) == cell["total"]
+
+    eval_out = tmp_path / "run_qa_eval"
+    monkeypatch.setattr(sys, "argv", [str(a) for a in [
+        "run_qa.py", "--model_name_or_path", models_dir / "squad_v2", "--validation_file", NEWS / "dev.jsonl",
+        "--do_eval", "--version_2_with_negative", "false", "--output_dir", eval_out, "--report_to", "none",
+        "--per_device_eval_batch_size", "4", *SMALL_WINDOWS]])
+    run_qa.main()
+    reference = json.loads((eval_out / "eval_results.json").read_text())
+    assert reference["eval_f1"] > 0
+    for key in ("exact", "f1", "HasAns_exact", "HasAns_f1", "total"):
+        assert cell[f"answer_always_{key}"] == reference[f"eval_{key}"], key
+    assert always == json.loads((eval_out / "eval_predictions.json").read_text())
+    low, high = cell["answer_always_HasAns_f1_ci"]
+    assert low <= cell["answer_always_HasAns_f1"] <= high
+    markdown = (out / "matrix.md").read_text()
+    assert "## answer_always_HasAns_f1: HasAns F1, answer-always (each question's best non-empty span)" in markdown
+    assert "# Cross-dataset f1: F1, SQuAD 2.0 rules (no answer where the null score wins)" in markdown
+    assert (out / "heatmap_answer_always_HasAns_f1.png").is_file()
+    assert cross_eval.main([str(a) for a in argv] + ["--metric", "answer_always_f1"]) == 0  # reused: no model run
+    assert (out / "matrix.csv").read_text().splitlines()[1] == f"squad_v2,{cell['answer_always_f1']:.2f}"
+
+
 def test_a_stored_cell_gets_intervals_for_new_bootstrap_settings_without_a_model_run(
         matrix, models_dir, tmp_path, monkeypatch):
     out, _ = matrix
@@ -423,9 +459,10 @@ def test_a_stored_cell_gets_intervals_for_new_bootstrap_settings_without_a_model
     shutil.copytree(out, copy)
     cell_file = copy / "cells" / "squad_v2" / "squad_v2" / "metrics.json"
     cell = json.loads(cell_file.read_text())
-    for key in [key for key in cell["metrics"] if key.endswith("_ci")]:
+    computed = dict(cell["metrics"])
+    for key in [key for key in cell["metrics"] if key.endswith("_ci") or key.startswith("answer_always_")]:
         del cell["metrics"][key]
-    del cell["bootstrap"]  # as an older release stored it
+    del cell["bootstrap"], cell["metrics"]["answered"]  # as an older release stored it
     cell_file.write_text(json.dumps(cell))
 
     def no_model(*args, **kwargs):
@@ -437,3 +474,7 @@ def test_a_stored_cell_gets_intervals_for_new_bootstrap_settings_without_a_model
         for column in ("squad_v2", "newsqa"):
             stored = json.loads((copy / "cells" / row / column / "metrics.json").read_text())
             assert stored["bootstrap"]["resamples"] == 200 and "f1_ci" in stored["metrics"]
+            assert "answer_always_HasAns_f1_ci" in stored["metrics"]
+    restored = json.loads(cell_file.read_text())["metrics"]
+    assert {key: restored[key] for key in computed if key.startswith("answer_always_") and "_ci" not in key} == \
+        {key: computed[key] for key in computed if key.startswith("answer_always_") and "_ci" not in key}
