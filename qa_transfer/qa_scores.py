@@ -209,3 +209,95 @@ def attach_intervals(cell: dict[str, Any], cell_dir: str, examples: Any, resampl
     cell["metrics"].update(score_intervals(scores, resamples, confidence, seed))
     cell["bootstrap"] = bootstrap
     return True
+
+
+@dataclass(frozen=True)
+class ScoredPredictions:
+    """A predictions file scored as the official SQuAD 2.0 script scores it: its figures, and per question (in the
+    data's order) what they average, for the bootstrap."""
+
+    figures: dict[str, float]  # the official script's output, key for key
+    qids: list[str]
+    has_answer: np.ndarray  # bool per question
+    predicted: np.ndarray  # bool per question: the file has a prediction for it
+    exact: np.ndarray  # per question after the no-answer threshold; 0 without a prediction
+    f1: np.ndarray
+    sweeps: dict[str, ThresholdSweep]  # "exact", "f1": the best-threshold search, with no-answer scores only
+
+    def question_rows(self) -> dict[str, dict[str, Any]]:
+        return {qid: {"exact": float(self.exact[i]), "f1": float(self.f1[i]), "has_answer": bool(self.has_answer[i]),
+                      "predicted": bool(self.predicted[i])} for i, qid in enumerate(self.qids)}
+
+
+def score_predictions(predictions: Mapping[str, str], references: Mapping[str, Mapping],
+                      na_scores: Mapping[str, float] | None = None,
+                      no_answer_threshold: float = 1.0) -> ScoredPredictions:
+    """Score {id: text} predictions on {id: answers} references as evaluate-v2.0.py does with `na_scores` as its
+    --na-prob-file (a missing entry is 0.0) and `no_answer_threshold` as its --na-prob-thresh; predicted ids that
+    the references lack are ignored, questions without a prediction are wrong."""
+    predictions = {qid: predictions[qid] for qid in references if qid in predictions}
+    figures = _RULES.squad_v2_scores(predictions, references, na_scores, no_answer_threshold, official=True)
+    qids = list(references)
+    has_answer = _RULES.has_answers(references)
+    scored_na = dict(na_scores or {})
+    for qid in qids:
+        scored_na.setdefault(qid, 0.0)
+    raw = dict(zip(("exact", "f1"), _RULES.raw_scores(predictions, references)))
+    thresholded = {name: _RULES.apply_no_answer_threshold(scores, scored_na, has_answer, no_answer_threshold)
+                   for name, scores in raw.items()}
+    sweeps = {} if na_scores is None else {
+        name: ThresholdSweep.build(qids, scores, scored_na, has_answer, predictions) for name, scores in raw.items()}
+    return ScoredPredictions(
+        figures=figures, qids=qids, has_answer=np.array([has_answer[qid] for qid in qids], dtype=bool),
+        predicted=np.array([qid in predictions for qid in qids], dtype=bool),
+        exact=np.array([thresholded["exact"].get(qid, 0.0) for qid in qids], dtype=float),
+        f1=np.array([thresholded["f1"].get(qid, 0.0) for qid in qids], dtype=float), sweeps=sweeps)
+
+
+def figure_groups(scored: ScoredPredictions) -> dict[str, np.ndarray]:
+    """The question indices each averaged figure's prefix covers ("": all, "HasAns_", "NoAns_" where present)."""
+    groups = {"": np.arange(len(scored.qids))}
+    for prefix, mask in (("HasAns_", scored.has_answer), ("NoAns_", ~scored.has_answer)):
+        if mask.any():
+            groups[prefix] = np.flatnonzero(mask)
+    return groups
+
+
+def figure_intervals(scored: ScoredPredictions, resamples: int = 1000, confidence: float = 0.95,
+                     seed: int = 0) -> dict[str, list[float]]:
+    """The bootstrap interval of each figure, keyed `<figure>_ci`: exact / f1 resampled within their questions,
+    best_exact / best_f1 by repeating the threshold search on each resample of all questions."""
+    intervals = {}
+    for prefix, indices in figure_groups(scored).items():
+        for name in ("exact", "f1"):
+            values = getattr(scored, name)[indices]
+            intervals[f"{prefix}{name}_ci"] = list(bootstrap_interval(values, resamples, confidence, seed))
+    size = len(scored.qids)
+    for name, sweep in scored.sweeps.items():
+        best = bootstrap_statistics(size, lambda indices: sweep.best_scores(question_counts(indices, size)),
+                                    resamples, seed)
+        low, high = percentile_interval(best, confidence, scored.figures[f"best_{name}"])
+        intervals[f"best_{name}_ci"] = [low, high]
+    return intervals
+
+
+def compare_scored(base: ScoredPredictions, other: ScoredPredictions, resamples: int = 1000,
+                   confidence: float = 0.95, seed: int = 0) -> dict[str, PairedDifference]:
+    """The paired bootstrap difference other - base of each figure both have, on the same questions."""
+    if other.qids != base.qids:
+        raise ValueError("the two scorings cover different questions")
+    differences = {}
+    for prefix, indices in figure_groups(base).items():
+        for name in ("exact", "f1"):
+            differences[f"{prefix}{name}"] = paired_difference(
+                getattr(base, name)[indices], getattr(other, name)[indices], resamples, confidence, seed)
+    size = len(base.qids)
+    for name in [name for name in base.sweeps if name in other.sweeps]:
+        def best_difference(indices: np.ndarray, name: str = name) -> np.ndarray:
+            counts = question_counts(indices, size)
+            return other.sweeps[name].best_scores(counts) - base.sweeps[name].best_scores(counts)
+
+        resampled = bootstrap_statistics(size, best_difference, resamples, seed)
+        point = other.figures[f"best_{name}"] - base.figures[f"best_{name}"]
+        differences[f"best_{name}"] = resampled_difference(resampled, point, confidence)
+    return differences
