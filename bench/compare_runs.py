@@ -7,7 +7,8 @@ RUN_A and RUN_B are run_qa.py output folders evaluated on the same questions (th
 each run's EM / F1 / HasAns F1 / NoAns F1 under the official SQuAD 2.0 rules, and the paired difference B - A
 of each with its 95 % bootstrap interval: the same resampled questions for both runs, so the interval is that of
 the difference itself, far narrower than two separate intervals. An interval that holds 0 means no measurable
-difference on these questions. Used for the fp32 / bf16 comparison in docs/benchmarks.md.
+difference on these questions. The bootstrap is qa_scores.paired_difference, the one score_predictions.py
+--compare uses. Used for the fp32 / bf16 comparison in docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -18,18 +19,10 @@ import os
 import numpy as np
 
 from qa_transfer.qa_adapters import load_qa_split
-from qa_transfer.qa_scores import bootstrap_interval, gold_answers, question_scores
+from qa_transfer.qa_scores import gold_answers, paired_difference, question_scores
 from qa_transfer.results_io import read_json
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def paired_difference(a: np.ndarray, b: np.ndarray, resamples: int = 1000, seed: int = 0) -> tuple[float, list[float]]:
-    """The mean of b - a (x100) and its percentile bootstrap interval over the same resampled questions."""
-    difference = np.asarray(b, dtype=float) - np.asarray(a, dtype=float)
-    # bootstrap_interval is for scores in [0, 1]; a shift by 1 keeps the differences' order and spacing.
-    low, high = bootstrap_interval((difference + 1) / 2, resamples, 0.95, seed)
-    return 100 * float(difference.mean()), [2 * low - 100, 2 * high - 100]
 
 
 def compare(run_a: str, run_b: str, references: dict[str, dict], resamples: int = 1000, seed: int = 0) -> dict:
@@ -50,9 +43,9 @@ def compare(run_a: str, run_b: str, references: dict[str, dict], resamples: int 
         for metric in ("exact", "f1"):
             a = np.array([getattr(scores["a"][q], metric) for q in qids])
             b = np.array([getattr(scores["b"][q], metric) for q in qids])
-            difference, interval = paired_difference(a, b, resamples, seed)
-            result[f"{part} {metric}"] = {"a": 100 * a.mean(), "b": 100 * b.mean(), "b_minus_a": difference,
-                                          "interval": interval, "questions": len(qids)}
+            paired = paired_difference(a, b, resamples, 0.95, seed)
+            result[f"{part} {metric}"] = {"a": 100 * a.mean(), "b": 100 * b.mean(), "b_minus_a": paired.difference,
+                                          "interval": paired.interval, "questions": len(qids)}
     return result
 
 

@@ -4,7 +4,8 @@ A matrix cell's EM and F1 are means over its questions; on a few hundred questio
 with the draw of questions alone. `question_scores` scores each question by the official SQuAD 2.0 rules (the same
 functions the squad_v2 metric uses: its mean over the questions is the metric's exact / f1), and
 `bootstrap_interval` resamples the questions (seeded) for a percentile interval of the mean, so that a reader sees
-how far two cells can be compared before comparing them.
+how far two cells can be compared before comparing them. `paired_difference` compares two systems on the same
+resampled questions, and `ThresholdSweep` resamples the best-threshold figures (best_exact, best_f1).
 
     scores = question_scores(predictions, references)      # {id: QuestionScore}
     intervals = score_intervals(scores, resamples=1000, confidence=0.95, seed=42)
@@ -21,7 +22,7 @@ from __future__ import annotations
 import importlib.util
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -68,16 +69,35 @@ def question_scores(predictions: Mapping[str, str], references: Mapping[str, Map
     missing = [qid for qid in references if qid not in predictions]
     if missing:
         raise ValueError(f"{len(missing)} questions have no prediction, e.g. id {missing[0]!r}")
-    scores = {}
-    for qid, answers in references.items():
-        golds = _RULES.gold_texts(answers)
-        prediction = predictions[qid]
-        scores[qid] = QuestionScore(
-            exact=float(max(_RULES.exact_score(gold, prediction) for gold in golds)),
-            f1=float(max(_RULES.f1_score(gold, prediction) for gold in golds)),
-            has_answer=golds != [""],
-        )
-    return scores
+    exact, f1 = _RULES.raw_scores(predictions, references)
+    has_answer = _RULES.has_answers(references)
+    return {qid: QuestionScore(float(exact[qid]), float(f1[qid]), has_answer[qid]) for qid in references}
+
+
+def bootstrap_statistics(size: int, statistic: Callable[[np.ndarray], np.ndarray], resamples: int = 1000,
+                         seed: int = 0) -> np.ndarray:
+    """`statistic` of each of `resamples` seeded resamples with replacement of `size` questions: it maps a
+    (resamples in a chunk, size) array of question indices to one value per resample."""
+    if size == 0:
+        raise ValueError("no values to resample")
+    rng = np.random.default_rng(seed)
+    values = np.empty(resamples)
+    # In chunks, so that a large set never holds resamples x questions indices at once.
+    chunk = max(1, 2_000_000 // size)
+    for start in range(0, resamples, chunk):
+        stop = min(resamples, start + chunk)
+        values[start:stop] = statistic(rng.integers(0, size, size=(stop - start, size)))
+    return values
+
+
+def percentile_interval(values: np.ndarray, confidence: float, point: float) -> tuple[float, float]:
+    """The `confidence` central share of resampled `values`, widened to hold the `point` estimate (rounding in the
+    percentile can put a bound a hair past the value of a constant set)."""
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    tail = 100 * (1 - confidence) / 2
+    low, high = np.percentile(values, [tail, 100 - tail])
+    return float(min(low, point)), float(max(high, point))
 
 
 def bootstrap_interval(values: np.ndarray, resamples: int = 1000, confidence: float = 0.95,
@@ -86,22 +106,68 @@ def bootstrap_interval(values: np.ndarray, resamples: int = 1000, confidence: fl
     `confidence` central share of the means of `resamples` seeded resamples with replacement. One value, or all
     equal, gives the degenerate interval [v, v]."""
     values = np.asarray(values, dtype=float)
-    if values.size == 0:
-        raise ValueError("no values to resample")
-    if not 0 < confidence < 1:
-        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
-    rng = np.random.default_rng(seed)
-    means = np.empty(resamples)
-    # In chunks, so that a large set never holds resamples x questions indices at once.
-    chunk = max(1, 2_000_000 // values.size)
-    for start in range(0, resamples, chunk):
-        stop = min(resamples, start + chunk)
-        means[start:stop] = values[rng.integers(0, values.size, size=(stop - start, values.size))].mean(axis=1)
-    tail = 100 * (1 - confidence) / 2
-    low, high = np.percentile(means, [tail, 100 - tail])
-    # Rounding in the percentile can put a bound a hair past the mean of a constant set.
-    mean = values.mean()
-    return float(100 * min(low, mean)), float(100 * max(high, mean))
+    means = bootstrap_statistics(values.size, lambda indices: values[indices].mean(axis=1), resamples, seed)
+    low, high = percentile_interval(means, confidence, values.mean())
+    return 100 * low, 100 * high
+
+
+@dataclass(frozen=True)
+class PairedDifference:
+    difference: float  # the mean of b - a, in points
+    interval: list[float]  # its percentile bootstrap interval
+    below_zero: float  # the share of resamples whose difference is < 0
+    above_zero: float  # ... and > 0
+
+
+def resampled_difference(differences: np.ndarray, point: float, confidence: float) -> PairedDifference:
+    """A PairedDifference from the resampled differences (in points) and the difference on all questions."""
+    return PairedDifference(point, list(percentile_interval(differences, confidence, point)),
+                            float(np.mean(differences < 0)), float(np.mean(differences > 0)))
+
+
+def paired_difference(a: np.ndarray, b: np.ndarray, resamples: int = 1000, confidence: float = 0.95,
+                      seed: int = 0) -> PairedDifference:
+    """The mean of b - a (x100) over the same questions, with its bootstrap interval: both systems are scored on
+    the same resampled questions, so the interval is that of the difference itself, far narrower than two separate
+    intervals."""
+    difference = 100 * (np.asarray(b, dtype=float) - np.asarray(a, dtype=float))
+    means = bootstrap_statistics(difference.size, lambda indices: difference[indices].mean(axis=1), resamples, seed)
+    return resampled_difference(means, float(difference.mean()), confidence)
+
+
+def question_counts(indices: np.ndarray, size: int) -> np.ndarray:
+    """How often each of `size` questions is drawn in each row of `indices`."""
+    rows = indices.shape[0]
+    offsets = (indices + size * np.arange(rows)[:, None]).ravel()
+    return np.bincount(offsets, minlength=rows * size).reshape(rows, size)
+
+
+@dataclass(frozen=True)
+class ThresholdSweep:
+    """The squad_v2 metric's best-threshold search (`best_threshold`) over resampled questions: questions in the
+    order the search meets them, what answering each adds, and which ones abstaining gets right. Questions without a
+    prediction are in none of them: wrong at every threshold."""
+
+    order: np.ndarray  # question indices, by rising no-answer score
+    gains: np.ndarray  # what answering each ordered question adds
+    abstain_right: np.ndarray  # bool per question: unanswerable, with a prediction
+
+    @classmethod
+    def build(cls, qids: list[str], raw: Mapping[str, float], na_scores: Mapping[str, float],
+              has_answer: Mapping[str, bool], predictions: Mapping[str, str]) -> ThresholdSweep:
+        position = {qid: index for index, qid in enumerate(qids)}
+        ordered = [qid for qid in sorted(na_scores, key=na_scores.__getitem__) if qid in raw]
+        gains = [raw[qid] if has_answer[qid] else -float(bool(predictions[qid])) for qid in ordered]
+        abstain_right = np.array([qid in raw and not has_answer[qid] for qid in qids])
+        return cls(np.array([position[qid] for qid in ordered], dtype=int), np.array(gains, dtype=float),
+                   abstain_right)
+
+    def best_scores(self, counts: np.ndarray) -> np.ndarray:
+        """The best score (%) of each resample, given as a (resamples, questions) array of question counts."""
+        start = counts[:, self.abstain_right].sum(axis=1).astype(float)
+        running = start[:, None] + np.cumsum(counts[:, self.order] * self.gains, axis=1)
+        best = np.maximum(start, running.max(axis=1, initial=-np.inf))
+        return 100 * best / counts.shape[1]
 
 
 def score_intervals(scores: Mapping[str, QuestionScore], resamples: int = 1000, confidence: float = 0.95,
@@ -244,3 +310,95 @@ def rank_correlation_interval(
     low, high = np.percentile(rhos, [tail, 100 - tail]) if len(rhos) else (math.nan, math.nan)
     return {"cells": len(keys), "spearman": float(spearmanr(ours, theirs).statistic),
             "interval": [float(low), float(high)], "resamples": resamples, "confidence": confidence, "seed": seed}
+
+
+@dataclass(frozen=True)
+class ScoredPredictions:
+    """A predictions file scored as the official SQuAD 2.0 script scores it: its figures, and per question (in the
+    data's order) what they average, for the bootstrap."""
+
+    figures: dict[str, float]  # the official script's output, key for key
+    qids: list[str]
+    has_answer: np.ndarray  # bool per question
+    predicted: np.ndarray  # bool per question: the file has a prediction for it
+    exact: np.ndarray  # per question after the no-answer threshold; 0 without a prediction
+    f1: np.ndarray
+    sweeps: dict[str, ThresholdSweep]  # "exact", "f1": the best-threshold search, with no-answer scores only
+
+    def question_rows(self) -> dict[str, dict[str, Any]]:
+        return {qid: {"exact": float(self.exact[i]), "f1": float(self.f1[i]), "has_answer": bool(self.has_answer[i]),
+                      "predicted": bool(self.predicted[i])} for i, qid in enumerate(self.qids)}
+
+
+def score_predictions(predictions: Mapping[str, str], references: Mapping[str, Mapping],
+                      na_scores: Mapping[str, float] | None = None,
+                      no_answer_threshold: float = 1.0) -> ScoredPredictions:
+    """Score {id: text} predictions on {id: answers} references as evaluate-v2.0.py does with `na_scores` as its
+    --na-prob-file (a missing entry is 0.0) and `no_answer_threshold` as its --na-prob-thresh; predicted ids that
+    the references lack are ignored, questions without a prediction are wrong."""
+    predictions = {qid: predictions[qid] for qid in references if qid in predictions}
+    figures = _RULES.squad_v2_scores(predictions, references, na_scores, no_answer_threshold, official=True)
+    qids = list(references)
+    has_answer = _RULES.has_answers(references)
+    scored_na = dict(na_scores or {})
+    for qid in qids:
+        scored_na.setdefault(qid, 0.0)
+    raw = dict(zip(("exact", "f1"), _RULES.raw_scores(predictions, references)))
+    thresholded = {name: _RULES.apply_no_answer_threshold(scores, scored_na, has_answer, no_answer_threshold)
+                   for name, scores in raw.items()}
+    sweeps = {} if na_scores is None else {
+        name: ThresholdSweep.build(qids, scores, scored_na, has_answer, predictions) for name, scores in raw.items()}
+    return ScoredPredictions(
+        figures=figures, qids=qids, has_answer=np.array([has_answer[qid] for qid in qids], dtype=bool),
+        predicted=np.array([qid in predictions for qid in qids], dtype=bool),
+        exact=np.array([thresholded["exact"].get(qid, 0.0) for qid in qids], dtype=float),
+        f1=np.array([thresholded["f1"].get(qid, 0.0) for qid in qids], dtype=float), sweeps=sweeps)
+
+
+def figure_groups(scored: ScoredPredictions) -> dict[str, np.ndarray]:
+    """The question indices each averaged figure's prefix covers ("": all, "HasAns_", "NoAns_" where present)."""
+    groups = {"": np.arange(len(scored.qids))}
+    for prefix, mask in (("HasAns_", scored.has_answer), ("NoAns_", ~scored.has_answer)):
+        if mask.any():
+            groups[prefix] = np.flatnonzero(mask)
+    return groups
+
+
+def figure_intervals(scored: ScoredPredictions, resamples: int = 1000, confidence: float = 0.95,
+                     seed: int = 0) -> dict[str, list[float]]:
+    """The bootstrap interval of each figure, keyed `<figure>_ci`: exact / f1 resampled within their questions,
+    best_exact / best_f1 by repeating the threshold search on each resample of all questions."""
+    intervals = {}
+    for prefix, indices in figure_groups(scored).items():
+        for name in ("exact", "f1"):
+            values = getattr(scored, name)[indices]
+            intervals[f"{prefix}{name}_ci"] = list(bootstrap_interval(values, resamples, confidence, seed))
+    size = len(scored.qids)
+    for name, sweep in scored.sweeps.items():
+        best = bootstrap_statistics(size, lambda indices: sweep.best_scores(question_counts(indices, size)),
+                                    resamples, seed)
+        low, high = percentile_interval(best, confidence, scored.figures[f"best_{name}"])
+        intervals[f"best_{name}_ci"] = [low, high]
+    return intervals
+
+
+def compare_scored(base: ScoredPredictions, other: ScoredPredictions, resamples: int = 1000,
+                   confidence: float = 0.95, seed: int = 0) -> dict[str, PairedDifference]:
+    """The paired bootstrap difference other - base of each figure both have, on the same questions."""
+    if other.qids != base.qids:
+        raise ValueError("the two scorings cover different questions")
+    differences = {}
+    for prefix, indices in figure_groups(base).items():
+        for name in ("exact", "f1"):
+            differences[f"{prefix}{name}"] = paired_difference(
+                getattr(base, name)[indices], getattr(other, name)[indices], resamples, confidence, seed)
+    size = len(base.qids)
+    for name in [name for name in base.sweeps if name in other.sweeps]:
+        def best_difference(indices: np.ndarray, name: str = name) -> np.ndarray:
+            counts = question_counts(indices, size)
+            return other.sweeps[name].best_scores(counts) - base.sweeps[name].best_scores(counts)
+
+        resampled = bootstrap_statistics(size, best_difference, resamples, seed)
+        point = other.figures[f"best_{name}"] - base.figures[f"best_{name}"]
+        differences[f"best_{name}"] = resampled_difference(resampled, point, confidence)
+    return differences

@@ -83,27 +83,56 @@ def gold_texts(answers: dict) -> list[str]:
     return texts or [""]
 
 
+def has_answers(references: dict[str, dict]) -> dict[str, bool]:
+    """Whether each question has a gold answer. As in the official script, any answer counts, even one that
+    normalises to nothing (its question is then answerable, with '' its only gold answer)."""
+    return {qid: bool(answers["text"]) for qid, answers in references.items()}
+
+
+def raw_scores(predictions: dict[str, str], references: dict[str, dict]) -> tuple[dict[str, int], dict[str, float]]:
+    """Each predicted question's exact match and F1, the best over its gold answers, in the references' order."""
+    exact, f1 = {}, {}
+    for qid, answers in references.items():
+        if qid in predictions:
+            golds = gold_texts(answers)
+            exact[qid] = max(exact_score(gold, predictions[qid]) for gold in golds)
+            f1[qid] = max(f1_score(gold, predictions[qid]) for gold in golds)
+    return exact, f1
+
+
+def apply_no_answer_threshold(raw: dict[str, float], na_scores: dict[str, float], has_answer: dict[str, bool],
+                              threshold: float) -> dict[str, float]:
+    """A question whose no-answer score exceeds `threshold` counts as abstained on: right when it has no answer."""
+    return {qid: float(not has_answer[qid]) if na_scores[qid] > threshold else score for qid, score in raw.items()}
+
+
 def best_threshold(
-    raw_scores: dict[str, float], na_scores: dict[str, float], has_answer: dict[str, bool], predictions: dict[str, str]
+    raw: dict[str, float], na_scores: dict[str, float], has_answer: dict[str, bool], predictions: dict[str, str],
+    total: int | None = None, start_threshold: float | None = None,
 ) -> tuple[float, float]:
     """Sweep the no-answer threshold over the sorted no-answer scores and return (best score %, threshold).
 
     Start from "abstain on everything" (worth one point per unanswerable question); raising the threshold past
     a question's score makes us answer it: +its score if it has an answer, -1 if we answer an unanswerable one
-    with a non-empty string. The start threshold lies just below the lowest no-answer score, so that applying
-    the returned threshold reproduces the best score.
+    with a non-empty string. Questions come in the order of their sorted scores, equal ones in `na_scores`' order,
+    as in the official script. The start threshold is `start_threshold` (the official script's is 0.0), by default
+    just below the lowest no-answer score, so that applying the returned threshold reproduces the best score.
+    `total` (default: the scored questions) is the denominator: questions left out of `raw` count as wrong.
     """
-    current = best = sum(1 for qid in raw_scores if not has_answer[qid])
-    ordered = sorted(raw_scores, key=lambda qid: na_scores[qid])
-    best_thresh = math.nextafter(na_scores[ordered[0]], -math.inf) if ordered else 0.0
+    current = best = sum(1 for qid in raw if not has_answer[qid])
+    ordered = [qid for qid in sorted(na_scores, key=na_scores.__getitem__) if qid in raw]
+    if start_threshold is not None:
+        best_thresh = start_threshold
+    else:
+        best_thresh = math.nextafter(na_scores[ordered[0]], -math.inf) if ordered else 0.0
     for qid in ordered:
         if has_answer[qid]:
-            current += raw_scores[qid]
+            current += raw[qid]
         elif predictions[qid]:
             current -= 1
         if current > best:
             best, best_thresh = current, na_scores[qid]
-    return 100.0 * best / len(raw_scores), best_thresh
+    return 100.0 * best / (len(raw) if total is None else total), best_thresh
 
 
 def squad_v2_scores(
@@ -111,31 +140,30 @@ def squad_v2_scores(
     references: dict[str, dict],
     na_scores: dict[str, float] | None = None,
     no_answer_threshold: float = 1.0,
+    official: bool = False,
 ) -> dict[str, float]:
-    """Evaluate {id: text} predictions against {id: answers}; every reference id must have a prediction."""
+    """Evaluate {id: text} predictions against {id: answers}; every reference id must have a prediction.
+
+    official=True gives what the official evaluate-v2.0.py prints with `na_scores` as its --na-prob-file: best_*
+    whenever na_scores is given (also on data without unanswerable questions), a best threshold of 0.0 when
+    abstaining on everything is best; a question without a prediction scores 0 (the official script's
+    question-level scores leave it out)."""
     missing = [qid for qid in references if qid not in predictions]
-    if missing:
+    if missing and not official:
         raise ValueError(f"{len(missing)} references have no prediction, e.g. id {missing[0]!r}")
-    na_scores = na_scores if na_scores is not None else dict.fromkeys(references, 0.0)
-    has_answer = {qid: gold_texts(answers) != [""] for qid, answers in references.items()}
-    exact_raw, f1_raw = {}, {}
-    for qid, answers in references.items():
-        golds = gold_texts(answers)
-        exact_raw[qid] = max(exact_score(gold, predictions[qid]) for gold in golds)
-        f1_raw[qid] = max(f1_score(gold, predictions[qid]) for gold in golds)
-
-    def thresholded(raw: dict[str, float]) -> dict[str, float]:
-        return {
-            qid: float(not has_answer[qid]) if na_scores[qid] > no_answer_threshold else score
-            for qid, score in raw.items()
-        }
-
-    exact, f1 = thresholded(exact_raw), thresholded(f1_raw)
+    # A question without a no-answer score has 0.0, as every question has when no scores are given.
+    scored_na = dict(na_scores or {})
+    for qid in references:
+        scored_na.setdefault(qid, 0.0)
+    has_answer = has_answers(references)
+    exact_raw, f1_raw = raw_scores(predictions, references)
+    exact = apply_no_answer_threshold(exact_raw, scored_na, has_answer, no_answer_threshold)
+    f1 = apply_no_answer_threshold(f1_raw, scored_na, has_answer, no_answer_threshold)
 
     def averages(qids: list[str], prefix: str = "") -> dict[str, float]:
         return {
-            f"{prefix}exact": 100.0 * sum(exact[q] for q in qids) / len(qids),
-            f"{prefix}f1": 100.0 * sum(f1[q] for q in qids) / len(qids),
+            f"{prefix}exact": 100.0 * sum(exact.get(q, 0) for q in qids) / len(qids),
+            f"{prefix}f1": 100.0 * sum(f1.get(q, 0) for q in qids) / len(qids),
             f"{prefix}total": len(qids),
         }
 
@@ -147,8 +175,11 @@ def squad_v2_scores(
         result.update(averages(answerable, "HasAns_"))
     if unanswerable:
         result.update(averages(unanswerable, "NoAns_"))
-        result["best_exact"], result["best_exact_thresh"] = best_threshold(exact_raw, na_scores, has_answer, predictions)
-        result["best_f1"], result["best_f1_thresh"] = best_threshold(f1_raw, na_scores, has_answer, predictions)
+    if (na_scores is not None) if official else unanswerable:
+        start = 0.0 if official else None
+        for name, raw in (("exact", exact_raw), ("f1", f1_raw)):
+            result[f"best_{name}"], result[f"best_{name}_thresh"] = best_threshold(
+                raw, scored_na, has_answer, predictions, len(qids), start)
     return result
 
 
