@@ -17,7 +17,6 @@ predictions.csv.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass, field
 
 import datasets
@@ -28,14 +27,11 @@ from qa_transfer.inference import (
     TweetClassifier,
     answer_record,
     classification_record,
-    json_line,
     model_kind,
 )
-from qa_transfer.prediction_records import PredictionInputError, read_records, require_fields, write_output
+from qa_transfer.prediction_records import PredictionInputError, json_line, read_records, require_fields, write_output
 from qa_transfer.script_args import ScriptArgumentParser, parse_args_with_config
 from qa_transfer.script_utils import run_script
-
-logger = logging.getLogger("qa_transfer.predict")
 
 
 @dataclass
@@ -59,7 +55,7 @@ def parse_arguments(argv: list[str] | None) -> PredictArguments:
 
 
 def main(argv: list[str] | None = None) -> None:
-    # --- Parse; the model's kind and every input record, checked before the model loads -------------------
+    # --- Parse; the model's kind and every input record, checked before anything is written -------------
     args = parse_arguments(argv)
     datasets.disable_progress_bars()  # one line per run at most: the output may be standard output
     kind = model_kind(args.model)

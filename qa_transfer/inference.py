@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +31,7 @@ from transformers import (
 )
 
 from qa_transfer.base_trainer import BaseTrainer
-from qa_transfer.classification_data import InputError, config_label_names
+from qa_transfer.classification_data import InputError
 from qa_transfer.errors import UsageError
 from qa_transfer.packaged_models import ModelPathError, check_model_location
 from qa_transfer.precision import cpu_bf16_instructions, cpu_bf16_request, keep_head_in_fp32
@@ -102,7 +102,7 @@ class QAAnswer:
     """One question's answer: `text` is `context[start:end]`; an abstention (no answer) has text "" and no
     offsets. `score`: the answer's probability among the n-best answers (the no-answer entry included), the
     abstention's own when abstaining. `null_odds`: no-answer score - best span score (None for a model that
-    never abstains); above the threshold, the model abstains."""
+    never abstains, or when no span fits); above the threshold, the model abstains."""
 
     text: str
     start: int | None
@@ -192,7 +192,8 @@ class QAReader:
             start=None if offsets is None else offsets[0],
             end=None if offsets is None else offsets[1],
             score=None if entry is None else float(entry["probability"]),
-            null_odds=None if null_odds is None else float(null_odds),
+            # No span at all gives infinite odds, which JSON cannot hold.
+            null_odds=float(null_odds) if null_odds is not None and math.isfinite(null_odds) else None,
             abstained=offsets is None,
         )
 
@@ -212,7 +213,7 @@ class TweetClassifier:
     def __init__(self, model: Any, tokenizer: PreTrainedTokenizerBase, settings: dict[str, Any],
                  training_args: TrainingArguments):
         self.settings = settings
-        self.label_names = config_label_names(model.config) or [str(i) for i in range(model.config.num_labels)]
+        self.label_names = [model.config.id2label[index] for index in sorted(model.config.id2label)]
         self.tokenizer = tokenizer
         self.training_args = training_args
         keep_head_in_fp32(model, training_args)
@@ -245,8 +246,8 @@ class TweetClassifier:
         where = where or [f"text {index}" for index in range(len(texts))]
         for text, place in zip(texts, where):
             if not isinstance(text, str) or not text.strip():
-                raise InputError(f"{place}: {'empty text' if isinstance(text, str) else 'no text'}: "
-                                  f"give a non-empty `tweet` or `text` field")
+                raise InputError(f"{place}: {'empty text' if isinstance(text, str) else f'{text!r} is not text'}: "
+                                 "give a non-empty `tweet` or `text` field")
         if not texts:
             return []
         column = "text"
@@ -277,7 +278,3 @@ def answer_record(answer: QAAnswer) -> dict[str, Any]:
 def classification_record(result: Classification) -> dict[str, Any]:
     """The fields predict.py adds to a tweet input record."""
     return {"predicted_label": result.label, "probabilities": result.probabilities}
-
-
-def json_line(record: dict[str, Any]) -> str:
-    return json.dumps(record, ensure_ascii=False) + "\n"

@@ -106,6 +106,10 @@ def require_fields(records: list[tuple[str, dict[str, Any]]], names: tuple[str, 
                                        f"{' and '.join(repr(name) for name in names)})")
 
 
+def json_line(record: dict[str, Any]) -> str:
+    return json.dumps(record, ensure_ascii=False) + "\n"
+
+
 def write_output(path: str, text: str) -> None:
     """The whole output at once: to standard output, or atomically to a file (its folder created)."""
     if path == STANDARD_STREAM:
