@@ -126,6 +126,10 @@ def test_the_api_answers_one_pair_or_a_batch_with_the_recorded_settings(run_qa_p
         [r["question"] for r in records], [r["context"] for r in records])
     always_abstains = QAReader.from_pretrained(qa_model, null_score_diff_threshold=-1e9).answer("Who?", LONG_CONTEXT)
     assert not any(a.abstained for a in never) and always_abstains.abstained and always_abstains.text == ""
+    # Without "no answer" (a model trained without unanswerable questions), every question gets its best span.
+    v1 = QAReader.from_pretrained(qa_model, version_2_with_negative=False).answer("Who?", LONG_CONTEXT)
+    assert not v1.abstained and v1.text and v1.null_odds is None
+    assert LONG_CONTEXT[v1.start:v1.end] == v1.text
     with pytest.raises(UsageError, match="pair 1: empty question"):
         reader.answer_batch(["Who?", " "], ["Ada wrote it.", "Ada wrote it."])
 
