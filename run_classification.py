@@ -31,10 +31,8 @@ from transformers import (
     AutoConfig,
     AutoModelForSequenceClassification,
     AutoTokenizer,
-    DataCollatorWithPadding,
     EvalPrediction,
     TrainingArguments,
-    default_data_collator,
     set_seed,
 )
 
@@ -70,17 +68,17 @@ from qa_transfer.script_utils import (
     save_run_arguments,
     setup_logging,
 )
-from qa_transfer.tweet_preprocessing import preprocess_dataset
 from qa_transfer.utils_classification import (
     WeightedCrossEntropy,
     balanced_class_weights,
+    classification_collator,
     classification_metrics,
     freeze_lower_layers,
     predictions_csv,
     prefixed,
+    preprocess_splits,
     probabilities_of,
     tfidf_baseline_comparison,
-    tokenized_splits,
     write_evaluation_reports,
 )
 
@@ -334,23 +332,6 @@ def load_model(model_path: str, model_args: ModelArguments, training_args: Train
     return model, tokenizer
 
 
-def preprocess_splits(raw_datasets: dict[str, Dataset], data_args: DataTrainingArguments, tokenizer: Any,
-                      training_args: TrainingArguments) -> tuple[dict[str, Dataset], dict[str, Dataset]]:
-    """One preprocessing path for every split: clean / lemmatize, then tokenize (both cached by datasets)."""
-    map_options = {"num_proc": data_args.preprocessing_num_workers,
-                   "load_from_cache_file": not data_args.overwrite_cache}  # fmt: skip
-    with training_args.main_process_first(desc="dataset preprocessing"):
-        preprocessed = {
-            split: preprocess_dataset(dataset, data_args.text_column, clean=data_args.clean_text,
-                                      lemmatize=data_args.lemmatize, **map_options)
-            for split, dataset in raw_datasets.items()
-        }  # fmt: skip
-        max_seq_length = min(data_args.max_seq_length, tokenizer.model_max_length)
-        model_inputs = tokenized_splits(preprocessed, tokenizer, max_seq_length, data_args.pad_to_max_length,
-                                        **map_options)  # fmt: skip
-    return preprocessed, model_inputs
-
-
 def main(argv: list[str] | None = None) -> None:
     # --- Parse, and resume a killed run from its last checkpoint ---------------------------------------
     model_args, data_args, training_args = parse_arguments(argv)
@@ -365,7 +346,11 @@ def main(argv: list[str] | None = None) -> None:
     model, tokenizer = load_model(model_path, model_args, training_args, config, label_names)
 
     # --- Preprocess: one path for every split ---------------------------------------------------------
-    preprocessed, model_inputs = preprocess_splits(raw_datasets, data_args, tokenizer, training_args)
+    preprocessed, model_inputs = preprocess_splits(
+        raw_datasets, tokenizer, training_args, data_args.text_column, data_args.clean_text, data_args.lemmatize,
+        data_args.max_seq_length, data_args.pad_to_max_length, num_proc=data_args.preprocessing_num_workers,
+        load_from_cache_file=not data_args.overwrite_cache,
+    )
     compute_loss_func = None
     if model_args.class_weights == "balanced" and "train" in raw_datasets:
         weights = balanced_class_weights(column_list(raw_datasets["train"], LABEL_IDS_COLUMN), len(label_names))
@@ -381,8 +366,7 @@ def main(argv: list[str] | None = None) -> None:
         train_dataset=model_inputs.get("train") if training_args.do_train else None,
         eval_dataset=model_inputs.get("validation") if training_args.do_eval else None,
         processing_class=tokenizer,
-        # Without padding to max length, each batch is padded to its own longest text.
-        data_collator=default_data_collator if data_args.pad_to_max_length else DataCollatorWithPadding(tokenizer),
+        data_collator=classification_collator(tokenizer, data_args.pad_to_max_length),
         compute_metrics=compute_metrics,
         compute_loss_func=compute_loss_func,
     )

@@ -142,18 +142,21 @@ class NBestTable:
 
 class QAPredictions:
     """Post-processed output, keyed by example id, in example order: the answers, the null odds (with
-    unanswerable questions) and the n-best lists. The n-best lists, hundreds of thousands of small dicts for a
-    dev set, are built on first use (writing the prediction files), not for every evaluation's metrics."""
+    unanswerable questions), the n-best lists and each answer's character offsets in its context (None for "").
+    The n-best lists, hundreds of thousands of small dicts for a dev set, are built on first use (writing the
+    prediction files), not for every evaluation's metrics."""
 
     def __init__(
         self,
         predictions: dict[str, str],
         nbest: dict[str, list[dict[str, Any]]] | NBestTable,
         null_odds: dict[str, float] | None = None,
+        answer_offsets: dict[str, tuple[int, int] | None] | None = None,
     ):
         self.predictions = predictions
         self._nbest = nbest
         self.null_odds = null_odds if null_odds is not None else {}
+        self.answer_offsets = answer_offsets if answer_offsets is not None else {}
 
     @property
     def nbest(self) -> dict[str, list[dict[str, Any]]]:
@@ -254,9 +257,9 @@ def postprocess_qa_predictions(
         entry_score, _group_softmax(entry_score, entry_example, entry_first, entry_count),
     )
 
-    predictions, null_odds = _answers(example_ids, contexts, span_chars, span_score, best_span, null_score,
-                                      version_2_with_negative, null_score_diff_threshold)
-    return QAPredictions(predictions, nbest, null_odds)
+    predictions, null_odds, offsets = _answers(example_ids, contexts, span_chars, span_score, best_span, null_score,
+                                               version_2_with_negative, null_score_diff_threshold)
+    return QAPredictions(predictions, nbest, null_odds, offsets)
 
 
 def _candidate_spans(start_logits: np.ndarray, end_logits: np.ndarray, context_start: np.ndarray,
@@ -298,24 +301,24 @@ def _null_entries(start_logits: np.ndarray, end_logits: np.ndarray, feature_exam
 def _answers(
     example_ids: list[str], contexts: list[str], span_chars: np.ndarray, span_score: np.ndarray,
     best_span: np.ndarray, null_score: np.ndarray, version_2_with_negative: bool, null_score_diff_threshold: float,
-) -> tuple[dict[str, str], dict[str, float]]:
+) -> tuple[dict[str, str], dict[str, float], dict[str, tuple[int, int] | None]]:
     """Each example's answer, its best span (`best_span`: its index, -1 for none) or, with negatives, "" when the
-    null odds (null score - best span score) exceed the threshold; and the null odds (none without negatives)."""
+    null odds (null score - best span score) exceed the threshold; the null odds (none without negatives); and
+    each answer's character offsets (None for "")."""
     n_examples = len(example_ids)
     has_span = best_span >= 0
     best_span = np.maximum(best_span, 0)
     best_chars = span_chars[best_span] if len(span_chars) else np.zeros((n_examples, 2), dtype=np.int64)
     best_score = span_score[best_span] if len(span_score) else np.zeros(n_examples)
-    best_text = [
-        context[cs:ce] if found else ""
-        for context, found, cs, ce in zip(contexts, has_span.tolist(), best_chars[:, 0].tolist(), best_chars[:, 1].tolist())
-    ]
-    if not version_2_with_negative:
-        return dict(zip(example_ids, best_text)), {}
+    best_offsets = list(zip(best_chars[:, 0].tolist(), best_chars[:, 1].tolist()))
+    best_text = [context[cs:ce] if found else "" for context, found, (cs, ce) in zip(contexts, has_span.tolist(), best_offsets)]
     odds = np.where(has_span, null_score - best_score, np.inf)
-    answered = (has_span & ~(odds > null_score_diff_threshold)).tolist()
-    predictions = {example_id: text if ok else "" for example_id, text, ok in zip(example_ids, best_text, answered)}
-    return predictions, dict(zip(example_ids, odds.tolist()))
+    answered = has_span & ~(odds > null_score_diff_threshold) if version_2_with_negative else has_span
+    offsets = {example_id: span if ok else None for example_id, span, ok in zip(example_ids, best_offsets, answered.tolist())}
+    if not version_2_with_negative:
+        return dict(zip(example_ids, best_text)), {}, offsets
+    predictions = {example_id: text if ok else "" for example_id, text, ok in zip(example_ids, best_text, answered.tolist())}
+    return predictions, dict(zip(example_ids, odds.tolist())), offsets
 
 
 def _group_softmax(scores: np.ndarray, group: np.ndarray, group_first: np.ndarray, group_size: np.ndarray) -> np.ndarray:

@@ -186,8 +186,10 @@ def read_raw_records(path: str | os.PathLike) -> Iterator[tuple[str, dict]]:
         )
 
 
-def check_record(record: Any, where: str, require_answers: bool, repair_offsets: bool, stats: RecordStats) -> dict:
-    """Validate one flat record and return it normalised; raise QADataError naming `where` otherwise."""
+def check_record(record: Any, where: str, require_answers: bool, repair_offsets: bool, stats: RecordStats,
+                 name_id: bool = True) -> dict:
+    """Validate one flat record and return it normalised; raise QADataError naming `where` (and the record's id,
+    unless `name_id` is false: an id made by the caller, not the user's) otherwise."""
     if not isinstance(record, dict):
         raise QADataError(f"{where}: a record must be a JSON object, got {type(record).__name__}")
     for key in ("id", "context", "question"):
@@ -195,7 +197,7 @@ def check_record(record: Any, where: str, require_answers: bool, repair_offsets:
             raise QADataError(f"{where}: missing field {key!r}")
         if not isinstance(record[key], (str, int)):
             raise QADataError(f"{where}: field {key!r} must be a string")
-    if repr(str(record["id"])) not in where:
+    if name_id and repr(str(record["id"])) not in where:
         where = f"{where} (id {str(record['id'])!r})"
     context, question = str(record["context"]), str(record["question"])
     if not context.strip():

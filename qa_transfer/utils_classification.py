@@ -16,12 +16,13 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, classification_report, precision_recall_fscore_support, roc_auc_score
 from sklearn.pipeline import make_pipeline
+from transformers import DataCollatorWithPadding, TrainingArguments, default_data_collator
 
 from qa_transfer.classification_data import LABEL_IDS_COLUMN, InputError
 from qa_transfer.dataset_columns import column_list
 from qa_transfer.plots import plot_confusion_matrix, plot_roc_curves
 from qa_transfer.results_io import write_text_atomic
-from qa_transfer.tweet_preprocessing import PREPROCESSED_TEXT_COLUMN
+from qa_transfer.tweet_preprocessing import PREPROCESSED_TEXT_COLUMN, preprocess_dataset
 
 # --- Metrics and report ---------------------------------------------------------------------------------------
 
@@ -223,6 +224,28 @@ def tokenized_splits(
             **map_options,
         )
     return model_inputs
+
+
+def preprocess_splits(
+    raw_datasets: dict[str, Dataset], tokenizer: Any, training_args: TrainingArguments, text_column: str,
+    clean_text: bool, lemmatize: bool, max_seq_length: int, pad_to_max_length: bool, **map_options: Any,
+) -> tuple[dict[str, Dataset], dict[str, Dataset]]:
+    """One preprocessing path for every split, in training and in prediction (`inference.TweetClassifier`): clean /
+    lemmatize, then tokenize to at most `max_seq_length` tokens (both cached by datasets); returns the preprocessed
+    splits and the model inputs."""
+    with training_args.main_process_first(desc="dataset preprocessing"):
+        preprocessed = {
+            split: preprocess_dataset(dataset, text_column, clean=clean_text, lemmatize=lemmatize, **map_options)
+            for split, dataset in raw_datasets.items()
+        }  # fmt: skip
+        max_seq_length = min(max_seq_length, tokenizer.model_max_length)
+        model_inputs = tokenized_splits(preprocessed, tokenizer, max_seq_length, pad_to_max_length, **map_options)
+    return preprocessed, model_inputs
+
+
+def classification_collator(tokenizer: Any, pad_to_max_length: bool) -> Any:
+    """Texts already padded with --pad_to_max_length; otherwise each batch padded to its own longest text."""
+    return default_data_collator if pad_to_max_length else DataCollatorWithPadding(tokenizer)
 
 
 def tfidf_baseline_comparison(

@@ -10,11 +10,12 @@ import pytest
 from shared import REPO
 
 import cross_eval
+import predict
 import run_classification
 import run_qa
 
 SNAPSHOTS = REPO / "tests" / "fixtures" / "help"
-SCRIPTS = {"run_qa": run_qa, "run_classification": run_classification, "cross_eval": cross_eval}
+SCRIPTS = {"run_qa": run_qa, "run_classification": run_classification, "cross_eval": cross_eval, "predict": predict}
 
 
 @pytest.mark.parametrize("name", sorted(SCRIPTS))
