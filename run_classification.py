@@ -356,7 +356,7 @@ def main(argv: list[str] | None = None) -> None:
     model_args, data_args, training_args = parse_arguments(argv)
     setup_logging(training_args)
     check_arguments(model_args, data_args, training_args)
-    last_checkpoint = detect_last_checkpoint(training_args, data_args.overwrite_output_dir)
+    last_checkpoint = detect_last_checkpoint(training_args, data_args.overwrite_output_dir, model_args, data_args)
 
     # --- Load and check every split, then the model -------------------------------------------------
     model_path = resolve_model_path(model_args.model_name_or_path, model_args.cache_dir, model_args.model_revision)

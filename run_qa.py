@@ -289,7 +289,8 @@ def main(argv: list[str] | None = None) -> None:
     # --- Parse, and resume a killed run from its last checkpoint ---------------------------------------
     model_args, data_args, training_args = parse_arguments(argv)
     setup_logging(training_args, data_args)
-    training_args.resume_from_checkpoint = detect_last_checkpoint(training_args, data_args.overwrite_output_dir)
+    training_args.resume_from_checkpoint = detect_last_checkpoint(training_args, data_args.overwrite_output_dir,
+                                                                  model_args, data_args)
     set_seed(training_args.seed)
 
     # --- Load and validate every split before anything is written -----------------------------------
