@@ -169,14 +169,18 @@ def changed_arguments(output_dir: str, training_args: TrainingArguments, *script
 
 def save_run_arguments(training_args: TrainingArguments, *script_args: object) -> None:
     """Every argument of this run (the script's dataclasses and TrainingArguments) into --output_dir's
-    run_arguments.json, and one line in the log instead of the Trainer's 115; from the main process, once the
-    inputs are checked (nothing is written before)."""
+    run_arguments.json, and one line in the log instead of the Trainer's 115 (the training settings only when
+    training); from the main process, once the inputs are checked (nothing is written before)."""
     if training_args.process_index != 0:
         return
     from qa_transfer.results_io import write_json_atomic
 
     path = os.path.join(training_args.output_dir, RUN_ARGUMENTS_FILE)
     write_json_atomic(path, run_arguments_record(training_args, *script_args))
+    if not training_args.do_train:  # the training settings would describe nothing that happens
+        logger.info("arguments: %s (evaluation batch %d per device)", path,
+                    training_args.per_device_eval_batch_size)
+        return
     logger.info("arguments: %s (learning rate %g, %s, batch %d per device, seed %d)", path,
                 training_args.learning_rate,
                 f"{training_args.max_steps} steps" if training_args.max_steps > 0
