@@ -369,7 +369,8 @@ def main(argv: list[str] | None = None) -> None:
     compute_loss_func = None
     if model_args.class_weights == "balanced" and "train" in raw_datasets:
         weights = balanced_class_weights(column_list(raw_datasets["train"], LABEL_IDS_COLUMN), len(label_names))
-        logger.info("Class weights: %s", dict(zip(label_names, weights, strict=True)))
+        shown = ", ".join(f"{name} {weight:.4g}" for name, weight in zip(label_names, weights, strict=True))
+        logger.info("Class weights: %s", shown)
         compute_loss_func = WeightedCrossEntropy(weights, training_args.label_smoothing_factor)
 
     def compute_metrics(prediction: EvalPrediction) -> dict[str, float]:
