@@ -10,8 +10,8 @@
 
 Each dataset NAME is trained into OUTPUT_ROOT/NAME by `LAUNCHER run_qa.py --dataset NAME --do_train --do_eval`,
 with the BERT-base SQuAD recipe as defaults (bert-base-uncased, learning rate 3e-5, 2 epochs, max_seq_length 384,
-doc_stride 128, batch 12; `--bf16` on a CPU with bf16 instructions and no GPU); flags after `--` are passed to
-run_qa.py last, so they override the defaults.
+doc_stride 128, batch 12; `--bf16` on a CPU with bf16 instructions and no GPU, unless the flags after `--` name
+--bf16 or --fp16); flags after `--` are passed to run_qa.py last, so they override the defaults.
 A dataset whose folder already holds a finished model (qa_run_info.json) is skipped, and an interrupted one
 resumes from its last checkpoint; one failed dataset does not stop the others, and the exit status is 1 if any failed,
 unless the network is down: then it stops after that dataset (the others would fail the same way), with status 69.
@@ -56,9 +56,15 @@ RECIPE = [
 RUN_QA_KEY = "run_qa"  # a config file's mapping of run_qa.py options
 
 
-def precision_flags() -> list[str]:
+PRECISION_FLAGS = ("--bf16", "--fp16")
+
+
+def precision_flags(extra: list[str]) -> list[str]:
     """`--bf16` on a machine without a GPU whose CPU has bf16 instructions (CPU autocast, see
-    docs/benchmarks.md); nothing otherwise. `-- --bf16 false` turns it off."""
+    docs/benchmarks.md); nothing otherwise, or when the run_qa.py flags `extra` choose a precision themselves
+    (`-- --bf16` would otherwise give run_qa.py `--bf16 --bf16`; `-- --bf16 false` turns it off)."""
+    if any(flag.partition("=")[0] in PRECISION_FLAGS for flag in extra):
+        return []
     # Without importing torch (this script stays light): a GPU shows as a device node or, on a Mac, is assumed.
     gpu = sys.platform == "darwin" or any(os.path.exists(node) for node in ("/dev/nvidia0", "/dev/kfd", "/dev/dxg"))
     return ["--bf16"] if not gpu and cpu_bf16_instructions() else []
@@ -70,7 +76,7 @@ def run_qa_command(args: argparse.Namespace, name: str, output_dir: str, extra: 
         launcher = [sys.executable]
     command = [*launcher, os.path.join(REPO, "run_qa.py"), "--model_name_or_path", args.model_name_or_path,
                "--dataset", name, "--output_dir", output_dir, "--do_train", "--do_eval", *RECIPE,
-               *precision_flags()]
+               *precision_flags(extra)]
     for flag, files in (("--data_dir", args.data_dir), ("--train_file", args.train_file),
                         ("--validation_file", args.validation_file)):
         if name in files:
