@@ -53,7 +53,7 @@ from qa_transfer.classification_data import (
 )
 from qa_transfer.dataset_columns import column_list
 from qa_transfer.packaged_models import resolve_model_path
-from qa_transfer.plots import plot_loss_curve
+from qa_transfer.plots import loss_curve_title, plot_loss_curve
 from qa_transfer.precision import keep_head_in_fp32
 from qa_transfer.results_io import write_text_atomic
 from qa_transfer.script_args import (
@@ -400,7 +400,9 @@ def main(argv: list[str] | None = None) -> None:
         trainer.save_metrics("train", metrics)
         trainer.save_state()
         if trainer.is_world_process_zero():
-            plot_loss_curve(trainer.state.log_history, output_dir / "loss_curve.png")
+            title = loss_curve_title(model_args.model_name_or_path, str(files["train"]),
+                                     str(files["validation"]) if training_args.do_eval else None)
+            plot_loss_curve(trainer.state.log_history, output_dir / "loss_curve.png", title)
 
     # --- Evaluate: metrics, report and plots, and the classical baseline on the same splits -------------
     if training_args.do_eval:
