@@ -54,18 +54,21 @@ def hub_address() -> tuple[str, int, str]:
     return target.hostname or "", port, what
 
 
-@functools.cache
 def hub_unreachable() -> str | None:
-    """Why the hub cannot be reached (one connection attempt, CONNECT_TIMEOUT_SECONDS), or None when it can or
-    when HF_HUB_OFFLINE is set. Asked once per process."""
-    if hub_offline():
-        return None
-    host, port, what = hub_address()
+    """Why the hub cannot be reached, or None when it can or when HF_HUB_OFFLINE is set."""
+    return None if hub_offline() else connection_failure(*hub_address())
+
+
+@functools.cache
+def connection_failure(host: str, port: int, what: str) -> str | None:
+    """Why `host:port` (`what`, in the message) cannot be reached, from one connection attempt of at most
+    CONNECT_TIMEOUT_SECONDS; None when it can. Asked once per process and address."""
     try:
         socket.create_connection((host, port), timeout=CONNECT_TIMEOUT_SECONDS).close()
+    except TimeoutError:
+        return f"{what} cannot be reached (no answer in {CONNECT_TIMEOUT_SECONDS:g} s)"
     except OSError as err:
-        return f"{what} cannot be reached ({err.strerror or type(err).__name__})" if not isinstance(
-            err, TimeoutError) else f"{what} cannot be reached (no answer in {CONNECT_TIMEOUT_SECONDS:g} s)"
+        return f"{what} cannot be reached ({err.strerror or type(err).__name__})"
     return None
 
 

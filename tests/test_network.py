@@ -34,9 +34,9 @@ def hub_down(monkeypatch) -> Iterator[str]:
     monkeypatch.setattr(constants, "ENDPOINT", endpoint)
     for variable in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
         monkeypatch.delenv(variable, raising=False)
-    network.hub_unreachable.cache_clear()
+    network.connection_failure.cache_clear()
     yield endpoint
-    network.hub_unreachable.cache_clear()
+    network.connection_failure.cache_clear()
 
 
 def offline_environment(endpoint: str) -> dict[str, str]:
@@ -56,7 +56,7 @@ def test_an_unreachable_hub_is_one_error_naming_the_offline_alternatives(hub_dow
         assert alternative in message
     # Offline mode set: nothing is tried, the callers' own offline errors apply.
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
-    network.hub_unreachable.cache_clear()
+    network.connection_failure.cache_clear()
     network.require_hub("anything")
 
 
@@ -70,7 +70,7 @@ def test_a_listening_endpoint_or_proxy_counts_as_reachable(hub_down, monkeypatch
         assert network.hub_unreachable() is None
         monkeypatch.delenv("HTTP_PROXY")
         monkeypatch.setattr(constants, "ENDPOINT", f"http://127.0.0.1:{port}")
-        network.hub_unreachable.cache_clear()
+        network.connection_failure.cache_clear()
         assert network.hub_unreachable() is None
 
 
@@ -118,7 +118,7 @@ def test_fine_tune_all_recognises_a_network_failure_that_its_launcher_reports_as
            "not trying squad, trivia_qa" in capsys.readouterr().err
     # Where the hub is not in question (HF_HUB_OFFLINE set, or reachable), a failed dataset does not stop the others.
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
-    network.hub_unreachable.cache_clear()
+    network.connection_failure.cache_clear()
     started.clear()
     assert fine_tune_all.main(["--output_root", str(tmp_path), "--datasets", "squad_v2", "squad"]) == 1
     assert started == ["squad_v2", "squad"]
