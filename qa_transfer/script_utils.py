@@ -211,8 +211,8 @@ def interrupted_message(argv: list[str] | None) -> str:
 def run_script(main: Callable[[list[str] | None], int | None], argv: list[str] | None = None) -> NoReturn:
     """A script's entry point: run `main(argv)` (None: the command line) and exit with its status (None: 0); a
     UsageError (bad input, a bad flag, ...) exits with status 1 and `error: <message>` on stderr, without a
-    traceback (a NetworkDownError, the same with status NETWORK_DOWN_EXIT_STATUS); a finished run exits with status 0 and one line; Ctrl-C (SIGINT) exits with status 130 and one line
-    that says how to resume."""
+    traceback (a NetworkDownError, the same with status NETWORK_DOWN_EXIT_STATUS); a finished run exits with
+    status 0 and one line; Ctrl-C (SIGINT) exits with status 130 and one line that says how to resume."""
     from qa_transfer.network import NETWORK_DOWN_EXIT_STATUS, NetworkDownError
 
     try:
@@ -370,7 +370,7 @@ def detect_last_checkpoint(training_args: TrainingArguments, overwrite_output_di
       than silently overwritten.
     - A folder whose only file is the run_arguments.json of this same command (`script_args`, the script's
       dataclasses, as save_run_arguments gets them) holds a run stopped before its first checkpoint: nothing
-      of it is worth keeping, so the file goes and training starts again, as Ctrl-C's line promised.
+      of it is worth keeping, so training starts again, as Ctrl-C's line promised.
 
     - A folder holding this training finished (its results written, and the arguments ask for no more steps)
       raises RunFinished, before anything is read or written: a rerun of a finished command keeps every file.
@@ -414,13 +414,11 @@ def detect_last_checkpoint(training_args: TrainingArguments, overwrite_output_di
     if not earlier_files or overwrite_output_dir:
         return None
     changed = changed_arguments(output_dir, training_args, *script_args) if script_args else None
+    # Not deleted: save_run_arguments rewrites it, and every process decides from the same folder.
     if earlier_files == [RUN_ARGUMENTS_FILE] and changed == []:
         if is_main:
             logger.warning("%s holds this command's run, stopped before its first checkpoint: starting again",
                            output_dir)
-        with training_args.main_process_first(local=False, desc="clearing an interrupted run"):
-            if is_main:
-                os.remove(os.path.join(output_dir, RUN_ARGUMENTS_FILE))
         return None
     shown = ", ".join(earlier_files[:4]) + (", ..." if len(earlier_files) > 4 else "")
     differing = ""

@@ -244,7 +244,6 @@ def test_a_folder_of_another_interrupted_run_still_needs_overwrite_output_dir(tm
     (out / "all_results.json").unlink()
     data_overwriting = run_qa.DataTrainingArguments(train_file="a.json", overwrite_output_dir=True)
     assert script_utils.detect_last_checkpoint(arguments, False, data_overwriting) is None
-    assert not (out / script_utils.RUN_ARGUMENTS_FILE).exists()
 
 
 def test_the_training_loss_of_a_resumed_run_covers_every_step():
