@@ -4,6 +4,7 @@ log shows."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -11,6 +12,7 @@ import shlex
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -187,16 +189,27 @@ def test_ctrl_c_is_one_line_naming_the_checkpoint_and_the_command_and_the_run_re
 
 
 def interrupt_before_the_first_checkpoint(command: list, out: Path) -> str:
-    """Start `command`, press Ctrl-C once it has written run_arguments.json (training has begun, no checkpoint
-    yet); its last line, which must say that nothing was kept and print the command."""
+    """Start `command`, press Ctrl-C once training has begun (no checkpoint yet), again every 3 s until it stops
+    (a KeyboardInterrupt that lands in a `__del__` is only printed, by Python); its last line, which must say that
+    nothing was kept and print the command."""
     process = start(command)
+    output: dict[str, list[str]] = {"stdout": [], "stderr": []}
+    readers = [threading.Thread(target=lambda name=name: output[name].extend(iter(getattr(process, name).readline, "")))
+               for name in output]
+    for reader in readers:
+        reader.start()
     deadline = time.monotonic() + 300
-    while not (out / script_utils.RUN_ARGUMENTS_FILE).is_file():
-        assert process.poll() is None and time.monotonic() < deadline, process.communicate()[1][-3000:]
+    while not any("***** Running training *****" in line for line in list(output["stderr"])):
+        assert process.poll() is None and time.monotonic() < deadline, "".join(output["stderr"])[-3000:]
         time.sleep(0.05)
-    process.send_signal(signal.SIGINT)
-    returncode, _, stderr = finish(process)
-    assert returncode == 130, stderr[-3000:]
+    while process.poll() is None:
+        process.send_signal(signal.SIGINT)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=3)
+    for reader in readers:
+        reader.join()
+    stderr = "".join(output["stderr"])
+    assert process.returncode == 130, stderr[-3000:]
     assert not script_utils.list_checkpoints(str(out))
     last_line = stderr.strip().splitlines()[-1]
     assert last_line == f"interrupted; no checkpoint kept in {out}, the same command starts again: " + shlex.join(
@@ -206,7 +219,7 @@ def interrupt_before_the_first_checkpoint(command: list, out: Path) -> str:
 
 def test_ctrl_c_before_the_first_checkpoint_and_the_printed_command_trains(tiny_qa_model, tiny_cls_model, tmp_path):
     out = tmp_path / "qa"
-    command = qa_command(tiny_qa_model, out, "--max_steps", "60", "--save_steps", "500")
+    command = qa_command(tiny_qa_model, out, "--max_steps", "200", "--save_steps", "500")
     last_line = interrupt_before_the_first_checkpoint(command, out)
     # The printed command, as a user runs it, trains again from the start and finishes.
     printed = shlex.split(last_line.split(": ", 1)[1])
@@ -214,10 +227,10 @@ def test_ctrl_c_before_the_first_checkpoint_and_the_printed_command_trains(tiny_
     returncode, stdout, stderr = run(printed[1:])
     assert returncode == 0, stderr[-3000:]
     assert "stopped before its first checkpoint: starting again" in stdout + stderr
-    assert json.loads((out / "trainer_state.json").read_text())["global_step"] == 60
+    assert json.loads((out / "trainer_state.json").read_text())["global_step"] == 200
     # The classifier shares the rule.
     out = tmp_path / "cls"
-    command = cls_command(tiny_cls_model, out, "--do_train", "--max_steps", "60", "--save_steps", "500")
+    command = cls_command(tiny_cls_model, out, "--do_train", "--max_steps", "200", "--save_steps", "500")
     printed = shlex.split(interrupt_before_the_first_checkpoint(command, out).split(": ", 1)[1])
     returncode, stdout, stderr = run(printed[1:])
     assert returncode == 0, stderr[-3000:]
