@@ -10,10 +10,11 @@
 
 Each dataset NAME is trained into OUTPUT_ROOT/NAME by `LAUNCHER run_qa.py --dataset NAME --do_train --do_eval`,
 with the BERT-base SQuAD recipe as defaults (bert-base-uncased, learning rate 3e-5, 2 epochs, max_seq_length 384,
-doc_stride 128, batch 12; `--bf16` on a CPU with bf16 instructions and no GPU); flags after `--` are passed to
-run_qa.py last, so they override the defaults.
+doc_stride 128, batch 12; `--bf16` on a CPU with bf16 instructions and no GPU, unless the flags after `--` name
+--bf16 or --fp16); flags after `--` are passed to run_qa.py last, so they override the defaults.
 A dataset whose folder already holds a finished model (qa_run_info.json) is skipped, and an interrupted one
-resumes from its last checkpoint; one failed dataset does not stop the others, and the exit status is 1 if any failed.
+resumes from its last checkpoint; one failed dataset does not stop the others, and the exit status is 1 if any failed,
+unless the network is down: then it stops after that dataset (the others would fail the same way), with status 69.
 Then it prints the cross_eval.py command for these models (the same datasets from the same files or folders, and
 the same window settings), or, with --cross_eval, runs it.
 
@@ -35,6 +36,7 @@ from typing import Any
 from huggingface_hub import constants as hub_constants
 
 from qa_transfer.errors import ArgumentError
+from qa_transfer.network import NETWORK_DOWN_EXIT_STATUS, OFFLINE_ALTERNATIVES, hub_unreachable
 from qa_transfer.precision import cpu_bf16_instructions
 from qa_transfer.qa_run_info import PAPER_DATASETS, RUN_INFO_FILE
 from qa_transfer.script_utils import (
@@ -54,9 +56,15 @@ RECIPE = [
 RUN_QA_KEY = "run_qa"  # a config file's mapping of run_qa.py options
 
 
-def precision_flags() -> list[str]:
+PRECISION_FLAGS = ("--bf16", "--fp16")
+
+
+def precision_flags(extra: list[str]) -> list[str]:
     """`--bf16` on a machine without a GPU whose CPU has bf16 instructions (CPU autocast, see
-    docs/benchmarks.md); nothing otherwise. `-- --bf16 false` turns it off."""
+    docs/benchmarks.md); nothing otherwise, or when the run_qa.py flags `extra` choose a precision themselves
+    (`-- --bf16` would otherwise give run_qa.py `--bf16 --bf16`; `-- --bf16 false` turns it off)."""
+    if any(flag.partition("=")[0] in PRECISION_FLAGS for flag in extra):
+        return []
     # Without importing torch (this script stays light): a GPU shows as a device node or, on a Mac, is assumed.
     gpu = sys.platform == "darwin" or any(os.path.exists(node) for node in ("/dev/nvidia0", "/dev/kfd", "/dev/dxg"))
     return ["--bf16"] if not gpu and cpu_bf16_instructions() else []
@@ -68,7 +76,7 @@ def run_qa_command(args: argparse.Namespace, name: str, output_dir: str, extra: 
         launcher = [sys.executable]
     command = [*launcher, os.path.join(REPO, "run_qa.py"), "--model_name_or_path", args.model_name_or_path,
                "--dataset", name, "--output_dir", output_dir, "--do_train", "--do_eval", *RECIPE,
-               *precision_flags()]
+               *precision_flags(extra)]
     for flag, files in (("--data_dir", args.data_dir), ("--train_file", args.train_file),
                         ("--validation_file", args.validation_file)):
         if name in files:
@@ -181,9 +189,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[{name}] {shlex.join(command)}", flush=True)
         if args.dry_run:
             continue
-        if subprocess.run(command).returncode != 0:
-            print(f"[{name}] FAILED (see the output above)", flush=True)
-            failed.append(name)
+        returncode = subprocess.run(command).returncode
+        if returncode == 0:
+            continue
+        print(f"[{name}] FAILED (see the output above)", flush=True)
+        failed.append(name)
+        # accelerate launch reports every failure as status 1: the hub's reachability tells, asked once here.
+        if returncode == NETWORK_DOWN_EXIT_STATUS or (reason := hub_unreachable()) is not None:
+            left = args.datasets[args.datasets.index(name) + 1:]
+            why = "" if returncode == NETWORK_DOWN_EXIT_STATUS else f" ({reason})"
+            print(f"error: the network is down{why}: stopped after {name}"
+                  f"{', not trying ' + ', '.join(left) if left else ''}; {OFFLINE_ALTERNATIVES}", file=sys.stderr)
+            return NETWORK_DOWN_EXIT_STATUS
     if failed:
         print(f"failed: {', '.join(failed)}", file=sys.stderr)
         return 1

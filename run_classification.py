@@ -51,7 +51,7 @@ from qa_transfer.classification_data import (
 )
 from qa_transfer.dataset_columns import column_list
 from qa_transfer.packaged_models import resolve_model_path
-from qa_transfer.plots import plot_loss_curve
+from qa_transfer.plots import loss_curve_title, plot_loss_curve
 from qa_transfer.precision import keep_head_in_fp32
 from qa_transfer.results_io import write_text_atomic
 from qa_transfer.script_args import (
@@ -337,7 +337,7 @@ def main(argv: list[str] | None = None) -> None:
     model_args, data_args, training_args = parse_arguments(argv)
     setup_logging(training_args)
     check_arguments(model_args, data_args, training_args)
-    last_checkpoint = detect_last_checkpoint(training_args, data_args.overwrite_output_dir)
+    last_checkpoint = detect_last_checkpoint(training_args, data_args.overwrite_output_dir, model_args, data_args)
 
     # --- Load and check every split, then the model -------------------------------------------------
     model_path = resolve_model_path(model_args.model_name_or_path, model_args.cache_dir, model_args.model_revision)
@@ -354,7 +354,8 @@ def main(argv: list[str] | None = None) -> None:
     compute_loss_func = None
     if model_args.class_weights == "balanced" and "train" in raw_datasets:
         weights = balanced_class_weights(column_list(raw_datasets["train"], LABEL_IDS_COLUMN), len(label_names))
-        logger.info("Class weights: %s", dict(zip(label_names, weights, strict=True)))
+        shown = ", ".join(f"{name} {weight:.4g}" for name, weight in zip(label_names, weights, strict=True))
+        logger.info("Class weights: %s", shown)
         compute_loss_func = WeightedCrossEntropy(weights, training_args.label_smoothing_factor)
 
     def compute_metrics(prediction: EvalPrediction) -> dict[str, float]:
@@ -383,7 +384,9 @@ def main(argv: list[str] | None = None) -> None:
         trainer.save_metrics("train", metrics)
         trainer.save_state()
         if trainer.is_world_process_zero():
-            plot_loss_curve(trainer.state.log_history, output_dir / "loss_curve.png")
+            title = loss_curve_title(model_args.model_name_or_path, str(files["train"]),
+                                     str(files["validation"]) if training_args.do_eval else None)
+            plot_loss_curve(trainer.state.log_history, output_dir / "loss_curve.png", title)
 
     # --- Evaluate: metrics, report and plots, and the classical baseline on the same splits -------------
     if training_args.do_eval:

@@ -36,7 +36,7 @@ from transformers import (
 
 from qa_transfer.errors import UsageError
 from qa_transfer.packaged_models import resolve_model_path
-from qa_transfer.plots import plot_loss_curve
+from qa_transfer.plots import loss_curve_title, plot_loss_curve
 from qa_transfer.precision import keep_head_in_fp32, precision_name
 from qa_transfer.qa_adapters import ADAPTERS, StreamLimit, adapter_name, conversion_name, load_qa_split
 from qa_transfer.qa_data import QADataError, has_unanswerable, oversample_unanswerable, select_questions
@@ -289,7 +289,8 @@ def main(argv: list[str] | None = None) -> None:
     # --- Parse, and resume a killed run from its last checkpoint ---------------------------------------
     model_args, data_args, training_args = parse_arguments(argv)
     setup_logging(training_args, data_args)
-    training_args.resume_from_checkpoint = detect_last_checkpoint(training_args, data_args.overwrite_output_dir)
+    training_args.resume_from_checkpoint = detect_last_checkpoint(training_args, data_args.overwrite_output_dir,
+                                                                  model_args, data_args)
     set_seed(training_args.seed)
 
     # --- Load and validate every split before anything is written -----------------------------------
@@ -349,7 +350,9 @@ def main(argv: list[str] | None = None) -> None:
     if trainer.is_world_process_zero() and training_args.do_train:
         run_info = run_info_record(model_args, data_args, training_args, splits, len(train_features), version_2)
         write_json_atomic(os.path.join(training_args.output_dir, RUN_INFO_FILE), run_info)
-        plot_loss_curve(trainer.state.log_history, os.path.join(training_args.output_dir, "loss_curve.png"))
+        title = loss_curve_title(model_args.model_name_or_path, data_args.train_file or data_args.dataset,
+                                 (data_args.validation_file or data_args.dataset) if training_args.do_eval else None)
+        plot_loss_curve(trainer.state.log_history, os.path.join(training_args.output_dir, "loss_curve.png"), title)
     if trainer.is_world_process_zero():
         # Printed, not logged, as run_classification.py does: the last line of the run says where its files are.
         print(f"All results: {os.path.join(training_args.output_dir, 'all_results.json')}")

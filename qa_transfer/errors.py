@@ -1,7 +1,7 @@
 """The one kind of error that a user fixes: a bad input file or record, a bad flag, a missing optional package, an
 output folder in the way, a result file that cannot be written. Its message says what and where (the file and the
-record). Each script's entry point (`script_utils.run_script`) prints it as `error: <message>` and exits with status 1,
-without a traceback; any other exception is a bug and keeps its traceback.
+record). Each script's entry point (`script_utils.run_script`) prints it as `error: <message>` and exits with status 1
+(network.NetworkDownError: 69), without a traceback; any other exception is a bug and keeps its traceback.
 
 Modules raise subclasses named for what went wrong (QADataError, OutputDirError, ...); scripts catch only this base.
 """

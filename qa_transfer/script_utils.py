@@ -15,10 +15,12 @@ itself does) lives in script_args.py, which imports transformers; the config fil
 (`config_file_argument`, `read_config_values`, `use_config_values`), for any argparse parser. This module imports
 no third-party package at the top, so that fine_tune_all.py (which only starts run_qa.py) stays light.
 
-Resuming a killed run: `detect_last_checkpoint(training_args, overwrite_output_dir)` is called once, before
-training; the scripts pass what it returns to `Trainer.train(resume_from_checkpoint=...)`. A folder that holds a
-finished run stops the script there (RunFinished: one line, exit status 0), its files kept as they are; Ctrl-C
-stops it with one line that names the checkpoint kept and the command that resumes (exit status 130).
+Resuming a killed run: `detect_last_checkpoint(training_args, overwrite_output_dir, model_args, data_args)` is
+called once, before training; the scripts pass what it returns to `Trainer.train(resume_from_checkpoint=...)`. A
+folder that holds a finished run stops the script there (RunFinished: one line, exit status 0), its files kept as
+they are; Ctrl-C stops it with one line that names the checkpoint kept and the command that resumes (exit status
+130). A run stopped before its first checkpoint is known by its run_arguments.json alone in the folder: the same
+arguments start again, other ones need --overwrite_output_dir.
 """
 
 from __future__ import annotations
@@ -132,22 +134,53 @@ def example_differences(arguments: Any) -> list[str]:
 
 
 RUN_ARGUMENTS_FILE = "run_arguments.json"
+# Arguments that say what to do with --output_dir, not what to train: a rerun may add or drop them.
+FOLDER_HANDLING_ARGUMENTS = ("overwrite_output_dir", "resume_from_checkpoint")
+
+
+def run_arguments_record(training_args: TrainingArguments, *script_args: object) -> dict[str, Any]:
+    """Every argument of a run as run_arguments.json holds it: each dataclass by its class name, as JSON values."""
+    record = {type(args).__name__: dataclasses.asdict(args) for args in script_args}
+    record["TrainingArguments"] = training_args.to_dict()
+    return json.loads(json.dumps(record, default=str))
+
+
+def changed_arguments(output_dir: str, training_args: TrainingArguments, *script_args: object) -> list[str] | None:
+    """The arguments (`Group.name`) in which --output_dir's run_arguments.json differs from this run's, the ones
+    in FOLDER_HANDLING_ARGUMENTS aside: [] for the same command; None when the file cannot be read."""
+    try:
+        with open(os.path.join(output_dir, RUN_ARGUMENTS_FILE), encoding="utf-8") as handle:
+            earlier = json.load(handle)
+    except (OSError, ValueError):
+        return None
+    if not isinstance(earlier, dict):
+        return None
+    current = run_arguments_record(training_args, *script_args)
+    changed = []
+    for group in sorted(set(earlier) | set(current)):
+        before, now = earlier.get(group), current.get(group)
+        if not isinstance(before, dict) or not isinstance(now, dict):
+            changed.append(group)
+            continue
+        changed += [f"{group}.{name}" for name in sorted(set(before) | set(now))
+                    if name not in FOLDER_HANDLING_ARGUMENTS and before.get(name, ...) != now.get(name, ...)]
+    return changed
 
 
 def save_run_arguments(training_args: TrainingArguments, *script_args: object) -> None:
     """Every argument of this run (the script's dataclasses and TrainingArguments) into --output_dir's
-    run_arguments.json, and one line in the log instead of the Trainer's 115; from the main process, once the
-    inputs are checked (nothing is written before)."""
+    run_arguments.json, and one line in the log instead of the Trainer's 115 (the training settings only when
+    training); from the main process, once the inputs are checked (nothing is written before)."""
     if training_args.process_index != 0:
         return
-    from dataclasses import asdict
-
     from qa_transfer.results_io import write_json_atomic
 
-    record = {type(args).__name__: asdict(args) for args in script_args}
-    record["TrainingArguments"] = training_args.to_dict()
     path = os.path.join(training_args.output_dir, RUN_ARGUMENTS_FILE)
-    write_json_atomic(path, json.loads(json.dumps(record, default=str)))
+    write_json_atomic(path, run_arguments_record(training_args, *script_args))
+    if not training_args.do_train:  # the training settings would describe nothing that happens
+        logger.info("arguments: %s (evaluation batch %d per device)", path,
+                    training_args.per_device_eval_batch_size)
+        return
     logger.info("arguments: %s (learning rate %g, %s, batch %d per device, seed %d)", path,
                 training_args.learning_rate,
                 f"{training_args.max_steps} steps" if training_args.max_steps > 0
@@ -178,10 +211,15 @@ def interrupted_message(argv: list[str] | None) -> str:
 def run_script(main: Callable[[list[str] | None], int | None], argv: list[str] | None = None) -> NoReturn:
     """A script's entry point: run `main(argv)` (None: the command line) and exit with its status (None: 0); a
     UsageError (bad input, a bad flag, ...) exits with status 1 and `error: <message>` on stderr, without a
-    traceback; a finished run exits with status 0 and one line; Ctrl-C (SIGINT) exits with status 130 and one line
-    that says how to resume."""
+    traceback (a NetworkDownError, the same with status NETWORK_DOWN_EXIT_STATUS); a finished run exits with
+    status 0 and one line; Ctrl-C (SIGINT) exits with status 130 and one line that says how to resume."""
+    from qa_transfer.network import NETWORK_DOWN_EXIT_STATUS, NetworkDownError
+
     try:
         status = main(argv)
+    except NetworkDownError as err:  # its own status, so that fine_tune_all.py does not try the next dataset
+        print(f"error: {err}", file=sys.stderr, flush=True)
+        sys.exit(NETWORK_DOWN_EXIT_STATUS)
     except UsageError as err:
         sys.exit(f"error: {err}")
     except RunFinished as done:
@@ -319,7 +357,8 @@ def finished_run_step(training_args: TrainingArguments) -> int | None:
     return step
 
 
-def detect_last_checkpoint(training_args: TrainingArguments, overwrite_output_dir: bool) -> str | None:
+def detect_last_checkpoint(training_args: TrainingArguments, overwrite_output_dir: bool,
+                           *script_args: object) -> str | None:
     """The checkpoint that training should resume from, or None to start from scratch.
 
     - `--resume_from_checkpoint PATH` wins; `true` / `latest` mean the last complete checkpoint (an error if none).
@@ -329,6 +368,9 @@ def detect_last_checkpoint(training_args: TrainingArguments, overwrite_output_di
     - With `overwrite_output_dir`, every checkpoint is deleted and training starts again; without it, a folder
       holding an earlier run's files (a finished model, results) but no checkpoint is an OutputDirError rather
       than silently overwritten.
+    - A folder whose only file is the run_arguments.json of this same command (`script_args`, the script's
+      dataclasses, as save_run_arguments gets them) holds a run stopped before its first checkpoint: nothing
+      of it is worth keeping, so training starts again, as Ctrl-C's line promised.
 
     - A folder holding this training finished (its results written, and the arguments ask for no more steps)
       raises RunFinished, before anything is read or written: a rerun of a finished command keeps every file.
@@ -369,10 +411,21 @@ def detect_last_checkpoint(training_args: TrainingArguments, overwrite_output_di
         raise OutputDirError(f"--resume_from_checkpoint {requested}: {output_dir} holds no complete checkpoint")
     earlier_files = sorted(name for name in os.listdir(output_dir) if not name.startswith(".")
                            and os.path.isfile(os.path.join(output_dir, name))) if os.path.isdir(output_dir) else []
-    if earlier_files and not overwrite_output_dir:
-        shown = ", ".join(earlier_files[:4]) + (", ..." if len(earlier_files) > 4 else "")
-        raise OutputDirError(
-            f"--output_dir {output_dir} already holds an earlier run's files ({shown}) and no checkpoint to resume "
-            "from: pass --overwrite_output_dir to train from scratch and overwrite them, or choose another --output_dir"
-        )
-    return None
+    if not earlier_files or overwrite_output_dir:
+        return None
+    changed = changed_arguments(output_dir, training_args, *script_args) if script_args else None
+    # Not deleted: save_run_arguments rewrites it, and every process decides from the same folder.
+    if earlier_files == [RUN_ARGUMENTS_FILE] and changed == []:
+        if is_main:
+            logger.warning("%s holds this command's run, stopped before its first checkpoint: starting again",
+                           output_dir)
+        return None
+    shown = ", ".join(earlier_files[:4]) + (", ..." if len(earlier_files) > 4 else "")
+    differing = ""
+    if changed:
+        differing = f", run with other arguments ({', '.join(changed[:3])}{', ...' if len(changed) > 3 else ''}),"
+    raise OutputDirError(
+        f"--output_dir {output_dir} already holds an earlier run's files ({shown}){differing} and no checkpoint to "
+        "resume from: pass --overwrite_output_dir to train from scratch and overwrite them, or choose another "
+        "--output_dir"
+    )

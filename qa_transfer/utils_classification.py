@@ -115,7 +115,8 @@ def predictions_csv(ids: list[Any], texts: list[str], probabilities: np.ndarray,
 def balanced_class_weights(label_ids: list[int], num_labels: int) -> list[float]:
     """n_samples / (n_classes * n_class_samples), as scikit-learn's "balanced"; 1.0 for a class with no rows."""
     counts = np.bincount(label_ids, minlength=num_labels)
-    return [len(label_ids) / (num_labels * count) if count else 1.0 for count in counts]
+    # Python floats: numpy's would show as np.float64(...) in the log and in run_arguments.json
+    return [len(label_ids) / (num_labels * int(count)) if count else 1.0 for count in counts]
 
 
 class WeightedCrossEntropy:

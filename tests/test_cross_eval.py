@@ -308,6 +308,18 @@ def test_fine_tune_all_passes_the_random_label_fraction_to_run_qa(tmp_path, caps
     assert capsys.readouterr().out.strip().endswith("--random_label_fraction 0.5")
 
 
+@pytest.mark.parametrize("flags", [["--bf16"], ["--bf16", "false"], ["--fp16=true"], []])
+def test_fine_tune_all_adds_its_bf16_only_when_the_flags_choose_no_precision(flags, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(fine_tune_all, "cpu_bf16_instructions", lambda: "avx512_bf16")
+    monkeypatch.setattr(fine_tune_all.os.path, "exists", lambda path: False)  # no GPU device node
+    assert fine_tune_all.main(["--output_root", str(tmp_path), "--datasets", "squad_v2", "--dry_run", "--",
+                               *flags]) == 0
+    command = shlex.split(capsys.readouterr().out.splitlines()[0].split("] ", 1)[1])
+    precision = [token for token in command if token.partition("=")[0] in ("--bf16", "--fp16")]
+    assert precision == ([flag for flag in flags if flag.startswith("--")] or ["--bf16"])
+    assert command[-len(flags):] == flags if flags else command[-1] == "--bf16"
+
+
 def test_a_bad_name_value_pair_is_one_clear_error(tmp_path):
     with pytest.raises(ArgumentError, match="^--data_dir takes NAME=VALUE pairs, got 'quac'"):
         fine_tune_all.main(["--output_root", str(tmp_path), "--data_dir", "quac", "--dry_run"])

@@ -86,6 +86,10 @@ def test_the_demo_shrunk_to_a_tiny_model_ends_with_its_matrix(tiny_qa_model, tmp
                                "--doc_stride", "16", "--max_query_length", "16"]) == 0
     assert started == ["run_qa.py", "run_qa.py", "cross_eval.py"]
     assert (root / "cross_eval" / "heatmap.png").is_file() and (root / "cross_eval" / "matrix.md").is_file()
+    # The README lists every file the demo writes there.
+    listed = re.search(r"^- `out/demo/cross_eval/`:(.*?)(?=^\S)", (REPO / "README.md").read_text(), re.S | re.M)
+    written = {path.name for path in (root / "cross_eval").iterdir() if path.is_file() and not path.name.startswith(".")}
+    assert set(re.findall(r"`([\w.]+\.\w+)`", listed.group(1))) == written
     matrix = json.loads((root / "cross_eval" / "matrix.json").read_text())
     assert {row: sorted(cells) for row, cells in matrix["cells"].items()} == \
         {"squad_v2": ["newsqa", "squad_v2"], "newsqa": ["newsqa", "squad_v2"]}

@@ -87,3 +87,19 @@ def test_the_link_check_finds_a_broken_link_and_a_missing_anchor(tmp_path, monke
                                    "```\n[in code](c.md)\n```\n")
     monkeypatch.setattr(__import__(__name__), "REPO", tmp_path)
     assert broken_links("a.md") == ["#nowhere: no heading #nowhere", "b.md: no such file"]
+
+
+def shell_commands(path: Path) -> list[str]:
+    """The commands in a Markdown file's fenced code blocks, continuation lines joined, spaces normalised."""
+    commands = []
+    for block in FENCE.findall(path.read_text(encoding="utf-8")):
+        text = re.sub(r"\\\n\s*", " ", "\n".join(block.splitlines()[1:-1]))
+        commands += [" ".join(line.split("#")[0].split()) for line in text.splitlines() if line.strip()]
+    return commands
+
+
+def test_the_classifier_quick_start_is_the_same_in_the_readme_and_its_document():
+    readme = shell_commands(REPO / "README.md")
+    quick_start = next(command for command in readme
+                       if command.startswith("HF_HUB_OFFLINE=1 python run_classification.py --model_name_or_path gt-"))
+    assert quick_start in shell_commands(REPO / "docs" / "classification.md")

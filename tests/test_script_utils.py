@@ -105,3 +105,19 @@ def test_run_script_exits_with_the_status_or_one_error_line():
         assert exit_info.value.code == code
     with pytest.raises(KeyError):
         script_utils.run_script(main, ["bug"])
+
+
+def test_the_arguments_line_names_training_settings_only_when_training(tmp_path, caplog):
+    for do_train in (False, True):
+        out = tmp_path / str(do_train)
+        arguments = TrainingArguments(output_dir=str(out), do_train=do_train, do_eval=True, report_to="none",
+                                      per_device_eval_batch_size=4)
+        caplog.clear()
+        with caplog.at_level("INFO", logger="qa_transfer"):
+            script_utils.save_run_arguments(arguments)
+        assert (out / script_utils.RUN_ARGUMENTS_FILE).is_file()
+        line = next(message for message in caplog.messages if message.startswith("arguments: "))
+        if do_train:
+            assert "(learning rate 5e-05, 3 epochs, batch 8 per device, seed 42)" in line
+        else:
+            assert line.endswith("(evaluation batch 4 per device)") and "learning rate" not in line

@@ -4,6 +4,7 @@ log shows."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -11,9 +12,11 @@ import shlex
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
+import pytest
 import torch
 from shared import REPO, SMALL_WINDOWS
 
@@ -183,6 +186,77 @@ def test_ctrl_c_is_one_line_naming_the_checkpoint_and_the_command_and_the_run_re
     run_qa.main([str(part) for part in command[1:]])
     assert f"resuming from {kept}" in caplog.text
     assert json.loads((out / "trainer_state.json").read_text())["global_step"] == 40
+
+
+def interrupt_before_the_first_checkpoint(command: list, out: Path) -> str:
+    """Start `command`, press Ctrl-C once training has begun (no checkpoint yet), again every 3 s until it stops
+    (a KeyboardInterrupt that lands in a `__del__` is only printed, by Python); its last line, which must say that
+    nothing was kept and print the command."""
+    process = start(command)
+    output: dict[str, list[str]] = {"stdout": [], "stderr": []}
+    readers = [threading.Thread(target=lambda name=name: output[name].extend(iter(getattr(process, name).readline, "")))
+               for name in output]
+    for reader in readers:
+        reader.start()
+    deadline = time.monotonic() + 300
+    while not any("***** Running training *****" in line for line in list(output["stderr"])):
+        assert process.poll() is None and time.monotonic() < deadline, "".join(output["stderr"])[-3000:]
+        time.sleep(0.05)
+    while process.poll() is None:
+        process.send_signal(signal.SIGINT)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=3)
+    for reader in readers:
+        reader.join()
+    stderr = "".join(output["stderr"])
+    assert process.returncode == 130, stderr[-3000:]
+    assert not script_utils.list_checkpoints(str(out))
+    last_line = stderr.strip().splitlines()[-1]
+    assert last_line == f"interrupted; no checkpoint kept in {out}, the same command starts again: " + shlex.join(
+        ["python", *map(str, command)])
+    return last_line
+
+
+def test_ctrl_c_before_the_first_checkpoint_and_the_printed_command_trains(tiny_qa_model, tiny_cls_model, tmp_path):
+    out = tmp_path / "qa"
+    command = qa_command(tiny_qa_model, out, "--max_steps", "200", "--save_steps", "500")
+    last_line = interrupt_before_the_first_checkpoint(command, out)
+    # The printed command, as a user runs it, trains again from the start and finishes.
+    printed = shlex.split(last_line.split(": ", 1)[1])
+    assert printed[0] == "python"
+    returncode, stdout, stderr = run(printed[1:])
+    assert returncode == 0, stderr[-3000:]
+    assert "stopped before its first checkpoint: starting again" in stdout + stderr
+    assert json.loads((out / "trainer_state.json").read_text())["global_step"] == 200
+    # The classifier shares the rule.
+    out = tmp_path / "cls"
+    command = cls_command(tiny_cls_model, out, "--do_train", "--max_steps", "200", "--save_steps", "500")
+    printed = shlex.split(interrupt_before_the_first_checkpoint(command, out).split(": ", 1)[1])
+    returncode, stdout, stderr = run(printed[1:])
+    assert returncode == 0, stderr[-3000:]
+    assert (out / "train_results.json").is_file()
+
+
+def test_a_folder_of_another_interrupted_run_still_needs_overwrite_output_dir(tmp_path):
+    from transformers import TrainingArguments
+
+    out = tmp_path / "run"
+    out.mkdir()
+    arguments = TrainingArguments(output_dir=str(out), do_train=True, report_to="none", learning_rate=1e-4)
+    data = run_qa.DataTrainingArguments(train_file="a.json")
+    script_utils.save_run_arguments(arguments, data)
+    other = TrainingArguments(output_dir=str(out), do_train=True, report_to="none", learning_rate=2e-4)
+    with pytest.raises(script_utils.OutputDirError, match=r"other arguments \(TrainingArguments.learning_rate\)"):
+        script_utils.detect_last_checkpoint(other, False, data)
+    with pytest.raises(script_utils.OutputDirError, match=r"other arguments \(DataTrainingArguments.train_file\)"):
+        script_utils.detect_last_checkpoint(arguments, False, run_qa.DataTrainingArguments(train_file="b.json"))
+    # The same arguments, --overwrite_output_dir added or not, start again; a finished run's files stay in the way.
+    (out / "all_results.json").write_text("{}")
+    with pytest.raises(script_utils.OutputDirError, match="already holds"):
+        script_utils.detect_last_checkpoint(arguments, False, data)
+    (out / "all_results.json").unlink()
+    data_overwriting = run_qa.DataTrainingArguments(train_file="a.json", overwrite_output_dir=True)
+    assert script_utils.detect_last_checkpoint(arguments, False, data_overwriting) is None
 
 
 def test_the_training_loss_of_a_resumed_run_covers_every_step():

@@ -32,6 +32,8 @@ PROBABILITIES = np.array(
 
 def test_balanced_class_weights_and_weighted_loss():
     assert balanced_class_weights([0, 0, 0, 1, 2, 2], 4) == [0.5, 1.5, 0.75, 1.0]
+    weights = balanced_class_weights([0, 0, 0, 1, 2, 2, 2], 3)
+    assert all(type(weight) is float for weight in weights) and repr(weights[0]) == "0.7777777777777778"
     loss = WeightedCrossEntropy([0.5, 1.5, 0.75])
     logits = torch.tensor([[2.0, 0.0, -1.0], [0.1, 0.2, 0.3], [1.0, -2.0, 0.5], [0.0, 0.0, 3.0]])
     labels = torch.tensor([0, 1, 2, 1])
