@@ -51,6 +51,7 @@ from qa_transfer.classification_data import (
     resolve_label_names,
     split_class_names,
 )
+from qa_transfer.compilation import padding_multiple
 from qa_transfer.dataset_columns import column_list
 from qa_transfer.packaged_models import resolve_model_path
 from qa_transfer.plots import plot_loss_curve
@@ -381,8 +382,10 @@ def main(argv: list[str] | None = None) -> None:
         train_dataset=model_inputs.get("train") if training_args.do_train else None,
         eval_dataset=model_inputs.get("validation") if training_args.do_eval else None,
         processing_class=tokenizer,
-        # Without padding to max length, each batch is padded to its own longest text.
-        data_collator=default_data_collator if data_args.pad_to_max_length else DataCollatorWithPadding(tokenizer),
+        # Without padding to max length, each batch is padded to its own longest text (under --torch_compile to a
+        # multiple of 64 tokens: a few shapes to compile)
+        data_collator=(default_data_collator if data_args.pad_to_max_length
+                       else DataCollatorWithPadding(tokenizer, pad_to_multiple_of=padding_multiple(training_args, None))),
         compute_metrics=compute_metrics,
         compute_loss_func=compute_loss_func,
     )
