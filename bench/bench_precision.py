@@ -254,8 +254,8 @@ def main() -> None:
             for label in labels:
                 figures = measure(model_path, tokenizer, windows, CONFIGURATIONS[label], args)
                 peak = peaks["bf16" if CONFIGURATIONS[label].get("bf16") else "fp32"]
-                figures["train_peak_share"] = figures["train_gflop_per_s"] / peak
-                figures["eval_peak_share"] = figures["eval_gflop_per_s"] / peak
+                figures["train_peak_share"] = figures["train_gflop_per_s"] / peak  # again at the end, against
+                figures["eval_peak_share"] = figures["eval_gflop_per_s"] / peak  # the better of two peaks
                 rounds[label].append(figures)
                 print(f"{name:22s} round {round_index + 1} {label:28s} train {figures['train_windows_per_s']:6.2f} "
                       f"windows/s ({figures['train_gflop_per_s']:.0f} GFLOP/s, {100 * figures['train_peak_share']:.0f} "
@@ -278,6 +278,12 @@ def main() -> None:
     # On shared cores the peak is measured again after the models, and the better of the two kept
     peaks = {precision: max(peak, matmul_peak(getattr(torch, {"fp32": "float32", "bf16": "bfloat16"}[precision])))
              for precision, peak in peaks.items()}
+    for result in results.values():
+        for label, figures in [*result["best"].items(), *((label, r) for label, rs in result["rounds"].items()
+                                                           for r in rs)]:
+            peak = peaks["bf16" if CONFIGURATIONS[label].get("bf16") else "fp32"]
+            figures["train_peak_share"] = figures["train_gflop_per_s"] / peak
+            figures["eval_peak_share"] = figures["eval_gflop_per_s"] / peak
 
     print(f"\n== on this CPU ({instructions}), {args.max_seq_length}-token windows, training batch {args.batch_size}, "
           f"evaluation batch 64; best of {args.rounds} rounds; peak fp32 {peaks['fp32']:.0f}, bf16 "
