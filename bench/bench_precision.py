@@ -168,7 +168,8 @@ def measure(model_path: str, tokenizer, windows, options: dict, args: argparse.N
     if options.pop("freeze_word_embeddings", False):
         model.get_input_embeddings().weight.requires_grad_(False)
     multiple = options.pop("pad_to_multiple_of", None)
-    torch._dynamo.reset()  # each configuration compiles afresh
+    torch._dynamo.reset()  # each configuration compiles afresh, and counts its own graphs
+    torch._dynamo.utils.counters.clear()
     with tempfile.TemporaryDirectory() as output_dir:
         training_args = TrainingArguments(
             output_dir=output_dir, max_steps=args.train_steps, per_device_train_batch_size=args.batch_size,
@@ -233,8 +234,12 @@ def main() -> None:
         sys.exit("error: this CPU has no bf16 instructions: there is no bf16 speed to measure")
 
     peaks = {"fp32": matmul_peak(torch.float32), "bf16": matmul_peak(torch.bfloat16)}
-    print(f"matrix-product peak on {torch.get_num_threads()} threads: fp32 {peaks['fp32']:.0f} GFLOP/s, "
-          f"bf16 {peaks['bf16']:.0f} GFLOP/s", flush=True)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # one core's peak too: well under `threads` times it, the cores are shared
+    one_core = {"fp32": matmul_peak(torch.float32), "bf16": matmul_peak(torch.bfloat16)}
+    torch.set_num_threads(threads)
+    print(f"matrix-product peak on {threads} threads: fp32 {peaks['fp32']:.0f} GFLOP/s, bf16 {peaks['bf16']:.0f} "
+          f"GFLOP/s (one thread: fp32 {one_core['fp32']:.0f}, bf16 {one_core['bf16']:.0f})", flush=True)
     questions = select_questions(load_qa_file(DEV), None, None, "first", 0)
     results: dict[str, dict] = {}
     for name in args.models:
@@ -297,6 +302,7 @@ def main() -> None:
                   f"{f['eval_windows_per_s']:9.2f} {f['eval_speedup']:7.2f} {f['eval_gflop_per_s']:7.0f} "
                   f"{100 * f['eval_peak_share']:4.0f}% {f['compile_s']:6.0f}s")
     write_json_atomic(args.output, {"cpu_bf16_instructions": instructions, "matmul_peak_gflop_per_s": peaks,
+                                    "one_thread_matmul_peak_gflop_per_s": one_core,
                                     "arguments": vars(args), "results": results})
     print("wrote", args.output)
 
