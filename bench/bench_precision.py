@@ -25,7 +25,8 @@ alternated in `--rounds` rounds so that a change in the machine's load reaches a
   scaled-dot-product attention (sdpa, the default).
 
 Utilisation: before the models, the machine's matrix-product peak is measured (torch.matmul of square matrices,
-fp32 and bf16, all cores, the best of several sizes and repeats). A step's model FLOPs are counted from the
+fp32 and bf16, all cores, the best of several sizes and repeats, before and after the models; also on one
+thread: a two-thread peak well under twice that says the cores were shared). A step's model FLOPs are counted from the
 shapes the collator produced (padding included: the work the machine does): 2 multiply-adds' FLOPs per encoder
 weight per token for a forward pass (the encoder layers' matrices and biases; the embeddings are a table look-up,
 not a product, and are left out), plus attention's two products (scores and weighted values, 2 x 2 x length x

@@ -40,7 +40,7 @@ def compile_failure(backend: str | None, mode: str | None) -> str | None:
         compiled = torch.compile(lambda x: torch.nn.functional.gelu(x) * 2.0, backend=backend or "inductor",
                                  mode=mode, dynamic=False)
         compiled(torch.ones(4))
-        torch._dynamo.reset()  # the probe's graph is not the model's: leave no cache or counters behind
+        torch._dynamo.reset()  # the probe's graph is not the model's: drop it from dynamo's caches
     except Exception as error:
         text = str(error).strip().splitlines()
         return f"{type(error).__name__}: {text[0] if text else ''}"[:300]

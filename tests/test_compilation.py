@@ -27,6 +27,14 @@ def compiled_graphs() -> int:
     return int(torch._dynamo.utils.counters["stats"]["unique_graphs"])
 
 
+def fresh_compiler() -> None:
+    """Dynamo's caches and graph count emptied, after the (cached) probe of check_torch_compile has run: the
+    graphs counted from here on are the model's."""
+    compile_failure("inductor", None)
+    torch._dynamo.reset()
+    torch._dynamo.utils.counters.clear()
+
+
 def test_batches_are_padded_to_a_multiple_of_64_only_under_torch_compile(tmp_path):
     plain = TrainingArguments(output_dir=str(tmp_path), use_cpu=True, report_to="none")
     assert padding_multiple(plain, 8) == 8 and padding_multiple(plain, None) is None
@@ -80,11 +88,12 @@ def test_a_seen_shape_does_not_compile_again_in_training_or_evaluation(tiny_qa_m
                              max_steps=16, save_strategy="no", logging_strategy="no", disable_tqdm=True,
                              dataloader_pin_memory=False, train_sampling_strategy="random", seed=1)
     model = AutoModelForQuestionAnswering.from_pretrained(tiny_qa_model)
-    torch._dynamo.reset()
+    fresh_compiler()
     counts = GraphCount()
     trainer = qa_trainer(model, tokenizer, args, False, QATrainer, train_dataset=windows,
                          eval_dataset=model_inputs(windows.select(range(8))), callbacks=[counts])
     recorder = trainer.data_collator = ShapeRecorder(trainer.data_collator)
+    assert compiled_graphs() == 0
     trainer.train()
     shapes = recorder.shapes[:args.max_steps]
     assert {length for _, length in shapes} <= {64, 128, 192}, shapes
@@ -105,7 +114,7 @@ def test_a_seen_shape_does_not_compile_again_in_training_or_evaluation(tiny_qa_m
 def compiled_qa_run(tiny_qa_model, tmp_path_factory):
     """run_qa.py trains and evaluates with --torch_compile (and --bf16 on a CPU that has it)."""
     models = tmp_path_factory.mktemp("compiled_models")
-    torch._dynamo.reset()
+    fresh_compiler()
     run_qa.main([str(a) for a in [
         "--model_name_or_path", tiny_qa_model, "--output_dir", models / "squad_v2", "--report_to", "none",
         "--train_file", SAMPLE / "train.json", "--validation_file", SAMPLE / "dev.json", "--do_train", "--do_eval",
@@ -123,7 +132,7 @@ def test_run_qa_compiles_trains_and_evaluates(compiled_qa_run):
 
 def test_cross_eval_compiles_and_scores(compiled_qa_run, tmp_path):
     models, _ = compiled_qa_run
-    torch._dynamo.reset()
+    fresh_compiler()
     assert cross_eval.main([str(a) for a in [
         "--models", models, "--output_dir", tmp_path / "matrix", "--report_to", "none",
         "--per_device_eval_batch_size", "8", "--datasets", f"squad_v2={SAMPLE / 'dev.json'}", "--torch_compile",
@@ -134,7 +143,7 @@ def test_cross_eval_compiles_and_scores(compiled_qa_run, tmp_path):
 
 def test_run_classification_compiles_trains_and_evaluates(tiny_cls_model, tmp_path):
     fixtures = REPO / "tests" / "fixtures" / "classification"
-    torch._dynamo.reset()
+    fresh_compiler()
     run_classification.main([str(a) for a in [
         "--model_name_or_path", tiny_cls_model, "--output_dir", tmp_path / "out",
         "--train_file", fixtures / "train.csv", "--validation_file", fixtures / "validation.csv",
