@@ -49,6 +49,7 @@ from qa_transfer.classification_data import (
     resolve_label_names,
     split_class_names,
 )
+from qa_transfer.compilation import padding_multiple
 from qa_transfer.dataset_columns import column_list
 from qa_transfer.packaged_models import resolve_model_path
 from qa_transfer.plots import loss_curve_title, plot_loss_curve
@@ -367,7 +368,9 @@ def main(argv: list[str] | None = None) -> None:
         train_dataset=model_inputs.get("train") if training_args.do_train else None,
         eval_dataset=model_inputs.get("validation") if training_args.do_eval else None,
         processing_class=tokenizer,
-        data_collator=classification_collator(tokenizer, data_args.pad_to_max_length),
+        # Each batch padded to its own longest text (under --torch_compile to a multiple of 64 tokens: few shapes)
+        data_collator=classification_collator(tokenizer, data_args.pad_to_max_length,
+                                              padding_multiple(training_args, None)),
         compute_metrics=compute_metrics,
         compute_loss_func=compute_loss_func,
     )

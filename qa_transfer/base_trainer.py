@@ -14,6 +14,7 @@ from transformers import Trainer, TrainerCallback
 from transformers.trainer_callback import ExportableState
 from transformers.trainer_utils import EvalLoopOutput, TrainOutput, has_length
 
+from qa_transfer.compilation import check_torch_compile
 from qa_transfer.precision import precision_name
 from qa_transfer.results_io import share_private_files, write_json_atomic
 
@@ -91,12 +92,17 @@ class BaseTrainer(Trainer):
       to windows by position, and the classifier's predictions must line up with their rows;
     - after a resumed training, `train_loss` is the mean over the whole run, not over the resumed steps only;
     - saved models and checkpoints get the file mode of the other outputs (the Trainer writes the weights 0600);
+    - under `--torch_compile`, a machine that cannot compile logs one line and runs the model uncompiled
+      (compilation.check_torch_compile);
     - a validation pass made with `predict` (for the predictions as well as the scores) is logged as an
       evaluation.
     """
 
     def __init__(self, *args: Any, **kwargs: Any):
         check_trainer_hooks()
+        training_args = kwargs.get("args", args[1] if len(args) > 1 else None)
+        if training_args is not None:
+            check_torch_compile(training_args)  # where this machine cannot compile: one line, then a plain run
         super().__init__(*args, **kwargs)
         self.all_results: dict[str, float] = {}
         self.loss_sum_record = LossSumRecord(self)

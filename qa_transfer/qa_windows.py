@@ -14,6 +14,8 @@ from typing import Any
 from datasets import Dataset
 from transformers import DataCollatorWithPadding, PreTrainedTokenizerBase, TrainingArguments, default_data_collator
 
+from qa_transfer.compilation import padding_multiple
+
 # Feature columns that post-processing needs but the model must not see.
 POSTPROCESS_COLUMNS = ["example_id", "offset_mapping", "context_start", "context_end"]
 
@@ -36,11 +38,11 @@ def check_qa_tokenizer(tokenizer: PreTrainedTokenizerBase) -> None:
 
 def qa_data_collator(tokenizer: PreTrainedTokenizerBase, pad_to_max_length: bool, training_args: TrainingArguments):
     """Windows are already padded with --pad_to_max_length; otherwise pad each batch to its longest window
-    (to a multiple of 8 under mixed precision, for tensor cores)."""
+    (to a multiple of 8 under mixed precision, for tensor cores; of 64 under --torch_compile, for few shapes)."""
     if pad_to_max_length:
         return default_data_collator
     mixed = training_args.fp16 or training_args.bf16
-    return DataCollatorWithPadding(tokenizer, pad_to_multiple_of=8 if mixed else None)
+    return DataCollatorWithPadding(tokenizer, pad_to_multiple_of=padding_multiple(training_args, 8 if mixed else None))
 
 
 @dataclass

@@ -244,9 +244,11 @@ def preprocess_splits(
     return preprocessed, model_inputs
 
 
-def classification_collator(tokenizer: Any, pad_to_max_length: bool) -> Any:
-    """Texts already padded with --pad_to_max_length; otherwise each batch padded to its own longest text."""
-    return default_data_collator if pad_to_max_length else DataCollatorWithPadding(tokenizer)
+def classification_collator(tokenizer: Any, pad_to_max_length: bool, pad_to_multiple_of: int | None = None) -> Any:
+    """Texts already padded with --pad_to_max_length; otherwise each batch padded to its own longest text (rounded
+    up to `pad_to_multiple_of`, if given)."""
+    return default_data_collator if pad_to_max_length else DataCollatorWithPadding(
+        tokenizer, pad_to_multiple_of=pad_to_multiple_of)
 
 
 def tfidf_baseline_comparison(
