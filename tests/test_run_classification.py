@@ -196,8 +196,8 @@ def test_batches_are_padded_dynamically_unless_asked(tiny_cls_model, tmp_path, m
     else:
         padding_collator = utils_classification.DataCollatorWithPadding
 
-        def recording_padding_collator(tokenizer):
-            recorders.append(RecordingCollator(padding_collator(tokenizer)))
+        def recording_padding_collator(tokenizer, **options):
+            recorders.append(RecordingCollator(padding_collator(tokenizer, **options)))
             return recorders[-1]
 
         monkeypatch.setattr(utils_classification, "DataCollatorWithPadding", recording_padding_collator)
