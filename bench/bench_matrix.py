@@ -434,6 +434,7 @@ def write_curve(run_dirs: list[str], output_dir: str) -> dict:
     axes.axhline(between, color="grey", linestyle=":", label=f"the two replications with each other ({between:+.2f})")
     axes.axhline(0, color="black", linewidth=0.5)
     axes.set_xscale("log")
+    axes.set_xlim(min(x) / 1.5, max(x) * 1.5)  # a single run still shows its lines side by side, near its x
     axes.set_xticks(x, labels=[f"{value:,.0f}" for value in x])
     axes.minorticks_off()
     axes.set_ylim(-1.05, 1.05)
