@@ -75,9 +75,10 @@ def question_scores(predictions: Mapping[str, str], references: Mapping[str, Map
 
 
 def bootstrap_statistics(size: int, statistic: Callable[[np.ndarray], np.ndarray], resamples: int = 1000,
-                         seed: int = 0) -> np.ndarray:
+                         seed: int | np.random.Generator = 0) -> np.ndarray:
     """`statistic` of each of `resamples` seeded resamples with replacement of `size` questions: it maps a
-    (resamples in a chunk, size) array of question indices to one value per resample."""
+    (resamples in a chunk, size) array of question indices to one value per resample. `seed` may be a Generator
+    that several calls draw from in turn."""
     if size == 0:
         raise ValueError("no values to resample")
     rng = np.random.default_rng(seed)
@@ -296,14 +297,9 @@ def rank_correlation_interval(
         return {"cells": len(keys), "spearman": None, "interval": None}
     theirs = np.array([reference[key] for key in keys], dtype=float)
     ours = np.array([cells[key].mean() for key in keys])
-    rng = np.random.default_rng(seed)
-    resampled = np.empty((resamples, len(keys)))
-    for column, key in enumerate(keys):
-        values = cells[key]
-        chunk = max(1, 2_000_000 // values.size)
-        for start in range(0, resamples, chunk):
-            stop = min(resamples, start + chunk)
-            resampled[start:stop, column] = values[rng.integers(0, values.size, size=(stop - start, values.size))].mean(1)
+    rng = np.random.default_rng(seed)  # one stream through every cell: their resamples are independent
+    resampled = np.stack([bootstrap_statistics(cells[key].size, lambda indices, values=cells[key]:
+                                               values[indices].mean(axis=1), resamples, rng) for key in keys], axis=1)
     rhos = np.array([spearmanr(row, theirs).statistic for row in resampled])
     rhos = rhos[~np.isnan(rhos)]  # a resample whose cells all tie has no rank order
     tail = 100 * (1 - confidence) / 2
