@@ -6,7 +6,7 @@ kept, repaired and dropped.
     python convert_qa.py --dataset trivia_qa --data_dir triviaqa-rc --split validation --output triviaqa_dev.json
     python convert_qa.py --dataset natural_questions --split validation --output nq_dev.json   # streamed from the hub
 
-The output loads back through `qa_data.load_qa_file` (and `--train_file/--validation_file`) unchanged. Conversions
+The output loads back through `qa.data.load_qa_file` (and `--train_file/--validation_file`) unchanged. Conversions
 are cached like `run_qa.py --dataset` ones (under --cache_dir, default the datasets cache), so converting a split
 that training already converted is quick.
 """
@@ -16,10 +16,10 @@ from __future__ import annotations
 import argparse
 from collections.abc import Iterable
 
-from qa_transfer.qa_adapters import ADAPTERS, convert_named_file, convert_named_split
-from qa_transfer.qa_data import SPLIT_ALIASES
-from qa_transfer.results_io import write_json_atomic
-from qa_transfer.script_utils import run_script
+from qa_transfer.core.results_io import write_json_atomic
+from qa_transfer.core.scripts import run_script
+from qa_transfer.qa.data import SPLIT_ALIASES
+from qa_transfer.sources.adapters import ADAPTERS, convert_named_file, convert_named_split
 
 
 def squad_v2_document(records: Iterable[dict]) -> dict:

@@ -17,11 +17,11 @@ ones an earlier run left there: rows and columns not evaluated now, and cells th
 scores, marked "*". Exit status 1 when a model, a dataset or a cell failed; the other cells are still computed,
 and a run that computes no cell at all leaves the reports as they were.
 
---probes NAME ... (qa_probes.py: shuffled_context, question_prefix:N, no_question, filler, negation) adds one
+--probes NAME ... (matrix/probes.py: shuffled_context, question_prefix:N, no_question, filler, negation) adds one
 probed cell per (model, dataset), stored and resumed like the others; probes.md and probes.png show each probed
 score and its change from the unprobed cell, and matrix.json holds them under "probes".
 
---analysis overlap (qa_overlap.py) scores each cell's answerable questions by their overlap with the sentence that
+--analysis overlap (matrix/overlap.py) scores each cell's answerable questions by their overlap with the sentence that
 holds the answer (low / middle / high), and counts how often a model answers from the sentence that repeats the
 question: overlap.json in each cell's folder (computed from the stored predictions, reused while the cell is
 unchanged), analysis.json, analysis.md and overlap.png, merged with an earlier run's like the matrix.
@@ -38,25 +38,7 @@ from typing import Any
 import datasets
 from transformers import AutoConfig, AutoModelForQuestionAnswering, AutoTokenizer, TrainingArguments
 
-from qa_transfer.errors import ArgumentError, UsageError
-from qa_transfer.matrix_report import (
-    EvalColumn,
-    ModelRow,
-    cell_dir_of,
-    cell_value,
-    write_matrix,
-)
-from qa_transfer.precision import keep_head_in_fp32, precision_name
-from qa_transfer.qa_adapters import ADAPTERS, StreamLimit, adapter_name, conversion_name, load_qa_split
-from qa_transfer.qa_data import has_unanswerable, select_questions
-from qa_transfer.qa_overlap import ANALYSES, write_overlap_analysis
-from qa_transfer.qa_probes import PROBES_VERSION, apply_probe, parse_probe
-from qa_transfer.qa_run_info import PAPER_DATASETS, RUN_INFO_FILE, default_version_2_with_negative, describe_source
-from qa_transfer.qa_scores import ANSWER_ALWAYS, attach_intervals, load_squad_v2_metric
-from qa_transfer.qa_training import qa_trainer
-from qa_transfer.qa_windows import window_split
-from qa_transfer.results_io import read_json, write_json_atomic
-from qa_transfer.script_args import (
+from qa_transfer.core.arguments import (
     EVALUATION_FLAGS,
     ScriptArgumentParser,
     hub_options,
@@ -64,7 +46,25 @@ from qa_transfer.script_args import (
     token_field,
     trust_remote_code_field,
 )
-from qa_transfer.script_utils import parse_name_value_pairs, run_script, setup_logging
+from qa_transfer.core.errors import ArgumentError, UsageError
+from qa_transfer.core.precision import keep_head_in_fp32, precision_name
+from qa_transfer.core.results_io import read_json, write_json_atomic
+from qa_transfer.core.scripts import parse_name_value_pairs, run_script, setup_logging
+from qa_transfer.matrix.overlap import ANALYSES, write_overlap_analysis
+from qa_transfer.matrix.probes import PROBES_VERSION, apply_probe, parse_probe
+from qa_transfer.matrix.report import (
+    EvalColumn,
+    ModelRow,
+    cell_dir_of,
+    cell_value,
+    write_matrix,
+)
+from qa_transfer.qa.data import has_unanswerable, select_questions
+from qa_transfer.qa.run_info import PAPER_DATASETS, RUN_INFO_FILE, default_version_2_with_negative, describe_source
+from qa_transfer.qa.scores import ANSWER_ALWAYS, attach_intervals, load_squad_v2_metric
+from qa_transfer.qa.training import qa_trainer
+from qa_transfer.qa.windows import window_split
+from qa_transfer.sources.adapters import ADAPTERS, StreamLimit, adapter_name, conversion_name, load_qa_split
 from utils_qa import QAEvalArguments, evaluate_qa, write_prediction_files
 
 logger = logging.getLogger("qa_transfer.cross_eval")

@@ -35,17 +35,17 @@ from typing import Any
 
 from huggingface_hub import constants as hub_constants
 
-from qa_transfer.errors import ArgumentError
-from qa_transfer.network import NETWORK_DOWN_EXIT_STATUS, OFFLINE_ALTERNATIVES, hub_unreachable
-from qa_transfer.precision import cpu_bf16_instructions
-from qa_transfer.qa_run_info import PAPER_DATASETS, RUN_INFO_FILE
-from qa_transfer.script_utils import (
+from qa_transfer.core.errors import ArgumentError
+from qa_transfer.core.network import NETWORK_DOWN_EXIT_STATUS, OFFLINE_ALTERNATIVES, hub_unreachable
+from qa_transfer.core.precision import cpu_bf16_instructions
+from qa_transfer.core.scripts import (
     config_file_argument,
     parse_name_value_pairs,
     read_config_values,
     run_script,
     use_config_values,
 )
+from qa_transfer.qa.run_info import PAPER_DATASETS, RUN_INFO_FILE
 
 REPO = os.path.dirname(os.path.abspath(__file__))
 RECIPE = [

@@ -21,7 +21,9 @@ from dataclasses import dataclass, field
 
 import datasets
 
-from qa_transfer.inference import (
+from qa_transfer.core.arguments import ScriptArgumentParser, parse_args_with_config
+from qa_transfer.core.scripts import run_script
+from qa_transfer.inference.predictors import (
     QUESTION_ANSWERING,
     QAReader,
     TweetClassifier,
@@ -29,9 +31,7 @@ from qa_transfer.inference import (
     classification_record,
     model_kind,
 )
-from qa_transfer.prediction_records import PredictionInputError, json_line, read_records, require_fields, write_output
-from qa_transfer.script_args import ScriptArgumentParser, parse_args_with_config
-from qa_transfer.script_utils import run_script
+from qa_transfer.inference.records import PredictionInputError, json_line, read_records, require_fields, write_output
 
 
 @dataclass

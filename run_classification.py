@@ -36,8 +36,8 @@ from transformers import (
     set_seed,
 )
 
-from qa_transfer.base_trainer import BaseTrainer
-from qa_transfer.classification_data import (
+from qa_transfer.classification.baseline import tfidf_baseline_comparison
+from qa_transfer.classification.data import (
     LABEL_IDS_COLUMN,
     HubDataset,
     InputError,
@@ -49,39 +49,36 @@ from qa_transfer.classification_data import (
     resolve_label_names,
     split_class_names,
 )
-from qa_transfer.compilation import padding_multiple
-from qa_transfer.dataset_columns import column_list
-from qa_transfer.packaged_models import resolve_model_path
-from qa_transfer.plots import loss_curve_title, plot_loss_curve
-from qa_transfer.precision import keep_head_in_fp32
-from qa_transfer.results_io import write_text_atomic
-from qa_transfer.script_args import (
+from qa_transfer.classification.features import classification_collator, preprocess_splits
+from qa_transfer.classification.metrics import (
+    classification_metrics,
+    predictions_csv,
+    prefixed,
+    probabilities_of,
+    write_evaluation_reports,
+)
+from qa_transfer.classification.training import WeightedCrossEntropy, balanced_class_weights, freeze_lower_layers
+from qa_transfer.core.arguments import (
     ScriptArgumentParser,
     hub_options,
     parse_args_with_config,
     token_field,
     trust_remote_code_field,
 )
-from qa_transfer.script_utils import (
+from qa_transfer.core.columns import column_list
+from qa_transfer.core.compilation import padding_multiple
+from qa_transfer.core.packaged_models import resolve_model_path
+from qa_transfer.core.plots import loss_curve_title, plot_loss_curve
+from qa_transfer.core.precision import keep_head_in_fp32
+from qa_transfer.core.results_io import write_text_atomic
+from qa_transfer.core.scripts import (
     OVERWRITE_OUTPUT_DIR_HELP,
     detect_last_checkpoint,
     run_script,
     save_run_arguments,
     setup_logging,
 )
-from qa_transfer.utils_classification import (
-    WeightedCrossEntropy,
-    balanced_class_weights,
-    classification_collator,
-    classification_metrics,
-    freeze_lower_layers,
-    predictions_csv,
-    prefixed,
-    preprocess_splits,
-    probabilities_of,
-    tfidf_baseline_comparison,
-    write_evaluation_reports,
-)
+from qa_transfer.core.trainer import BaseTrainer
 
 logger = logging.getLogger("qa_transfer.run_classification")
 

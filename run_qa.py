@@ -34,37 +34,37 @@ from transformers import (
     set_seed,
 )
 
-from qa_transfer.errors import UsageError
-from qa_transfer.packaged_models import resolve_model_path
-from qa_transfer.plots import loss_curve_title, plot_loss_curve
-from qa_transfer.precision import keep_head_in_fp32, precision_name
-from qa_transfer.qa_adapters import ADAPTERS, StreamLimit, adapter_name, conversion_name, load_qa_split
-from qa_transfer.qa_data import QADataError, has_unanswerable, oversample_unanswerable, select_questions
-from qa_transfer.qa_probes import randomize_answers
-from qa_transfer.qa_run_info import (
-    RUN_INFO_FILE,
-    default_version_2_with_negative,
-    describe_source,
-    recorded_version_2_with_negative,
-)
-from qa_transfer.qa_scores import load_squad_v2_metric
-from qa_transfer.qa_training import QATrainer, qa_trainer
-from qa_transfer.qa_windows import WindowConfig, model_inputs, window_split
-from qa_transfer.results_io import write_json_atomic
-from qa_transfer.script_args import (
+from qa_transfer.core.arguments import (
     ScriptArgumentParser,
     hub_options,
     parse_args_with_config,
     token_field,
     trust_remote_code_field,
 )
-from qa_transfer.script_utils import (
+from qa_transfer.core.errors import UsageError
+from qa_transfer.core.packaged_models import resolve_model_path
+from qa_transfer.core.plots import loss_curve_title, plot_loss_curve
+from qa_transfer.core.precision import keep_head_in_fp32, precision_name
+from qa_transfer.core.results_io import write_json_atomic
+from qa_transfer.core.scripts import (
     OVERWRITE_OUTPUT_DIR_HELP,
     detect_last_checkpoint,
     run_script,
     save_run_arguments,
     setup_logging,
 )
+from qa_transfer.matrix.probes import randomize_answers
+from qa_transfer.qa.data import QADataError, has_unanswerable, oversample_unanswerable, select_questions
+from qa_transfer.qa.run_info import (
+    RUN_INFO_FILE,
+    default_version_2_with_negative,
+    describe_source,
+    recorded_version_2_with_negative,
+)
+from qa_transfer.qa.scores import load_squad_v2_metric
+from qa_transfer.qa.training import QATrainer, qa_trainer
+from qa_transfer.qa.windows import WindowConfig, model_inputs, window_split
+from qa_transfer.sources.adapters import ADAPTERS, StreamLimit, adapter_name, conversion_name, load_qa_split
 from utils_qa import QAEvalArguments, QAEvaluator, evaluate_qa, write_prediction_files
 
 logger = logging.getLogger("qa_transfer.run_qa")

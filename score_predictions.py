@@ -32,10 +32,11 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from qa_transfer.errors import UsageError
-from qa_transfer.qa_adapters import ADAPTERS, load_qa_split
-from qa_transfer.qa_data import SPLIT_ALIASES, read_json_document
-from qa_transfer.qa_scores import (
+from qa_transfer.core.errors import UsageError
+from qa_transfer.core.results_io import write_json_atomic
+from qa_transfer.core.scripts import run_script
+from qa_transfer.qa.data import SPLIT_ALIASES, read_json_document
+from qa_transfer.qa.scores import (
     PairedDifference,
     ScoredPredictions,
     compare_scored,
@@ -43,8 +44,7 @@ from qa_transfer.qa_scores import (
     gold_answers,
     score_predictions,
 )
-from qa_transfer.results_io import write_json_atomic
-from qa_transfer.script_utils import run_script
+from qa_transfer.sources.adapters import ADAPTERS, load_qa_split
 
 logger = logging.getLogger("qa_transfer.score_predictions")
 

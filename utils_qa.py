@@ -1,7 +1,7 @@
 """QA post-processing and evaluation: a Trainer's window logits turned into one answer per question (vectorised),
 scored with the squad_v2 metric, and written as the prediction files; `evaluate_qa` is the one evaluation that
 run_qa.py's eval and predict steps and every cross_eval.py cell run. The windows themselves are cut by
-qa_transfer/qa_windows.py, the Trainer is qa_transfer/qa_training.py's.
+qa_transfer/qa/windows.py, the Trainer is qa_transfer/qa/training.py's.
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ import numpy as np
 from datasets import Dataset
 from transformers import EvalPrediction, PreTrainedTokenizerBase, Trainer
 
-from qa_transfer.dataset_columns import arrow_columns, list_offsets, to_numpy
-from qa_transfer.qa_data import answer_counts
-from qa_transfer.qa_windows import WindowConfig, check_qa_tokenizer, gc_paused, model_inputs
-from qa_transfer.results_io import write_json_atomic
+from qa_transfer.core.columns import arrow_columns, list_offsets, to_numpy
+from qa_transfer.core.results_io import write_json_atomic
+from qa_transfer.qa.data import answer_counts
+from qa_transfer.qa.windows import WindowConfig, check_qa_tokenizer, gc_paused, model_inputs
 
 logger = logging.getLogger("qa_transfer.utils_qa")
 

@@ -36,8 +36,8 @@ from pathlib import Path
 
 import run_classification
 from fine_tune_all import precision_flags
-from qa_transfer.packaged_models import PACKAGED_MINILM
-from qa_transfer.results_io import write_json_atomic
+from qa_transfer.core.packaged_models import PACKAGED_MINILM
+from qa_transfer.core.results_io import write_json_atomic
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 

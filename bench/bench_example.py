@@ -57,9 +57,9 @@ import sys
 import time
 from collections.abc import Sequence
 
-from qa_transfer.qa_data import read_raw_records
-from qa_transfer.qa_scores import METRIC_DIR
-from qa_transfer.results_io import write_text_atomic
+from qa_transfer.core.results_io import write_text_atomic
+from qa_transfer.qa.data import read_raw_records
+from qa_transfer.qa.scores import METRIC_DIR
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA = os.path.join(REPO, "..", "shared", "data", "squad_v2")

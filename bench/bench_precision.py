@@ -19,7 +19,7 @@ alternated in `--rounds` rounds so that a change in the machine's load reaches a
 - fp32 / bf16, padded to 64 or to the window (`--configurations`): each batch padded to a multiple of 64 tokens,
   or every batch to the full window, instead of run_qa.py's multiple of 8: fewer distinct batch shapes;
 - bf16 / fp32 + torch.compile (`--configurations`): `--torch_compile` (inductor; batches padded to a multiple of
-  64, see qa_transfer/compilation.py); the steps that compiled are left out of the rate, their time beyond a
+  64, see qa_transfer/core/compilation.py); the steps that compiled are left out of the rate, their time beyond a
   plain step is reported as compile time (training and evaluation together);
 - bf16, eager attention (`--configurations`): the models' plain attention instead of PyTorch's fused
   scaled-dot-product attention (sdpa, the default).
@@ -58,12 +58,12 @@ from transformers import (
     TrainingArguments,
 )
 
-from qa_transfer.packaged_models import resolve_model_path
-from qa_transfer.precision import cpu_bf16_instructions, keep_head_in_fp32, precision_name
-from qa_transfer.qa_data import load_qa_file, select_questions
-from qa_transfer.qa_training import QATrainer, qa_trainer
-from qa_transfer.qa_windows import WindowConfig, build_windows, model_inputs
-from qa_transfer.results_io import write_json_atomic
+from qa_transfer.core.packaged_models import resolve_model_path
+from qa_transfer.core.precision import cpu_bf16_instructions, keep_head_in_fp32, precision_name
+from qa_transfer.core.results_io import write_json_atomic
+from qa_transfer.qa.data import load_qa_file, select_questions
+from qa_transfer.qa.training import QATrainer, qa_trainer
+from qa_transfer.qa.windows import WindowConfig, build_windows, model_inputs
 
 BENCH = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(BENCH)

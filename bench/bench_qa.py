@@ -109,8 +109,8 @@ def prepare_abstain_training(path: str, questions: int | None, unanswerable_shar
     asks (4,155 / (1/3) = 12,465 questions at a third). No article or context of the genuine dev subset, on
     which the model is evaluated, may enter: that is checked here, by title and by context.
     """
-    from qa_transfer.qa_data import read_raw_records, validate_records
-    from qa_transfer.results_io import write_text_atomic
+    from qa_transfer.core.results_io import write_text_atomic
+    from qa_transfer.qa.data import read_raw_records, validate_records
 
     pool, _ = validate_records(read_raw_records(POOL), POOL)
     mix, _ = validate_records(read_raw_records(MIX), MIX)
@@ -185,9 +185,9 @@ def calibrated_scores(output_dir: str, validation_file: str) -> dict[str, float]
     with open(os.path.join(output_dir, "eval_nbest_predictions.json"), encoding="utf-8") as handle:
         nbest = json.load(handle)
 
-    from qa_transfer.dataset_columns import arrow_columns
-    from qa_transfer.qa_adapters import load_qa_split
-    from qa_transfer.qa_scores import load_squad_v2_metric
+    from qa_transfer.core.columns import arrow_columns
+    from qa_transfer.qa.scores import load_squad_v2_metric
+    from qa_transfer.sources.adapters import load_qa_split
 
     examples = load_qa_split("validation", data_file=validation_file)
     columns = arrow_columns(examples, ["id", "title", "answers"])

@@ -25,7 +25,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--documents", type=int, default=200, help="documents to time")
     args = parser.parse_args()
-    from qa_transfer.qa_sources.triviaqa import converted_context
+    from qa_transfer.sources.triviaqa import converted_context
 
     text = FIXTURE.read_text(encoding="utf-8")
     document = text * (25_000 // len(text) + 1)

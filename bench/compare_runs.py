@@ -7,7 +7,7 @@ RUN_A and RUN_B are run_qa.py output folders evaluated on the same questions (th
 each run's EM / F1 / HasAns F1 / NoAns F1 under the official SQuAD 2.0 rules, and the paired difference B - A
 of each with its 95 % bootstrap interval: the same resampled questions for both runs, so the interval is that of
 the difference itself, far narrower than two separate intervals. An interval that holds 0 means no measurable
-difference on these questions. The bootstrap is qa_scores.paired_difference, the one score_predictions.py
+difference on these questions. The bootstrap is qa.scores.paired_difference, the one score_predictions.py
 --compare uses. Used for the fp32 / bf16 comparison in docs/benchmarks.md.
 """
 
@@ -18,9 +18,9 @@ import os
 
 import numpy as np
 
-from qa_transfer.qa_adapters import load_qa_split
-from qa_transfer.qa_scores import gold_answers, paired_difference, question_scores
-from qa_transfer.results_io import read_json
+from qa_transfer.core.results_io import read_json
+from qa_transfer.qa.scores import gold_answers, paired_difference, question_scores
+from qa_transfer.sources.adapters import load_qa_split
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -1,4 +1,4 @@
-"""Check the robustness probes of qa_probes.py on real evaluation sets and print what they do to each: for every
+"""Check the robustness probes of matrix/probes.py on real evaluation sets and print what they do to each: for every
 probe, how many questions it keeps, how many answers end up misaligned (must be 0) and how long it took; how many
 answerable questions `negation` can negate; how often `filler` finds no auxiliary verb and falls back to putting
 its word after the question's first word; and how many answers `--random_label_fraction` replaces.
@@ -18,8 +18,8 @@ from pathlib import Path
 
 from datasets import Dataset, disable_progress_bars
 
-from qa_transfer.qa_data import load_qa_file
-from qa_transfer.qa_probes import apply_probe, auxiliary_index, randomize_answers
+from qa_transfer.matrix.probes import apply_probe, auxiliary_index, randomize_answers
+from qa_transfer.qa.data import load_qa_file
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 

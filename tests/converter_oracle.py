@@ -1,5 +1,5 @@
 """The records the paper's converter (amazon-science/qa-dataset-converter) makes from QuAC and NewsQA files, derived
-here from its rules alone (pandas for the CSV, as the converter reads it), independently of qa_sources/, so that the
+here from its rules alone (pandas for the CSV, as the converter reads it), independently of sources/, so that the
 tests compare the adapters with the rules rather than with themselves.
 
 Records are flat SQuAD 2.0 dicts. Two things are ours, not the converter's: the title (QuAC `<title>: <section>`,

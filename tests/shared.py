@@ -7,8 +7,8 @@ from pathlib import Path
 
 from datasets import Dataset
 
-from qa_transfer.qa_data import FLAT_FEATURES
-from qa_transfer.qa_windows import WindowConfig, window_features
+from qa_transfer.qa.data import FLAT_FEATURES
+from qa_transfer.qa.windows import WindowConfig, window_features
 
 REPO = Path(__file__).resolve().parent.parent
 # run_qa.py / cross_eval.py flags: windows small enough for a tiny model, still several per context.

@@ -16,11 +16,10 @@ from converter_oracle import newsqa_records, quac_records
 from converter_oracle import record as rec  # the flat layout, written out independently of the adapters
 
 import convert_qa
-from qa_transfer import qa_adapters
-from qa_transfer.qa_adapters import convert_named_split, load_named_file, load_named_split
-from qa_transfer.qa_data import QADataError, load_qa_file
-from qa_transfer.qa_sources import quac
-from qa_transfer.script_utils import run_script
+from qa_transfer.core.scripts import run_script
+from qa_transfer.qa.data import QADataError, load_qa_file
+from qa_transfer.sources import adapters, quac
+from qa_transfer.sources.adapters import convert_named_split, load_named_file, load_named_split
 
 datasets.disable_progress_bars()
 
@@ -53,17 +52,17 @@ def test_unreachable_hub_says_how_to_work_offline(monkeypatch, cache_dir):
     def offline(*args, **kwargs):
         raise ConnectionError("Couldn't reach the hub")
 
-    monkeypatch.setattr(qa_adapters, "load_dataset", offline)
+    monkeypatch.setattr(adapters, "load_dataset", offline)
     with pytest.raises(QADataError, match=r"natural_questions/default/train: cannot load the hub copy.*--data_dir"):
         load_named_split("natural_questions", "train", None, cache_dir)
 
 
-@pytest.mark.parametrize("name", sorted(qa_adapters.ADAPTERS))
+@pytest.mark.parametrize("name", sorted(adapters.ADAPTERS))
 def test_every_dataset_offline_names_the_flag_that_fixes_it(name, monkeypatch, cache_dir):
     def offline(*args, **kwargs):
         raise ConnectionError("OfflineModeIsEnabled: offline mode is enabled")
 
-    monkeypatch.setattr(qa_adapters, "load_dataset", offline)
+    monkeypatch.setattr(adapters, "load_dataset", offline)
     with pytest.raises(QADataError, match=r"--data_dir DIR.*--validation_file"):
         load_named_split(name, "validation", None, cache_dir)
 

@@ -1,4 +1,4 @@
-"""base_trainer.BaseTrainer, the Trainer every script uses: atomic results for this run only, and evaluation
+"""core.trainer.BaseTrainer, the Trainer every script uses: atomic results for this run only, and evaluation
 batches in dataset order whatever the training sampler."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from datasets import Dataset
 from torch.utils.data import SequentialSampler
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding, TrainingArguments
 
-from qa_transfer.base_trainer import BaseTrainer, check_trainer_hooks
+from qa_transfer.core.trainer import BaseTrainer, check_trainer_hooks
 
 
 def tiny_trainer(model_dir, output_dir, **arguments) -> BaseTrainer:

@@ -51,7 +51,7 @@ def test_the_spearman_interval_resamples_every_cells_questions(tmp_path):
     questions per cell a wide one; both come from the stored per-question scores of each cell."""
     import numpy as np
 
-    from qa_transfer.qa_scores import SCORES_FILE
+    from qa_transfer.qa.scores import SCORES_FILE
 
     published = bench_matrix.PUBLISHED["MediaBilly/BERT-Question-Answering"]["cells"]
     rng = np.random.default_rng(0)

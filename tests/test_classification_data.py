@@ -1,4 +1,4 @@
-"""classification_data.py in-process: where a row is, file checks, labels and their names."""
+"""classification/data.py in-process: where a row is, file checks, labels and their names."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from datasets import Dataset
 from transformers import BertConfig
 
-from qa_transfer.classification_data import (
+from qa_transfer.classification.data import (
     InputError,
     check_input_paths,
     data_row_start_lines,
@@ -23,7 +23,7 @@ from qa_transfer.classification_data import (
     sorted_label_names,
     split_class_names,
 )
-from qa_transfer.errors import UsageError
+from qa_transfer.core.errors import UsageError
 
 FIXTURES = Path(__file__).parent / "fixtures" / "classification"
 LABEL_NAMES = ["neutral", "anti-vax", "pro-vax"]

@@ -12,11 +12,11 @@ from transformers import AutoModelForQuestionAnswering, AutoTokenizer, TrainerCa
 import cross_eval
 import run_classification
 import run_qa
-from qa_transfer.compilation import COMPILE_PAD_MULTIPLE, check_torch_compile, compile_failure, padding_multiple
-from qa_transfer.precision import cpu_bf16_instructions
-from qa_transfer.qa_data import load_qa_file
-from qa_transfer.qa_training import QATrainer, qa_trainer
-from qa_transfer.qa_windows import WindowConfig, build_windows, model_inputs
+from qa_transfer.core.compilation import COMPILE_PAD_MULTIPLE, check_torch_compile, compile_failure, padding_multiple
+from qa_transfer.core.precision import cpu_bf16_instructions
+from qa_transfer.qa.data import load_qa_file
+from qa_transfer.qa.training import QATrainer, qa_trainer
+from qa_transfer.qa.windows import WindowConfig, build_windows, model_inputs
 
 SAMPLE = REPO / "examples" / "qa_sample"
 # bf16 where this CPU has the instructions (the case --torch_compile is for), fp32 elsewhere

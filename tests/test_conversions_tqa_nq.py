@@ -22,16 +22,15 @@ from bs4 import BeautifulSoup
 from test_adapters import FIXTURES, assert_aligned, cache_dir, rec  # noqa: F401 - cache_dir is a fixture
 
 import run_qa
-from qa_transfer import qa_adapters
-from qa_transfer.qa_adapters import (
+from qa_transfer.qa.data import QADataError
+from qa_transfer.sources import adapters, triviaqa
+from qa_transfer.sources.adapters import (
     StreamLimit,
     convert_named_file,
     convert_named_split,
     load_named_split,
     load_qa_split,
 )
-from qa_transfer.qa_data import QADataError
-from qa_transfer.qa_sources import triviaqa
 
 datasets.disable_progress_bars()
 
@@ -313,7 +312,7 @@ def fake_hub(monkeypatch):
             calls.append((args, kwargs))
             return FakeStream(rows, pulled)
 
-        monkeypatch.setattr(qa_adapters, "load_dataset", fake_load_dataset)
+        monkeypatch.setattr(adapters, "load_dataset", fake_load_dataset)
         return calls, pulled
 
     return serve
@@ -351,8 +350,8 @@ def many_nq_rows(copies: int) -> list[dict]:
 def test_the_nq_stream_stops_once_the_questions_asked_for_are_converted(fake_hub, cache_dir):
     rows = many_nq_rows(20)  # 120 rows; 4 of every 6 become questions
     calls, pulled = fake_hub(rows)
-    dataset, stats = qa_adapters.convert_source_split(
-        qa_adapters.get_adapter("natural_questions").source, "train", None, cache_dir, StreamLimit(5)
+    dataset, stats = adapters.convert_source_split(
+        adapters.get_adapter("natural_questions").source, "train", None, cache_dir, StreamLimit(5)
     )
     # questions 1-4 come from rows 1-6 (two dropped), the fifth from row 7: nothing after it is read
     assert pulled[0] == 7 == stats.reasons["hub rows read"]
@@ -499,9 +498,9 @@ def test_the_nq_stream_from_parquet_through_datasets_itself(monkeypatch, tmp_pat
         calls.append(columns)
         return datasets.load_dataset("parquet", data_files={split: shards}, split=split, streaming=streaming, columns=columns)
 
-    monkeypatch.setattr(qa_adapters, "load_dataset", local_hub)
-    source = qa_adapters.get_adapter("natural_questions").source
-    dataset, stats = qa_adapters.convert_source_split(source, "train", None, str(tmp_path / "a"), StreamLimit(5))
+    monkeypatch.setattr(adapters, "load_dataset", local_hub)
+    source = adapters.get_adapter("natural_questions").source
+    dataset, stats = adapters.convert_source_split(source, "train", None, str(tmp_path / "a"), StreamLimit(5))
     from_files = {r["id"]: r for r in load_named_split("natural_questions", "validation", str(NQ), str(tmp_path / "f"))}
     assert [r["id"] for r in dataset] == ["5225754983651766092-0", "8811024938123477002-0", "-7123004588123999001-0",
                                           "6600000000000000003-0", "5225754983651766092-1"]

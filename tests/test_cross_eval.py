@@ -18,11 +18,11 @@ from tiny_models import save_tiny_bert
 import cross_eval
 import fine_tune_all
 import run_qa
-from qa_transfer import matrix_report
-from qa_transfer.errors import ArgumentError, UsageError
-from qa_transfer.qa_probes import ProbeError
-from qa_transfer.qa_scores import SCORES_FILE
-from qa_transfer.script_utils import run_script
+from qa_transfer.core.errors import ArgumentError, UsageError
+from qa_transfer.core.scripts import run_script
+from qa_transfer.matrix import report
+from qa_transfer.matrix.probes import ProbeError
+from qa_transfer.qa.scores import SCORES_FILE
 
 SAMPLE = REPO / "examples" / "qa_sample"
 NEWS = REPO / "examples" / "news_sample"
@@ -240,10 +240,10 @@ def test_a_bad_argument_is_one_clear_error(tmp_path):
 
 def test_hasans_of_a_fully_answerable_set_is_its_score():
     answerable_only = {"exact": 40.0, "f1": 50.0, "total": 10}
-    assert matrix_report.cell_value(answerable_only, "HasAns_f1") == 50.0
+    assert report.cell_value(answerable_only, "HasAns_f1") == 50.0
     mixed = {"exact": 40.0, "f1": 50.0, "HasAns_f1": 30.0, "NoAns_total": 4}
-    assert matrix_report.cell_value(mixed, "HasAns_f1") == 30.0
-    assert math.isnan(matrix_report.cell_value({"f1": 50.0, "NoAns_total": 4}, "HasAns_f1"))
+    assert report.cell_value(mixed, "HasAns_f1") == 30.0
+    assert math.isnan(report.cell_value({"f1": 50.0, "NoAns_total": 4}, "HasAns_f1"))
 
 
 def test_rows_follow_the_column_order_and_unusable_folders_say_why(models_dir, tmp_path):
@@ -386,9 +386,9 @@ def test_cells_are_marked_computed_earlier_failed_or_missing():
     report = {"rows": ["a"], "columns": ["x", "y", "z", "w"], "models": {"a": {"fine_tuned_on": "x"}}, "cells": {"a": {
         "x": {"metrics": {"f1": 50.0}}, "y": {"metrics": {"f1": 40.0}, "from_earlier_run": True},
         "z": {"error": "FileNotFoundError: gone"}}}}
-    values = matrix_report.matrix_values(report, "f1")
-    assert matrix_report.cell_marks(report, values) == [["50.0", "40.0*", "failed", "–"]]
-    assert matrix_report.in_domain_cells(report) == [(0, 0)]
+    values = report.matrix_values(report, "f1")
+    assert report.cell_marks(report, values) == [["50.0", "40.0*", "failed", "–"]]
+    assert report.in_domain_cells(report) == [(0, 0)]
 
 
 def test_help_lists_what_matters_for_evaluation(monkeypatch, capsys):

@@ -3,7 +3,7 @@
 import numpy as np
 from datasets import Dataset
 
-from qa_transfer.dataset_columns import arrow_columns, column_array, column_list, list_lengths, list_offsets
+from qa_transfer.core.columns import arrow_columns, column_array, column_list, list_lengths, list_offsets
 
 
 def test_columns_follow_an_index_mapping():

@@ -14,7 +14,7 @@ from shared import REPO
 import cross_eval
 import fine_tune_all
 import run_qa
-from qa_transfer.errors import ArgumentError
+from qa_transfer.core.errors import ArgumentError
 
 DEMO = REPO / "configs" / "demo.yaml"
 

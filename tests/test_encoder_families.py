@@ -19,8 +19,8 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 import cross_eval
 import run_classification
 import run_qa
-from qa_transfer.qa_data import FLAT_FEATURES
-from qa_transfer.qa_windows import WindowConfig, check_qa_tokenizer
+from qa_transfer.qa.data import FLAT_FEATURES
+from qa_transfer.qa.windows import WindowConfig, check_qa_tokenizer
 from utils_qa import QAEvalArguments, postprocess_qa_predictions
 
 SAMPLE = REPO / "examples" / "qa_sample"

@@ -12,9 +12,9 @@ from shared import REPO
 import cross_eval
 import run_classification
 import run_qa
-from qa_transfer.classification_data import join_text_columns
-from qa_transfer.qa_data import QADataError
-from qa_transfer.script_args import hub_options
+from qa_transfer.classification.data import join_text_columns
+from qa_transfer.core.arguments import hub_options
+from qa_transfer.qa.data import QADataError
 
 SAMPLE = REPO / "examples" / "qa_sample"
 CLASSIFICATION = Path(__file__).parent / "fixtures" / "classification"

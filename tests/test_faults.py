@@ -23,10 +23,11 @@ import cross_eval
 import fine_tune_all
 import run_classification
 import run_qa
-from qa_transfer import qa_adapters, script_utils
-from qa_transfer.plots import save_png
-from qa_transfer.qa_sources.common import OfficialSource
-from qa_transfer.results_io import ResultsWriteError, write_json_atomic
+from qa_transfer.core import scripts
+from qa_transfer.core.plots import save_png
+from qa_transfer.core.results_io import ResultsWriteError, write_json_atomic
+from qa_transfer.sources import adapters
+from qa_transfer.sources.common import OfficialSource
 
 KILLPOINT = Path(__file__).resolve().parent / "killpoint.py"
 QA_SAMPLE = REPO / "examples" / "qa_sample"
@@ -84,7 +85,7 @@ def test_killed_classifier_resumes_and_ends_as_an_uninterrupted_run(tiny_cls_mod
     run_classification.main(command(reference))
     expect_killed(process, log)
     assert checkpoint_steps(killed) == [4, 6]  # the default --save_total_limit 1 had removed checkpoint-2
-    assert not script_utils.checkpoint_is_complete(str(killed / "checkpoint-6"))  # killed mid-save
+    assert not scripts.checkpoint_is_complete(str(killed / "checkpoint-6"))  # killed mid-save
 
     caplog.clear()
     run_classification.main(command(killed))  # the same command again
@@ -166,22 +167,22 @@ def test_a_folder_with_results_but_no_checkpoint_is_not_overwritten(tmp_path, ti
     out.mkdir()
     (out / "all_results.json").write_text("{}")
     (out / ".all_results.json.x1.tmp").write_text("{")  # a killed atomic write: hidden, ignored
-    with pytest.raises(script_utils.OutputDirError, match="--overwrite_output_dir") as error:
-        script_utils.detect_last_checkpoint(training_args(out), overwrite_output_dir=False)
+    with pytest.raises(scripts.OutputDirError, match="--overwrite_output_dir") as error:
+        scripts.detect_last_checkpoint(training_args(out), overwrite_output_dir=False)
     assert str(out) in str(error.value) and "all_results.json" in str(error.value)
     # The scripts turn it into one error line and exit, before reading any data.
-    with pytest.raises(script_utils.OutputDirError, match=f"^--output_dir {out} already holds"):
+    with pytest.raises(scripts.OutputDirError, match=f"^--output_dir {out} already holds"):
         run_qa.main(["--model_name_or_path", str(tiny_qa_model), "--output_dir", str(out), "--train_file",
                      "missing.json", "--do_train"])
     # Opting out starts from scratch and deletes the checkpoints that a later resume would otherwise pick up.
     (out / "checkpoint-3").mkdir()
     (out / "checkpoint-3" / "trainer_state.json").write_text("{}")
-    assert script_utils.detect_last_checkpoint(training_args(out), overwrite_output_dir=True) is None
+    assert scripts.detect_last_checkpoint(training_args(out), overwrite_output_dir=True) is None
     assert not (out / "checkpoint-3").exists()
     # An empty folder, or one that a run killed before its first checkpoint left, just starts.
     (tmp_path / "empty").mkdir()
-    assert script_utils.detect_last_checkpoint(training_args(tmp_path / "empty"), False) is None
-    assert script_utils.detect_last_checkpoint(training_args(tmp_path / "absent"), False) is None
+    assert scripts.detect_last_checkpoint(training_args(tmp_path / "empty"), False) is None
+    assert scripts.detect_last_checkpoint(training_args(tmp_path / "absent"), False) is None
 
 
 def test_the_last_complete_checkpoint_wins_and_half_written_ones_go(tmp_path):
@@ -191,15 +192,15 @@ def test_the_last_complete_checkpoint_wins_and_half_written_ones_go(tmp_path):
         if state is not None:
             (out / f"checkpoint-{step}" / "trainer_state.json").write_text(state)
     (out / "config.json").write_text("{}")
-    assert script_utils.detect_last_checkpoint(training_args(out), False) == str(out / "checkpoint-10")
+    assert scripts.detect_last_checkpoint(training_args(out), False) == str(out / "checkpoint-10")
     assert checkpoint_steps(out) == [2, 10]
-    assert script_utils.detect_last_checkpoint(training_args(out, resume_from_checkpoint="latest"), False) == \
+    assert scripts.detect_last_checkpoint(training_args(out, resume_from_checkpoint="latest"), False) == \
         str(out / "checkpoint-10")
     explicit = str(tmp_path / "elsewhere" / "checkpoint-1")
-    assert script_utils.detect_last_checkpoint(training_args(out, resume_from_checkpoint=explicit), False) == explicit
-    assert script_utils.detect_last_checkpoint(training_args(out, do_train=False), False) is None
-    with pytest.raises(script_utils.OutputDirError, match="no complete checkpoint"):
-        script_utils.detect_last_checkpoint(training_args(tmp_path / "none", resume_from_checkpoint="true"), False)
+    assert scripts.detect_last_checkpoint(training_args(out, resume_from_checkpoint=explicit), False) == explicit
+    assert scripts.detect_last_checkpoint(training_args(out, do_train=False), False) is None
+    with pytest.raises(scripts.OutputDirError, match="no complete checkpoint"):
+        scripts.detect_last_checkpoint(training_args(tmp_path / "none", resume_from_checkpoint="true"), False)
 
 
 # --- Killed writes ---------------------------------------------------------------------------------------------
@@ -213,8 +214,8 @@ def flat_record(index: int) -> dict:
 KILLED_CONVERSION = """
 import sys, time
 from pathlib import Path
-from qa_transfer.qa_adapters import cached_conversion
-from qa_transfer.qa_sources.common import OfficialSource
+from qa_transfer.sources.adapters import cached_conversion
+from qa_transfer.sources.common import OfficialSource
 from test_faults import CONVERSION_SOURCE, flat_record
 
 def records(stats):
@@ -252,10 +253,10 @@ def test_a_conversion_killed_while_writing_its_cache_is_converted_again(tmp_path
             generated.append(index)
             yield flat_record(index)
 
-    dataset, _ = qa_adapters.cached_conversion(CONVERSION_SOURCE, {"file": "x"}, records, str(cache_dir), "again")
+    dataset, _ = adapters.cached_conversion(CONVERSION_SOURCE, {"file": "x"}, records, str(cache_dir), "again")
     assert len(generated) == 2000 and len(dataset) == 2000 and dataset[1999]["id"] == "q1999"
     generated.clear()
-    again, _ = qa_adapters.cached_conversion(CONVERSION_SOURCE, {"file": "x"}, records, str(cache_dir), "reuse")
+    again, _ = adapters.cached_conversion(CONVERSION_SOURCE, {"file": "x"}, records, str(cache_dir), "reuse")
     assert generated == [] and len(again) == 2000  # complete now: reused
 
 
@@ -330,7 +331,7 @@ def test_a_png_that_cannot_be_written_leaves_the_previous_one(tmp_path, monkeypa
 
 FILE_SIZE_LIMITED_WRITE = """
 import resource, signal, sys
-from qa_transfer.results_io import ResultsWriteError, write_json_atomic
+from qa_transfer.core.results_io import ResultsWriteError, write_json_atomic
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # the write fails with EFBIG instead of killing the process
 resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
 try:

@@ -1,4 +1,4 @@
-"""The scripts' --help pages against stored snapshots: script_args.py shapes them through argparse's private
+"""The scripts' --help pages against stored snapshots: core/arguments.py shapes them through argparse's private
 formatter and HfArgumentParser's dataclass hook, which a library upgrade can change without an error. A changed page
 fails here; after checking the new page, rewrite the snapshots with UPDATE_HELP_SNAPSHOTS=1."""
 

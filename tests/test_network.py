@@ -15,8 +15,8 @@ from huggingface_hub import constants
 from shared import REPO
 
 import fine_tune_all
-from qa_transfer import network
-from qa_transfer.network import NETWORK_DOWN_EXIT_STATUS, NetworkDownError
+from qa_transfer.core import network
+from qa_transfer.core.network import NETWORK_DOWN_EXIT_STATUS, NetworkDownError
 
 
 def closed_loopback_port() -> int:

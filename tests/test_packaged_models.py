@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 from shared import REPO
 
-from qa_transfer import network, packaged_models
-from qa_transfer.packaged_models import PackagedModelError, mpnet_model_dir, resolve_model_path
+from qa_transfer.core import network, packaged_models
+from qa_transfer.core.packaged_models import PackagedModelError, mpnet_model_dir, resolve_model_path
 
 FAKE_WEIGHTS = b"\x00weights\x01" * 1000
 

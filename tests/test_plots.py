@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from matplotlib.patches import Rectangle
 
-from qa_transfer.plots import (
+from qa_transfer.core.plots import (
     loss_curve_title,
     plot_confusion_matrix,
     plot_heatmap,

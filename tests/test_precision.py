@@ -10,10 +10,10 @@ import torch
 from shared import REPO
 from transformers import AutoModelForQuestionAnswering, TrainingArguments
 
-from qa_transfer import precision, script_args
-from qa_transfer.errors import ArgumentError
-from qa_transfer.precision import cpu_bf16_instructions, keep_head_in_fp32, precision_name
-from qa_transfer.script_args import ScriptArgumentParser, parse_args_with_config
+from qa_transfer.core import arguments, precision
+from qa_transfer.core.arguments import ScriptArgumentParser, parse_args_with_config
+from qa_transfer.core.errors import ArgumentError
+from qa_transfer.core.precision import cpu_bf16_instructions, keep_head_in_fp32, precision_name
 
 
 def parser() -> ScriptArgumentParser:
@@ -34,15 +34,15 @@ def test_cpu_bf16_instructions_read_from_cpuinfo(tmp_path, flags_line, expected)
 
 @pytest.mark.parametrize("flags", [["--bf16"], ["--bf16", "true"], ["--bf16_full_eval"]])
 def test_bf16_without_a_gpu_turns_on_cpu_autocast(monkeypatch, flags):
-    monkeypatch.setattr(script_args, "has_accelerator", lambda: False)
-    monkeypatch.setattr(script_args, "cpu_bf16_instructions", lambda: "avx512_bf16")
+    monkeypatch.setattr(arguments, "has_accelerator", lambda: False)
+    monkeypatch.setattr(arguments, "cpu_bf16_instructions", lambda: "avx512_bf16")
     (args,) = parse_args_with_config(parser(), ["--output_dir", "out", *flags])
     assert args.use_cpu is True
     assert precision_name(args) == ("bf16 (CPU autocast)" if flags[0] == "--bf16" else "fp32 (evaluation in bf16)")
 
 
 def test_without_bf16_nothing_changes(monkeypatch):
-    monkeypatch.setattr(script_args, "has_accelerator", lambda: False)
+    monkeypatch.setattr(arguments, "has_accelerator", lambda: False)
     (args,) = parse_args_with_config(parser(), ["--output_dir", "out"])
     assert args.use_cpu is False and precision_name(args) == "fp32"
     (args,) = parse_args_with_config(parser(), ["--output_dir", "out", "--bf16", "false"])
@@ -50,8 +50,8 @@ def test_without_bf16_nothing_changes(monkeypatch):
 
 
 def test_bf16_from_a_config_file_counts_too(monkeypatch, tmp_path):
-    monkeypatch.setattr(script_args, "has_accelerator", lambda: False)
-    monkeypatch.setattr(script_args, "cpu_bf16_instructions", lambda: "amx_bf16")
+    monkeypatch.setattr(arguments, "has_accelerator", lambda: False)
+    monkeypatch.setattr(arguments, "cpu_bf16_instructions", lambda: "amx_bf16")
     config = tmp_path / "run.yaml"
     config.write_text("output_dir: out\nbf16: true\n")
     (args,) = parse_args_with_config(parser(), [str(config)])
@@ -60,8 +60,8 @@ def test_bf16_from_a_config_file_counts_too(monkeypatch, tmp_path):
 
 @pytest.mark.parametrize("accelerator, flags", [(False, ["--bf16"]), (True, ["--bf16", "--use_cpu"])])
 def test_bf16_on_a_cpu_without_bf16_instructions_is_one_clear_error(monkeypatch, accelerator, flags):
-    monkeypatch.setattr(script_args, "has_accelerator", lambda: accelerator)
-    monkeypatch.setattr(script_args, "cpu_bf16_instructions", lambda: None)
+    monkeypatch.setattr(arguments, "has_accelerator", lambda: accelerator)
+    monkeypatch.setattr(arguments, "cpu_bf16_instructions", lambda: None)
     with pytest.raises(ArgumentError, match="this CPU has no bf16 instructions .* leave --bf16 out"):
         parse_args_with_config(parser(), ["--output_dir", "out", *flags])
 

@@ -17,7 +17,7 @@ from shared import REPO, SMALL_WINDOWS
 import predict
 import run_classification
 import run_qa
-from qa_transfer.errors import UsageError
+from qa_transfer.core.errors import UsageError
 from qa_transfer.inference import QAReader, TweetClassifier, load_predictor, model_kind
 
 SAMPLE = REPO / "examples" / "qa_sample"

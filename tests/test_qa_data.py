@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from qa_transfer.qa_data import QADataError, load_qa_file, oversample_unanswerable, select_questions, validate_dataset
+from qa_transfer.qa.data import QADataError, load_qa_file, oversample_unanswerable, select_questions, validate_dataset
 
 CONTEXT = "The tower was built in 1887 by the city."
 
@@ -91,7 +91,7 @@ def test_misaligned_offsets_repair_only_unique_text(tmp_path, caplog):
     with pytest.raises(QADataError, match="'y'.*does not occur exactly once"):
         load_qa_file(path, repair_offsets=True)
     path = write(tmp_path, "m2.json", squad([qa("x", start=3), qa("y", text="tower", start=0)]))
-    with caplog.at_level("INFO", logger="qa_transfer.qa_data"):
+    with caplog.at_level("INFO", logger="qa_transfer.qa.data"):
         ds = load_qa_file(path, repair_offsets=True)
     assert ds["answers"][0]["answer_start"] == [23] and ds["answers"][1]["answer_start"] == [4]
     assert "2 answer offsets repaired" in caplog.text
@@ -117,7 +117,7 @@ def test_oversampling_repeats_only_the_unanswerable_questions(tmp_path):
 def test_validating_a_converted_split_streams_and_repairs_only_when_asked(tmp_path):
     from datasets import Dataset
 
-    from qa_transfer.qa_data import FLAT_FEATURES
+    from qa_transfer.qa.data import FLAT_FEATURES
 
     good = load_qa_file(write(tmp_path, "g.json", squad([qa("a"), qa("b", impossible=True)])))
     assert validate_dataset(good, "hub/validation") is good  # nothing repaired: the same Arrow table, no copy

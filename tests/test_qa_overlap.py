@@ -1,4 +1,4 @@
-"""qa_overlap.py: overlap values by hand, buckets, per-bucket scores and the top-sentence shares of a fixture
+"""overlap.py: overlap values by hand, buckets, per-bucket scores and the top-sentence shares of a fixture
 cell, caching; and `cross_eval.py --analysis overlap` end to end on a tiny model, rerun and merged."""
 
 import json
@@ -11,8 +11,8 @@ import pytest
 from shared import REPO
 
 import cross_eval
-from qa_transfer import qa_overlap
-from qa_transfer.qa_scores import bootstrap_interval, question_scores
+from qa_transfer.matrix import overlap
+from qa_transfer.qa.scores import bootstrap_interval, question_scores
 
 SAMPLE = REPO / "examples" / "qa_sample"
 NEWS = REPO / "examples" / "news_sample"
@@ -73,29 +73,29 @@ def fixture_cell(tmp_path):
 
 
 def test_words_lower_case_split_at_punctuation_and_drop_stop_words():
-    assert qa_overlap.content_words("What is the children's HOSPITAL called?") == {"children", "hospital", "called"}
-    assert qa_overlap.content_words("How many countries did the runners come from?") == \
+    assert overlap.content_words("What is the children's HOSPITAL called?") == {"children", "hospital", "called"}
+    assert overlap.content_words("How many countries did the runners come from?") == \
         {"countries", "did", "runners", "come"}
-    assert qa_overlap.content_words("What is it?") == set()
-    assert qa_overlap.overlap({"runners", "countries", "did", "come"},
+    assert overlap.content_words("What is it?") == set()
+    assert overlap.overlap({"runners", "countries", "did", "come"},
                               "Runners from forty countries took part in the city marathon.") == 0.5
-    assert qa_overlap.overlap(set(), "anything") == 0.0
+    assert overlap.overlap(set(), "anything") == 0.0
 
 
 def test_buckets_have_fixed_thresholds():
-    assert [qa_overlap.bucket_of(v) for v in (0.0, 0.33, 1 / 3, 0.5, 0.66, 2 / 3, 1.0)] == \
+    assert [overlap.bucket_of(v) for v in (0.0, 0.33, 1 / 3, 0.5, 0.66, 2 / 3, 1.0)] == \
         ["low", "low", "middle", "middle", "middle", "high", "high"]
 
 
 def test_an_answer_lies_in_the_sentence_its_first_character_falls_in():
     spans = [(0, 10), (11, 20)]
-    assert qa_overlap.sentence_of(spans, "abc", 3) == 0
-    assert qa_overlap.sentence_of(spans, "abc", 11) == 1
-    assert qa_overlap.sentence_of(spans, " abc", 10) == 1  # the leading space is passed over
+    assert overlap.sentence_of(spans, "abc", 3) == 0
+    assert overlap.sentence_of(spans, "abc", 11) == 1
+    assert overlap.sentence_of(spans, " abc", 10) == 1  # the leading space is passed over
 
 
 def test_question_overlaps_by_hand():
-    questions = qa_overlap.question_overlaps(fixture_examples())
+    questions = overlap.question_overlaps(fixture_examples())
     assert "designer" not in questions
     by_hand = {"built": (1.0, "high", 0, 0), "sold": (0.25, "low", 1, 0), "seats": (0.5, "middle", 2, 2),
                "tower": (1.0, "high", 3, 3), "what": (0.0, "low", 0, None)}
@@ -105,16 +105,16 @@ def test_question_overlaps_by_hand():
 
 def test_a_cell_by_bucket_and_its_top_sentence_shares(fixture_cell):
     cell_dir, cell, scores = fixture_cell
-    analysis = qa_overlap.OverlapAnalysis()
+    analysis = overlap.OverlapAnalysis()
     summary = analysis.cell(str(cell_dir), cell, "hall", fixture_examples())
-    stored = json.loads((cell_dir / qa_overlap.OVERLAP_FILE).read_text())
+    stored = json.loads((cell_dir / overlap.OVERLAP_FILE).read_text())
     assert stored["summary"] == summary and analysis.computed == 1
     # "sold" placed by its n-best offsets (the second "was"), "tower" by its first occurrence, "seats" unanswered.
     assert {qid: row["predicted_sentence"] for qid, row in stored["questions"].items()} == \
         {"built": 0, "sold": 2, "seats": None, "tower": 3, "what": 0}
     buckets = summary["buckets"]
     assert sum(part["questions"] for part in buckets.values()) == summary["questions"] == 5
-    assert [buckets[name]["questions"] for name in qa_overlap.BUCKETS] == [2, 1, 2]
+    assert [buckets[name]["questions"] for name in overlap.BUCKETS] == [2, 1, 2]
     assert summary["HasAns_f1"] == pytest.approx(60.0)
     members = {"low": ["sold", "what"], "middle": ["seats"], "high": ["built", "tower"]}
     for name, ids in members.items():
@@ -123,7 +123,7 @@ def test_a_cell_by_bucket_and_its_top_sentence_shares(fixture_cell):
         assert buckets[name]["HasAns_exact"] == pytest.approx(100 * np.mean([scores[qid]["exact"] for qid in ids]))
         assert buckets[name]["HasAns_f1_ci"] == list(bootstrap_interval(f1, 200, 0.95, 1))
         assert buckets[name]["change"] == pytest.approx(buckets[name]["HasAns_f1"] - 60.0)
-    assert [buckets[name]["HasAns_f1"] for name in qa_overlap.BUCKETS] == pytest.approx([50.0, 0.0, 100.0])
+    assert [buckets[name]["HasAns_f1"] for name in overlap.BUCKETS] == pytest.approx([50.0, 0.0, 100.0])
     # Answered, with a top sentence: built (top), sold (not top; gold elsewhere), tower (top).
     assert summary["top_sentence"] == pytest.approx({"answers": 3, "model": 200 / 3, "gold": 200 / 3,
                                                      "answers_gold_elsewhere": 1, "model_gold_elsewhere": 0.0})
@@ -131,29 +131,29 @@ def test_a_cell_by_bucket_and_its_top_sentence_shares(fixture_cell):
 
 def test_a_cell_is_deterministic_and_recomputed_only_when_its_settings_change(fixture_cell, monkeypatch):
     cell_dir, cell, _ = fixture_cell
-    path = cell_dir / qa_overlap.OVERLAP_FILE
-    qa_overlap.OverlapAnalysis().cell(str(cell_dir), cell, "hall", fixture_examples())
+    path = cell_dir / overlap.OVERLAP_FILE
+    overlap.OverlapAnalysis().cell(str(cell_dir), cell, "hall", fixture_examples())
     first = path.read_bytes()
     path.unlink()
-    qa_overlap.OverlapAnalysis().cell(str(cell_dir), cell, "hall", fixture_examples())
+    overlap.OverlapAnalysis().cell(str(cell_dir), cell, "hall", fixture_examples())
     assert path.read_bytes() == first
 
     def no_computing(*args):
         raise AssertionError("a stored analysis with the same settings must be reused")
 
     with monkeypatch.context() as patch:
-        patch.setattr(qa_overlap, "question_overlaps", no_computing)
-        analysis = qa_overlap.OverlapAnalysis()
+        patch.setattr(overlap, "question_overlaps", no_computing)
+        analysis = overlap.OverlapAnalysis()
         analysis.cell(str(cell_dir), cell, "hall", fixture_examples())
         assert (analysis.computed, analysis.reused) == (0, 1)
     for changed in ({**cell, "bootstrap": {**BOOTSTRAP, "resamples": 100}},
                     {**cell, "settings": {"dataset_source": "other"}}):
-        analysis = qa_overlap.OverlapAnalysis()
+        analysis = overlap.OverlapAnalysis()
         analysis.cell(str(cell_dir), changed, "hall", fixture_examples())
         assert analysis.computed == 1
     predictions = json.loads((cell_dir / "eval_predictions.json").read_text())
     (cell_dir / "eval_predictions.json").write_text(json.dumps({**predictions, "seats": "900"}))
-    analysis = qa_overlap.OverlapAnalysis()
+    analysis = overlap.OverlapAnalysis()
     analysis.cell(str(cell_dir), changed, "hall", fixture_examples())
     assert analysis.computed == 1 and json.loads(path.read_text())["questions"]["seats"]["predicted_sentence"] == 2
 
@@ -182,10 +182,10 @@ def test_cross_eval_analysis_end_to_end_reruns_from_stored_cells_and_merges(tiny
         assert sum(part["questions"] for part in summary["buckets"].values()) == summary["questions"] == answerable
         assert summary["HasAns_f1"] == pytest.approx(
             cross_eval.cell_value(matrix["cells"][row][column]["metrics"], "HasAns_f1"))
-        overlaps = json.loads((out / "cells" / row / column / qa_overlap.OVERLAP_FILE).read_text())["questions"]
+        overlaps = json.loads((out / "cells" / row / column / overlap.OVERLAP_FILE).read_text())["questions"]
         assert len(overlaps) == answerable
     # "Who won the marathon?": {won, marathon}; the answer's sentence says "winner", the first says "marathon".
-    won = json.loads((out / "cells" / row / "newsqa" / qa_overlap.OVERLAP_FILE).read_text())["questions"][
+    won = json.loads((out / "cells" / row / "newsqa" / overlap.OVERLAP_FILE).read_text())["questions"][
         "news_marathon_2"]
     assert (won["overlap"], won["bucket"], won["answer_sentence"], won["top_sentence"]) == (0.0, "low", 1, 0)
     markdown = (out / "analysis.md").read_text()
@@ -200,7 +200,7 @@ def test_cross_eval_analysis_end_to_end_reruns_from_stored_cells_and_merges(tiny
         raise AssertionError("nothing new may be computed")
 
     monkeypatch.setattr(cross_eval, "evaluate_cell", forbidden)
-    monkeypatch.setattr(qa_overlap, "question_overlaps", forbidden)
+    monkeypatch.setattr(overlap, "question_overlaps", forbidden)
     again = tmp_path / "again"
     shutil.copytree(out, again)  # the copies keep their modification times
     assert run_analysis(tiny_qa_model, again, squad, news) == 0

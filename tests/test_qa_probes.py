@@ -1,4 +1,4 @@
-"""The robustness probes of qa_probes.py on fixtures: answers stay aligned, nothing else changes, the same seed
+"""The robustness probes of matrix/probes.py on fixtures: answers stay aligned, nothing else changes, the same seed
 gives the same output and another seed another one; and run_qa.py's random labels."""
 
 import json
@@ -10,9 +10,16 @@ from datasets import Dataset
 from shared import REPO
 
 import run_qa
-from qa_transfer.errors import ArgumentError
-from qa_transfer.qa_data import FLAT_FEATURES, load_qa_file
-from qa_transfer.qa_probes import FILLER_WORDS, ProbeError, apply_probe, parse_probe, randomize_answers, sentence_spans
+from qa_transfer.core.errors import ArgumentError
+from qa_transfer.matrix.probes import (
+    FILLER_WORDS,
+    ProbeError,
+    apply_probe,
+    parse_probe,
+    randomize_answers,
+    sentence_spans,
+)
+from qa_transfer.qa.data import FLAT_FEATURES, load_qa_file
 
 SAMPLE = REPO / "examples" / "qa_sample"
 EVALUATION_PROBES = ["shuffled_context", "question_prefix:3", "no_question", "filler", "filler:really", "negation"]

@@ -4,7 +4,7 @@ estimate, repeat under the same seed, narrow with more questions and survive deg
 import numpy as np
 import pytest
 
-from qa_transfer.qa_scores import (
+from qa_transfer.qa.scores import (
     QuestionScore,
     bootstrap_interval,
     load_squad_v2_metric,

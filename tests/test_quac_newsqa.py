@@ -16,7 +16,8 @@ import datasets
 import pytest
 from converter_oracle import mrqa_records, newsqa_records, quac_records
 
-from qa_transfer.qa_adapters import (
+from qa_transfer.qa.data import QADataError
+from qa_transfer.sources.adapters import (
     SQUAD_FORMAT_FILE,
     conversion_name,
     convert_named_file,
@@ -25,8 +26,7 @@ from qa_transfer.qa_adapters import (
     load_named_split,
     load_qa_split,
 )
-from qa_transfer.qa_data import QADataError
-from qa_transfer.qa_sources.common import PAPER_CONVERSION
+from qa_transfer.sources.common import PAPER_CONVERSION
 
 datasets.disable_progress_bars()
 
@@ -242,7 +242,7 @@ def test_quac_is_downloaded_converted_and_reused_offline(online, serve, monkeypa
 
 
 def test_an_interrupted_download_is_tried_again_and_completes(online, serve, monkeypatch, cache_dir):
-    monkeypatch.setattr("qa_transfer.qa_downloads.time.sleep", lambda seconds: None)
+    monkeypatch.setattr("qa_transfer.sources.downloads.time.sleep", lambda seconds: None)
     server = serve(QUAC, cut_first=("/train_v0.2.json",))
     monkeypatch.setenv("QUAC_BASE_URL", server.url + "/")
     dataset, _ = convert_named_split("quac", "train", None, cache_dir)
@@ -254,12 +254,12 @@ def test_an_interrupted_download_is_tried_again_and_completes(online, serve, mon
 
 
 def test_a_download_that_keeps_failing_is_one_error_and_caches_nothing(online, serve, monkeypatch, tmp_path, cache_dir):
-    monkeypatch.setattr("qa_transfer.qa_downloads.time.sleep", lambda seconds: None)
+    monkeypatch.setattr("qa_transfer.sources.downloads.time.sleep", lambda seconds: None)
     root = tmp_path / "served"
     root.mkdir()
     shutil.copy(QUAC / "val_v0.2.json", root / "val_v0.2.json")
     server = serve(root, cut_first=("/val_v0.2.json",))
-    monkeypatch.setattr("qa_transfer.qa_downloads.DOWNLOAD_ATTEMPTS", 1)
+    monkeypatch.setattr("qa_transfer.sources.downloads.DOWNLOAD_ATTEMPTS", 1)
     monkeypatch.setenv("QUAC_BASE_URL", server.url)
     with pytest.raises(QADataError, match=r"val_v0\.2\.json: download failed 1 times .*--data_dir"):
         convert_named_split("quac", "validation", None, cache_dir)

@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from qa_transfer.results_io import atomic_output, write_json_atomic, write_text_atomic
+from qa_transfer.core.results_io import atomic_output, write_json_atomic, write_text_atomic
 
 
 @pytest.mark.parametrize("umask", [0o022, 0o027, 0o077])

@@ -19,9 +19,9 @@ from shared import REPO
 from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
 import run_classification
-from qa_transfer import utils_classification
-from qa_transfer.classification_data import InputError
-from qa_transfer.tweet_preprocessing import preprocess_text
+from qa_transfer.classification import features
+from qa_transfer.classification.data import InputError
+from qa_transfer.classification.tweets import preprocess_text
 from run_classification import main, parse_arguments
 
 FIXTURES = Path(__file__).parent / "fixtures" / "classification"
@@ -191,16 +191,16 @@ class RecordingCollator:
 def test_batches_are_padded_dynamically_unless_asked(tiny_cls_model, tmp_path, monkeypatch, pad_to_max_length):
     recorders = []
     if pad_to_max_length:
-        recorders.append(RecordingCollator(utils_classification.default_data_collator))
-        monkeypatch.setattr(utils_classification, "default_data_collator", recorders[0])
+        recorders.append(RecordingCollator(features.default_data_collator))
+        monkeypatch.setattr(features, "default_data_collator", recorders[0])
     else:
-        padding_collator = utils_classification.DataCollatorWithPadding
+        padding_collator = features.DataCollatorWithPadding
 
         def recording_padding_collator(tokenizer, **options):
             recorders.append(RecordingCollator(padding_collator(tokenizer, **options)))
             return recorders[-1]
 
-        monkeypatch.setattr(utils_classification, "DataCollatorWithPadding", recording_padding_collator)
+        monkeypatch.setattr(features, "DataCollatorWithPadding", recording_padding_collator)
     argv = ["--model_name_or_path", str(tiny_cls_model), "--train_file", str(TRAIN_CSV), "--output_dir",
             str(tmp_path / "out"), "--max_steps", "4", "--save_strategy", "no", *QUICK,
             "--max_seq_length", "256"]  # longer than every fixture tweet  # fmt: skip

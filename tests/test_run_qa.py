@@ -9,8 +9,8 @@ from distributed import accelerate_launch
 from shared import REPO, SMALL_WINDOWS
 
 import run_qa
-from qa_transfer.errors import ArgumentError
-from qa_transfer.script_utils import run_script
+from qa_transfer.core.errors import ArgumentError
+from qa_transfer.core.scripts import run_script
 
 SAMPLE = REPO / "examples" / "qa_sample"
 

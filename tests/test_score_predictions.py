@@ -20,9 +20,9 @@ import pytest
 from shared import REPO
 
 import score_predictions
-from qa_transfer.errors import UsageError
-from qa_transfer.qa_scores import ThresholdSweep, question_counts
-from qa_transfer.qa_scores import score_predictions as score_file_predictions
+from qa_transfer.core.errors import UsageError
+from qa_transfer.qa.scores import ThresholdSweep, question_counts
+from qa_transfer.qa.scores import score_predictions as score_file_predictions
 
 # --- The official rules, written independently ---------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""script_args and script_utils: config files with overriding flags, refused abbreviations, the pin_memory default,
+"""core.arguments and core.scripts: config files with overriding flags, refused abbreviations, the pin_memory default,
 argument checks as ArgumentErrors, NAME=VALUE pairs, and the entry point's exits."""
 
 from dataclasses import dataclass, field
@@ -6,13 +6,13 @@ from dataclasses import dataclass, field
 import pytest
 from transformers import TrainingArguments
 
-from qa_transfer import script_args, script_utils
-from qa_transfer.errors import ArgumentError, UsageError
-from qa_transfer.packaged_models import PackagedModelError
-from qa_transfer.qa_data import QADataError
-from qa_transfer.qa_probes import ProbeError
-from qa_transfer.results_io import ResultsWriteError
-from qa_transfer.script_args import ScriptArgumentParser, parse_args_with_config
+from qa_transfer.core import arguments, scripts
+from qa_transfer.core.arguments import ScriptArgumentParser, parse_args_with_config
+from qa_transfer.core.errors import ArgumentError, UsageError
+from qa_transfer.core.packaged_models import PackagedModelError
+from qa_transfer.core.results_io import ResultsWriteError
+from qa_transfer.matrix.probes import ProbeError
+from qa_transfer.qa.data import QADataError
 
 
 @dataclass
@@ -34,7 +34,7 @@ def parser() -> ScriptArgumentParser:
 
 @pytest.mark.parametrize("accelerator", [False, True])
 def test_pin_memory_is_off_without_an_accelerator_unless_given(monkeypatch, accelerator):
-    monkeypatch.setattr(script_args, "has_accelerator", lambda: accelerator)
+    monkeypatch.setattr(arguments, "has_accelerator", lambda: accelerator)
     _, args = parse_args_with_config(parser(), ["--name", "x"])
     assert args.dataloader_pin_memory is accelerator
     _, args = parse_args_with_config(parser(), ["--name", "x", "--dataloader_pin_memory", "true"])
@@ -77,14 +77,14 @@ def test_a_failed_argument_check_is_an_argument_error():
 
 
 def test_name_value_pairs():
-    assert script_utils.parse_name_value_pairs(["a=1", "b=x=y"], "--flag") == {"a": "1", "b": "x=y"}
+    assert scripts.parse_name_value_pairs(["a=1", "b=x=y"], "--flag") == {"a": "1", "b": "x=y"}
     for bad in ("a", "=1", "a="):
         with pytest.raises(ArgumentError, match=f"^--flag takes NAME=VALUE pairs, got {bad!r}$"):
-            script_utils.parse_name_value_pairs([bad], "--flag")
+            scripts.parse_name_value_pairs([bad], "--flag")
 
 
 @pytest.mark.parametrize("error_class, other_base", [
-    (QADataError, ValueError), (script_utils.OutputDirError, ValueError), (PackagedModelError, RuntimeError),
+    (QADataError, ValueError), (scripts.OutputDirError, ValueError), (PackagedModelError, RuntimeError),
     (ResultsWriteError, OSError), (ProbeError, ValueError), (ArgumentError, ValueError),
 ])
 def test_every_user_error_is_a_usage_error_and_keeps_its_other_base(error_class, other_base):
@@ -101,10 +101,10 @@ def test_run_script_exits_with_the_status_or_one_error_line():
 
     for argv, code in ((["fine"], 0), (["failed"], 1), (["bad"], "error: data.json: record 3: empty question")):
         with pytest.raises(SystemExit) as exit_info:
-            script_utils.run_script(main, argv)
+            scripts.run_script(main, argv)
         assert exit_info.value.code == code
     with pytest.raises(KeyError):
-        script_utils.run_script(main, ["bug"])
+        scripts.run_script(main, ["bug"])
 
 
 def test_the_arguments_line_names_training_settings_only_when_training(tmp_path, caplog):
@@ -114,8 +114,8 @@ def test_the_arguments_line_names_training_settings_only_when_training(tmp_path,
                                       per_device_eval_batch_size=4)
         caplog.clear()
         with caplog.at_level("INFO", logger="qa_transfer"):
-            script_utils.save_run_arguments(arguments)
-        assert (out / script_utils.RUN_ARGUMENTS_FILE).is_file()
+            scripts.save_run_arguments(arguments)
+        assert (out / scripts.RUN_ARGUMENTS_FILE).is_file()
         line = next(message for message in caplog.messages if message.startswith("arguments: "))
         if do_train:
             assert "(learning rate 5e-05, 3 epochs, batch 8 per device, seed 42)" in line

@@ -5,7 +5,7 @@ import importlib.util
 import evaluate
 import pytest
 
-from qa_transfer.qa_scores import METRIC_DIR
+from qa_transfer.qa.scores import METRIC_DIR
 
 spec = importlib.util.spec_from_file_location("squad_v2_metric", f"{METRIC_DIR}/squad_v2_metric.py")
 metric_module = importlib.util.module_from_spec(spec)

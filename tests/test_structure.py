@@ -86,9 +86,9 @@ def test_the_graph_check_finds_a_circle():
 
 def test_no_import_circle_among_our_modules():
     graph = import_graph()
-    assert {"qa_transfer.qa_data", "qa_transfer.qa_adapters", "qa_transfer.qa_sources.common", "run_qa",
-            "qa_transfer.script_utils"} <= set(graph)
-    assert "qa_transfer.qa_data" in graph["qa_transfer.qa_adapters"]  # the parser sees imports at all
+    assert {"qa_transfer.qa.data", "qa_transfer.sources.adapters", "qa_transfer.sources.common", "run_qa",
+            "qa_transfer.core.scripts"} <= set(graph)
+    assert "qa_transfer.qa.data" in graph["qa_transfer.sources.adapters"]  # the parser sees imports at all
     assert find_cycle(graph) is None
 
 
@@ -137,7 +137,7 @@ def test_every_script_enters_through_run_script(script):
     assert "sys.exit" not in ast.unparse(tree)
 
 
-# argparse's and HfArgumentParser's private names: the help page's shaping stays behind script_args.py's surface.
+# argparse's and HfArgumentParser's private names: the help page's shaping stays behind core/arguments.py's surface.
 PRIVATE_PARSER_NAMES = ("_add_dataclass_arguments", "_parse_dataclass_field", "_actions", "_action_groups",
                         "_group_actions", "_get_help_string", "_format_action_invocation", "_option_string_actions")
 
@@ -146,7 +146,7 @@ def test_parser_private_names_live_in_one_module():
     pattern = re.compile(r"\b(" + "|".join(PRIVATE_PARSER_NAMES) + r")\b")
     assert pattern.search("group._group_actions.remove(action)")  # the check sees such a use
     users = [name for name in PROJECT_FILES if pattern.search((REPO / name).read_text(encoding="utf-8"))]
-    assert users == ["qa_transfer/script_args.py"]
+    assert users == ["qa_transfer/core/arguments.py"]
 
 
 @pytest.mark.parametrize("file_name", PROJECT_FILES)

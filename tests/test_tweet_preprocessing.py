@@ -5,7 +5,7 @@ from pathlib import Path
 import datasets
 import pytest
 
-from qa_transfer.tweet_preprocessing import (
+from qa_transfer.classification.tweets import (
     PREPROCESSED_TEXT_COLUMN,
     clean_tweet,
     describe_emojis,

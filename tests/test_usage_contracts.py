@@ -21,8 +21,8 @@ import torch
 from shared import REPO, SMALL_WINDOWS
 
 import run_qa
-from qa_transfer import packaged_models, script_utils
-from qa_transfer.base_trainer import whole_run_loss
+from qa_transfer.core import packaged_models, scripts
+from qa_transfer.core.trainer import whole_run_loss
 
 QA_SAMPLE = REPO / "examples" / "qa_sample"
 CLS_FIXTURES = Path(__file__).parent / "fixtures" / "classification"
@@ -117,10 +117,10 @@ def test_rerun_of_a_finished_qa_run_keeps_every_file_and_outputs_are_shared_unde
     log = stdout + stderr
     # The log: one line for the arguments (kept in run_arguments.json), no config dumps.
     assert "TrainingArguments(" not in log and "Model config" not in log and "Do not forget" not in log
-    assert f"arguments: {out / script_utils.RUN_ARGUMENTS_FILE} (learning rate 5e-05, 6 steps" in log
+    assert f"arguments: {out / scripts.RUN_ARGUMENTS_FILE} (learning rate 5e-05, 6 steps" in log
     assert "Num examples = " in log and "42 questions" in log  # what a user needs stays
     assert stdout.rstrip().splitlines()[-1] == f"All results: {out / 'all_results.json'}"
-    arguments = json.loads((out / script_utils.RUN_ARGUMENTS_FILE).read_text())
+    arguments = json.loads((out / scripts.RUN_ARGUMENTS_FILE).read_text())
     assert arguments["TrainingArguments"]["output_dir"] == str(out) and arguments["ModelArguments"]
     # One checkpoint kept (save_total_limit defaults to 1), beside the final model.
     assert sorted(p.name for p in out.glob("checkpoint-*")) == ["checkpoint-6"]
@@ -171,7 +171,7 @@ def test_ctrl_c_is_one_line_naming_the_checkpoint_and_the_command_and_the_run_re
     command = qa_command(tiny_qa_model, out, "--max_steps", "40", "--save_steps", "2")
     process = start(command)
     deadline = time.monotonic() + 300
-    while not any(script_utils.checkpoint_is_complete(str(c)) for c in out.glob("checkpoint-*")):
+    while not any(scripts.checkpoint_is_complete(str(c)) for c in out.glob("checkpoint-*")):
         assert process.poll() is None and time.monotonic() < deadline, process.communicate()[1][-3000:]
         time.sleep(0.1)
     process.send_signal(signal.SIGINT)
@@ -179,7 +179,7 @@ def test_ctrl_c_is_one_line_naming_the_checkpoint_and_the_command_and_the_run_re
     assert returncode == 130, stderr[-3000:]
     assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr
     last_line = stderr.strip().splitlines()[-1]
-    kept = [c for c in script_utils.list_checkpoints(str(out)) if script_utils.checkpoint_is_complete(c)][-1]
+    kept = [c for c in scripts.list_checkpoints(str(out)) if scripts.checkpoint_is_complete(c)][-1]
     assert last_line == f"interrupted; kept {kept}, the same command resumes from it: " + shlex.join(
         ["python", *map(str, command)])
     # The same command, here in this process, resumes from that checkpoint and finishes.
@@ -210,7 +210,7 @@ def interrupt_before_the_first_checkpoint(command: list, out: Path) -> str:
         reader.join()
     stderr = "".join(output["stderr"])
     assert process.returncode == 130, stderr[-3000:]
-    assert not script_utils.list_checkpoints(str(out))
+    assert not scripts.list_checkpoints(str(out))
     last_line = stderr.strip().splitlines()[-1]
     assert last_line == f"interrupted; no checkpoint kept in {out}, the same command starts again: " + shlex.join(
         ["python", *map(str, command)])
@@ -244,19 +244,19 @@ def test_a_folder_of_another_interrupted_run_still_needs_overwrite_output_dir(tm
     out.mkdir()
     arguments = TrainingArguments(output_dir=str(out), do_train=True, report_to="none", learning_rate=1e-4)
     data = run_qa.DataTrainingArguments(train_file="a.json")
-    script_utils.save_run_arguments(arguments, data)
+    scripts.save_run_arguments(arguments, data)
     other = TrainingArguments(output_dir=str(out), do_train=True, report_to="none", learning_rate=2e-4)
-    with pytest.raises(script_utils.OutputDirError, match=r"other arguments \(TrainingArguments.learning_rate\)"):
-        script_utils.detect_last_checkpoint(other, False, data)
-    with pytest.raises(script_utils.OutputDirError, match=r"other arguments \(DataTrainingArguments.train_file\)"):
-        script_utils.detect_last_checkpoint(arguments, False, run_qa.DataTrainingArguments(train_file="b.json"))
+    with pytest.raises(scripts.OutputDirError, match=r"other arguments \(TrainingArguments.learning_rate\)"):
+        scripts.detect_last_checkpoint(other, False, data)
+    with pytest.raises(scripts.OutputDirError, match=r"other arguments \(DataTrainingArguments.train_file\)"):
+        scripts.detect_last_checkpoint(arguments, False, run_qa.DataTrainingArguments(train_file="b.json"))
     # The same arguments, --overwrite_output_dir added or not, start again; a finished run's files stay in the way.
     (out / "all_results.json").write_text("{}")
-    with pytest.raises(script_utils.OutputDirError, match="already holds"):
-        script_utils.detect_last_checkpoint(arguments, False, data)
+    with pytest.raises(scripts.OutputDirError, match="already holds"):
+        scripts.detect_last_checkpoint(arguments, False, data)
     (out / "all_results.json").unlink()
     data_overwriting = run_qa.DataTrainingArguments(train_file="a.json", overwrite_output_dir=True)
-    assert script_utils.detect_last_checkpoint(arguments, False, data_overwriting) is None
+    assert scripts.detect_last_checkpoint(arguments, False, data_overwriting) is None
 
 
 def test_the_training_loss_of_a_resumed_run_covers_every_step():

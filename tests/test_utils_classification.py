@@ -1,4 +1,4 @@
-"""utils_classification.py in-process: metrics and report, weighted loss, the TF-IDF baseline, the comparison,
+"""classification metrics, training and baseline in-process: metrics and report, weighted loss, the TF-IDF baseline, the comparison,
 predictions.csv."""
 
 from __future__ import annotations
@@ -10,18 +10,16 @@ import numpy as np
 import pytest
 import torch
 
-from qa_transfer.utils_classification import (
-    WeightedCrossEntropy,
-    balanced_class_weights,
+from qa_transfer.classification.baseline import comparison_table, tfidf_baseline_probabilities
+from qa_transfer.classification.metrics import (
     classification_metrics,
-    comparison_table,
     predictions_csv,
     prefixed,
     probabilities_of,
     report_text,
-    tfidf_baseline_probabilities,
     unprefixed,
 )
+from qa_transfer.classification.training import WeightedCrossEntropy, balanced_class_weights
 
 LABEL_NAMES = ["neutral", "anti-vax", "pro-vax"]
 LABELS = np.array([0, 0, 1, 1, 2, 2])

@@ -8,8 +8,8 @@ from bench_postprocess import compare_outputs, plain_loop_postprocess
 from shared import examples_of, qa_record, windows_of
 from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 
-from qa_transfer.qa_training import span_loss
-from qa_transfer.qa_windows import WindowConfig, build_windows
+from qa_transfer.qa.training import span_loss
+from qa_transfer.qa.windows import WindowConfig, build_windows
 from utils_qa import postprocess_qa_predictions, top_k_indices
 
 LONG_CONTEXT = (

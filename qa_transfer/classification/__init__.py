@@ -1,0 +1,1 @@
+"""Tweet stance classification: its data and labels, tweet cleaning, metrics, loss, the TF-IDF baseline."""

@@ -1,0 +1,1 @@
+"""The transfer matrix: its report files, the robustness probes, the overlap analysis."""

@@ -1,0 +1,1 @@
+"""The QA model: records, windows, the QA Trainer, scores and the squad_v2 metric, run records."""
