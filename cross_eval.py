@@ -17,11 +17,11 @@ ones an earlier run left there: rows and columns not evaluated now, and cells th
 scores, marked "*". Exit status 1 when a model, a dataset or a cell failed; the other cells are still computed,
 and a run that computes no cell at all leaves the reports as they were.
 
---probes NAME ... (matrix/probes.py: shuffled_context, question_prefix:N, no_question, filler, negation) adds one
+--probes NAME ... (qa_probes.py: shuffled_context, question_prefix:N, no_question, filler, negation) adds one
 probed cell per (model, dataset), stored and resumed like the others; probes.md and probes.png show each probed
 score and its change from the unprobed cell, and matrix.json holds them under "probes".
 
---analysis overlap (matrix/overlap.py) scores each cell's answerable questions by their overlap with the sentence that
+--analysis overlap (qa_overlap.py) scores each cell's answerable questions by their overlap with the sentence that
 holds the answer (low / middle / high), and counts how often a model answers from the sentence that repeats the
 question: overlap.json in each cell's folder (computed from the stored predictions, reused while the cell is
 unchanged), analysis.json, analysis.md and overlap.png, merged with an earlier run's like the matrix.
