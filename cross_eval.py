@@ -302,43 +302,73 @@ def stored_cell(cell_dir: str, settings: dict[str, Any]) -> dict[str, Any] | Non
     return cell
 
 
-def evaluate_cell(
-    row: ModelRow,
-    column: EvalColumn,
-    features: datasets.Dataset,
-    model: Any,
-    tokenizer: Any,
-    args: CrossEvalArguments,
-    eval_args: QAEvalArguments,
-    training_args: TrainingArguments,
-    metric: Any,
-    cell_dir: str,
-    settings: dict[str, Any],
-    progress: str,
-) -> dict[str, Any]:
-    """One model on one dataset's windows, exactly as `run_qa.py --do_eval` computes it; stores and returns the
-    cell."""
-    examples = column.examples
-    version_2 = eval_args.version_2_with_negative
-    if version_2 is None:
-        version_2 = default_version_2_with_negative(row.run_info.get("version_2_with_negative"), column.has_unanswerable)
-    logger.info("%s: %d questions, %d windows", progress, len(examples), len(features))
+class CellEvaluator:
+    """Computes cells exactly as `run_qa.py --do_eval` evaluates: owns the squad_v2 metric, the windows of each
+    evaluation set, and the model of the row being evaluated, which it loads when that row's first cell needs
+    computing (a row whose cells are all stored loads nothing)."""
 
-    trainer = qa_trainer(model, tokenizer, training_args, eval_args.pad_to_max_length)
-    start = time.perf_counter()
-    results, answers = evaluate_qa(trainer, examples, features, eval_args.postprocess_config(version_2), metric)
-    seconds = time.perf_counter() - start
-    metrics = {key.removeprefix("eval_"): value for key, value in results.items()}
-    cell = {"model": row.label, "dataset": column.name, "version_2_with_negative": version_2,
-            "precision": precision_name(training_args), "seconds": round(seconds, 2), "metrics": metrics,
-            "settings": settings}
-    if trainer.is_world_process_zero():
-        # Predictions first, metrics.json last: a cell counts as finished only once everything is written.
-        write_prediction_files(cell_dir, "eval", answers)
-        attach_intervals(cell, cell_dir, examples, args.bootstrap_resamples, args.confidence, training_args.seed)
-        write_json_atomic(os.path.join(cell_dir, CELL_FILE), cell)
-    logger.info("%s: exact %.2f, f1 %.2f in %.1f s", progress, metrics["exact"], metrics["f1"], seconds)
-    return cell
+    def __init__(self, args: CrossEvalArguments, eval_args: QAEvalArguments, training_args: TrainingArguments):
+        self.args, self.eval_args, self.training_args = args, eval_args, training_args
+        self.metric = load_squad_v2_metric()
+        # Windows depend on the tokenizer, not the model: rows that share a tokenizer share them.
+        self.windows: dict[tuple[str, str], datasets.Dataset] = {}
+        self.row: ModelRow | None = None  # the row whose model, tokenizer and window settings are loaded
+        self.model = self.tokenizer = self.window_config = None
+        self.tokenizer_key = ""
+
+    def load(self, row: ModelRow) -> None:
+        """The row's tokenizer and model, unless loaded already; one that fails to load is tried again by the
+        row's next cell."""
+        if self.row is row:
+            return
+        self.row = self.model = self.tokenizer = None  # the previous row's model goes before the next one loads
+        options = hub_options(self.args.cache_dir, token=self.args.token, trust_remote_code=self.args.trust_remote_code)
+        tokenizer = AutoTokenizer.from_pretrained(row.path, **options)
+        window_config = self.eval_args.window_config(tokenizer)  # a ValueError for a tokenizer QA cannot use
+        tokenizer_key = tokenizer.backend_tokenizer.to_str()
+        model = AutoModelForQuestionAnswering.from_pretrained(row.path, **options)
+        keep_head_in_fp32(model, self.training_args)
+        self.row, self.model, self.tokenizer = row, model, tokenizer
+        self.window_config, self.tokenizer_key = window_config, tokenizer_key
+
+    def windows_of(self, column: EvalColumn) -> datasets.Dataset:
+        """The column's windows under the loaded tokenizer, made once."""
+        key = (self.tokenizer_key, column.name)
+        if key not in self.windows:
+            self.windows[key] = window_split(
+                column.examples, self.tokenizer, self.window_config, self.eval_args, self.training_args,
+                with_labels=True, with_postprocess_columns=True, desc=f"Windowing {column.name}")
+        return self.windows[key]
+
+    def evaluate(self, row: ModelRow, column: EvalColumn, cell_dir: str, settings: dict[str, Any],
+                 progress: str) -> dict[str, Any]:
+        """One model on one dataset: the cell, stored in `cell_dir` with the `settings` it was computed from."""
+        self.load(row)
+        features = self.windows_of(column)
+        examples, eval_args, training_args = column.examples, self.eval_args, self.training_args
+        version_2 = eval_args.version_2_with_negative
+        if version_2 is None:
+            version_2 = default_version_2_with_negative(row.run_info.get("version_2_with_negative"),
+                                                        column.has_unanswerable)
+        logger.info("%s: %d questions, %d windows", progress, len(examples), len(features))
+
+        trainer = qa_trainer(self.model, self.tokenizer, training_args, eval_args.pad_to_max_length)
+        start = time.perf_counter()
+        results, answers = evaluate_qa(trainer, examples, features, eval_args.postprocess_config(version_2),
+                                       self.metric)
+        seconds = time.perf_counter() - start
+        metrics = {key.removeprefix("eval_"): value for key, value in results.items()}
+        cell = {"model": row.label, "dataset": column.name, "version_2_with_negative": version_2,
+                "precision": precision_name(training_args), "seconds": round(seconds, 2), "metrics": metrics,
+                "settings": settings}
+        if trainer.is_world_process_zero():
+            # Predictions first, metrics.json last: a cell counts as finished only once everything is written.
+            write_prediction_files(cell_dir, "eval", answers)
+            attach_intervals(cell, cell_dir, examples, self.args.bootstrap_resamples, self.args.confidence,
+                             training_args.seed)
+            write_json_atomic(os.path.join(cell_dir, CELL_FILE), cell)
+        logger.info("%s: exact %.2f, f1 %.2f in %.1f s", progress, metrics["exact"], metrics["f1"], seconds)
+        return cell
 
 
 def parse_arguments(argv: list[str] | None) -> tuple[CrossEvalArguments, QAEvalArguments, TrainingArguments]:
@@ -351,9 +381,8 @@ def parse_arguments(argv: list[str] | None) -> tuple[CrossEvalArguments, QAEvalA
         own_help={"output_dir": "Where matrix.json/.csv/.md, heatmap.png and cells/ are written "
                                 "(default: MODELS/cross_eval, MODELS being --models)."},
     )
-    args, _, _ = parse_args_with_config(parser, argv)
-    # The default output folder depends on --models, so it is known after a first parse.
-    return parse_args_with_config(parser, argv, defaults={"output_dir": os.path.join(args.models, "cross_eval")})
+    return parse_args_with_config(
+        parser, argv, derived_defaults={"output_dir": lambda options: os.path.join(options.models, "cross_eval")})
 
 
 @dataclass
@@ -372,14 +401,11 @@ def evaluate_cells(rows: list[ModelRow], columns: list[EvalColumn], args: CrossE
     model) that fails records its error and the others go on. Columns come unprobed first: the probed ones
     compare with them."""
     seed = training_args.seed
-    metric = load_squad_v2_metric()
+    evaluator = CellEvaluator(args, eval_args, training_args)
     run = CellRun({row.label: {} for row in rows})
     total = len(rows) * len(columns)
-    # Windows depend on the tokenizer, not the model: rows that share a tokenizer share them.
-    windows_cache: dict[tuple[str, str], datasets.Dataset] = {}
     position = 0
     for row in rows:
-        model = tokenizer = tokenizer_key = windows = None
         for column in columns:
             position += 1
             progress = f"[cell {position}/{total}] {row.label} -> {column.name}"
@@ -399,19 +425,7 @@ def evaluate_cells(rows: list[ModelRow], columns: list[EvalColumn], args: CrossE
                 run.reused += 1
                 continue
             try:
-                if model is None:
-                    options = hub_options(args.cache_dir, token=args.token, trust_remote_code=args.trust_remote_code)
-                    tokenizer = AutoTokenizer.from_pretrained(row.path, **options)
-                    windows = eval_args.window_config(tokenizer)  # a ValueError for a tokenizer QA cannot use
-                    tokenizer_key = tokenizer.backend_tokenizer.to_str()
-                    model = AutoModelForQuestionAnswering.from_pretrained(row.path, **options)
-                    keep_head_in_fp32(model, training_args)
-                if (tokenizer_key, column.name) not in windows_cache:
-                    windows_cache[tokenizer_key, column.name] = window_split(
-                        column.examples, tokenizer, windows, eval_args, training_args, with_labels=True,
-                        with_postprocess_columns=True, desc=f"Windowing {column.name}")
-                cell = evaluate_cell(row, column, windows_cache[tokenizer_key, column.name], model, tokenizer,
-                                     args, eval_args, training_args, metric, cell_dir, settings, progress)
+                cell = evaluator.evaluate(row, column, cell_dir, settings, progress)
             except Exception as err:  # one broken cell (or model) must not stop the others
                 message = f"cell {row.label} -> {column.name}: {type(err).__name__}: {err}"
                 logger.error("%s", message)

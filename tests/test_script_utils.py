@@ -50,6 +50,19 @@ def test_yaml_config_then_flags(tmp_path):
     assert toy.sizes == [4], "a single value of a list option is a list of one"
 
 
+def test_a_derived_default_follows_the_other_options_unless_given(tmp_path):
+    derived = {"output_dir": lambda options: f"{options.name}/out"}
+    assert parse_args_with_config(parser(), ["--name", "x"], derived_defaults=derived)[1].output_dir == "x/out"
+    _, args = parse_args_with_config(parser(), ["--name", "x", "--output_dir", "o"], derived_defaults=derived)
+    assert args.output_dir == "o"
+    config = tmp_path / "toy.yml"
+    config.write_text("name: from_config\n")
+    _, args = parse_args_with_config(parser(), [str(config)], derived_defaults=derived)
+    assert args.output_dir == "from_config/out"
+    config.write_text("name: from_config\noutput_dir: configured\n")
+    assert parse_args_with_config(parser(), [str(config)], derived_defaults=derived)[1].output_dir == "configured"
+
+
 @pytest.mark.parametrize("text, message", [
     ("name: x\nmode: medium\n", "mode must be one of fast, slow, not 'medium'"),
     ("name: x\nlearning_rat: 1\n", "unknown option\\(s\\) learning_rat"),

@@ -15,7 +15,7 @@ import argparse
 import dataclasses
 import sys
 import textwrap
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -172,23 +172,32 @@ def read_config_file(path: str, parser: HfArgumentParser) -> dict[str, Any]:
 
 
 def parse_args_with_config(
-    parser: HfArgumentParser, argv: list[str] | None = None, defaults: dict[str, Any] | None = None
+    parser: HfArgumentParser,
+    argv: list[str] | None = None,
+    defaults: dict[str, Any] | None = None,
+    derived_defaults: Mapping[str, Callable[[argparse.Namespace], Any]] | None = None,
 ) -> tuple:
     """The dataclasses from, by rising precedence: the fields' defaults, `defaults` (a script's own), a config file
-    given as the first argument, the flags. Unknown flags are an argparse error (exit status 2); a bad config
-    file or a failed dataclass check (a ValueError in `__post_init__`) raises ArgumentError."""
+    given as the first argument, the flags. `derived_defaults` gives a field that defaults to None and is left
+    unset a value computed from the other options (e.g. an output folder inside an input folder). Unknown flags
+    are an argparse error (exit status 2); a bad config file or a failed dataclass check (a ValueError in
+    `__post_init__`) raises ArgumentError."""
     argv = list(sys.argv[1:] if argv is None else argv)
     values = dict(defaults or {})
     config = config_file_argument(argv)
     if config is not None:
         values.update(read_config_file(config, parser))
     use_config_values(parser, parser._actions, values)
-    if any(issubclass(dtype, TrainingArguments) for dtype in parser.dataclass_types):
-        # --bf16 without a GPU means bf16 autocast on the CPU: the Trainer needs use_cpu for that, and refuses
-        # --bf16 without it. Decided from the parsed flags, before TrainingArguments checks them.
+    with_trainer = any(issubclass(dtype, TrainingArguments) for dtype in parser.dataclass_types)
+    if with_trainer or derived_defaults:
+        # The options as the flags and the config file give them, before any dataclass is built and checked.
         namespace, _ = parser.parse_known_args(argv)
-        if cpu_bf16_request(namespace, has_accelerator(), cpu_bf16_instructions()):
+        # --bf16 without a GPU means bf16 autocast on the CPU: the Trainer needs use_cpu for that, and refuses
+        # --bf16 without it.
+        if with_trainer and cpu_bf16_request(namespace, has_accelerator(), cpu_bf16_instructions()):
             parser.set_defaults(use_cpu=True)
+        parser.set_defaults(**{name: derive(namespace) for name, derive in (derived_defaults or {}).items()
+                               if getattr(namespace, name) is None})
     try:
         *outputs, remaining = parser.parse_args_into_dataclasses(
             args=argv, return_remaining_strings=True, look_for_args_file=False
