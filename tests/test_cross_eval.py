@@ -9,6 +9,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import pytest
 from distributed import accelerate_launch
@@ -183,6 +184,31 @@ def test_resume_recomputes_only_unfinished_cells(matrix, models_dir, tmp_path, m
     result = json.loads((out / "matrix.json").read_text())
     assert all(cell["metrics"]["samples"] == 5 for row in result["cells"].values() for cell in row.values())
     assert all(path.stat().st_mtime_ns != mtime for path, mtime in stored.items())
+
+
+def test_each_model_loads_once_and_each_dataset_is_windowed_once_per_tokenizer(models_dir, tmp_path, monkeypatch):
+    """A row's model loads for its first computed cell only, and the two rows, fine-tuned from one encoder, share
+    its tokenizer and so each dataset's windows; a rerun whose cells are all stored loads no model."""
+    loads, windowings = [], []
+    load, split = cross_eval.AutoModelForQuestionAnswering.from_pretrained, cross_eval.window_split
+
+    def counted_load(path, **options):
+        loads.append(path)
+        return load(path, **options)
+
+    def counted_split(*args, **kwargs):
+        windowings.append(kwargs["desc"])
+        return split(*args, **kwargs)
+
+    monkeypatch.setattr(cross_eval, "AutoModelForQuestionAnswering", SimpleNamespace(from_pretrained=counted_load))
+    monkeypatch.setattr(cross_eval, "window_split", counted_split)
+    out = tmp_path / "counted"
+    assert run_cross_eval(monkeypatch, models_dir, out, "--max_eval_samples", "5") == 1  # 1: the folder without a QA head
+    assert sorted(loads) == [str(models_dir / "newsqa"), str(models_dir / "squad_v2")]
+    assert sorted(windowings) == ["Windowing newsqa", "Windowing squad_v2"]
+    loads.clear()
+    assert run_cross_eval(monkeypatch, models_dir, out, "--max_eval_samples", "5") == 1
+    assert loads == []
 
 
 def test_bad_datasets_fail_their_column_and_the_other_cells_run(models_dir, tmp_path, monkeypatch, capsys):
@@ -383,12 +409,12 @@ def test_a_failed_column_keeps_its_earlier_cells_marked(matrix, models_dir, tmp_
 
 
 def test_cells_are_marked_computed_earlier_failed_or_missing():
-    report = {"rows": ["a"], "columns": ["x", "y", "z", "w"], "models": {"a": {"fine_tuned_on": "x"}}, "cells": {"a": {
+    matrix = {"rows": ["a"], "columns": ["x", "y", "z", "w"], "models": {"a": {"fine_tuned_on": "x"}}, "cells": {"a": {
         "x": {"metrics": {"f1": 50.0}}, "y": {"metrics": {"f1": 40.0}, "from_earlier_run": True},
         "z": {"error": "FileNotFoundError: gone"}}}}
-    values = report.matrix_values(report, "f1")
-    assert report.cell_marks(report, values) == [["50.0", "40.0*", "failed", "–"]]
-    assert report.in_domain_cells(report) == [(0, 0)]
+    values = report.matrix_values(matrix, "f1")
+    assert report.cell_marks(matrix, values) == [["50.0", "40.0*", "failed", "–"]]
+    assert report.in_domain_cells(matrix) == [(0, 0)]
 
 
 def test_help_lists_what_matters_for_evaluation(monkeypatch, capsys):
@@ -480,7 +506,7 @@ def test_a_stored_cell_gets_intervals_for_new_bootstrap_settings_without_a_model
     def no_model(*args, **kwargs):
         raise AssertionError("a stored cell must not run the model again")
 
-    monkeypatch.setattr(cross_eval, "evaluate_cell", no_model)
+    monkeypatch.setattr(cross_eval.CellEvaluator, "evaluate", no_model)
     run_cross_eval(monkeypatch, models_dir, copy, "--bootstrap_resamples", "200")
     for row in ("squad_v2", "newsqa"):
         for column in ("squad_v2", "newsqa"):
