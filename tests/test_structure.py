@@ -2,6 +2,7 @@
 fine_tune_all.py --dry_run without the heavy libraries, and no overlong function in the plumbing."""
 
 import ast
+import importlib.util
 import re
 import subprocess
 import sys
@@ -147,6 +148,57 @@ def test_parser_private_names_live_in_one_module():
     assert pattern.search("group._group_actions.remove(action)")  # the check sees such a use
     users = [name for name in PROJECT_FILES if pattern.search((REPO / name).read_text(encoding="utf-8"))]
     assert users == ["qa_transfer/core/arguments.py"]
+
+
+# The transformers modules whose classes the project subclasses, configures or reads: a private name that they
+# define or look up and that the project uses must be listed in core/upgrade_guards.py, which checks it at start-up.
+TRANSFORMERS_MODULES = ("trainer.py", "trainer_callback.py", "training_args.py", "hf_argparser.py",
+                        "modeling_utils.py", "configuration_utils.py", "tokenization_utils_base.py",
+                        "data/data_collator.py")
+GUARDS = "qa_transfer/core/upgrade_guards.py"
+# HfArgumentParser's private names: they shape --help, which the help snapshots check, in core/arguments.py only.
+PARSER_INTERNALS = {"_add_dataclass_arguments", "_argument_group_name"}
+
+
+def private_names_in(source: str) -> set[str]:
+    """The private names (one leading underscore) that a file uses: attributes read or written, methods defined,
+    and strings spelled like one (getattr's argument, a class dictionary's key)."""
+    names = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Attribute):
+            names.add(node.attr)
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            names.add(node.name)
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            names.add(node.value)
+    return {name for name in names if re.fullmatch(r"_[a-z]\w*", name)}
+
+
+def transformers_private_names() -> set[str]:
+    """The private names that the transformers modules above define (`def _x`, `self._x`) or look up (`"_x"`)."""
+    root = Path(importlib.util.find_spec("transformers").origin).parent
+    pattern = re.compile(r"(?:def |self\.|cls\.|[\"'])(_[a-z]\w*)")
+    return {name for module in TRANSFORMERS_MODULES for name in pattern.findall((root / module).read_text("utf-8"))}
+
+
+def test_every_transformers_internal_the_code_uses_is_guarded():
+    from qa_transfer.core.upgrade_guards import INTERNALS
+
+    assert private_names_in("trainer._tr_loss; getattr(x, '_y'); type('T', (A,), {'_z': 1})") == {"_tr_loss", "_y",
+                                                                                                 "_z"}
+    known = transformers_private_names()
+    assert {"_tr_loss", "_get_eval_sampler", "_argument_group_name"} <= known  # the scan sees transformers' names
+    users: dict[str, list[str]] = {}
+    for file_name in [*PROJECT_FILES, *(str(path.relative_to(REPO)) for path in (REPO / "bench").glob("*.py"))]:
+        if file_name != GUARDS:  # which names the checks' own strings
+            for name in private_names_in((REPO / file_name).read_text(encoding="utf-8")):
+                users.setdefault(name, []).append(file_name)
+    assert {name: users[name] for name in PARSER_INTERNALS} == {name: ["qa_transfer/core/arguments.py"]
+                                                                for name in PARSER_INTERNALS}
+    listed = {internal.name for internal in INTERNALS}
+    assert {name: users[name] for name in sorted(users.keys() & known - listed - PARSER_INTERNALS)} == {}
+    assert sorted(listed - users.keys() - {"loss_is_scaled_for_ga"}) == []  # no entry outlives its use
+    assert "loss_is_scaled_for_ga" in (PACKAGE / "qa" / "training.py").read_text(encoding="utf-8")
 
 
 @pytest.mark.parametrize("file_name", PROJECT_FILES)

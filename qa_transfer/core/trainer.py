@@ -17,6 +17,7 @@ from transformers.trainer_utils import EvalLoopOutput, TrainOutput, has_length
 from qa_transfer.core.compilation import check_torch_compile
 from qa_transfer.core.precision import precision_name
 from qa_transfer.core.results_io import share_private_files, write_json_atomic
+from qa_transfer.core.upgrade_guards import check_trainer_internals
 
 logger = logging.getLogger("qa_transfer.core.trainer")
 
@@ -26,16 +27,20 @@ class LossSumRecord(TrainerCallback, ExportableState):
     resumed from it reports the mean loss over the whole run, however sparse the logged losses are."""
 
     def __init__(self, trainer: Trainer | None = None):
-        self.trainer = trainer
+        self.trainer = trainer  # None in the copy the Trainer makes when restoring callback states
         self.resumed_sum = 0.0  # the steps before the checkpoint this run resumed from
+        self.training_began = False
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self.training_began = True
 
     def state(self) -> dict[str, Any]:
-        # The Trainer keeps its running sums in these two attributes (the logged steps, the steps since), absent
-        # before training starts (TrainerState asks for this state when it is made); only the main process saves,
-        # with its own losses.
-        unlogged = getattr(self.trainer, "_tr_loss", None)
-        session_sum = getattr(self.trainer, "_total_loss_scalar", 0.0)
-        session_sum += unlogged.item() if unlogged is not None else 0.0
+        # The Trainer keeps its running sums in two private attributes (the logged steps, the steps since), which
+        # it makes just before on_train_begin (upgrade_guards checks that): TrainerState asks for this state earlier,
+        # when it is made. Only the main process saves, with its own losses.
+        session_sum = 0.0
+        if self.trainer is not None and self.training_began:
+            session_sum = self.trainer._total_loss_scalar + self.trainer._tr_loss.item()
         return {"args": {}, "attributes": {"loss_sum": self.resumed_sum + session_sum}}
 
 
@@ -70,16 +75,6 @@ def whole_run_loss(log_history: list[dict[str, Any]], resumed_at: int, last_step
     return (logged_sum / logged_steps * resumed_at + resumed_loss * (last_step - resumed_at)) / last_step
 
 
-def check_trainer_hooks() -> None:
-    """BaseTrainer overrides one private Trainer method (`_get_eval_sampler`, below); if a transformers release
-    drops or renames it, the override would be silently ignored and evaluation order could change: stop instead."""
-    if not callable(getattr(Trainer, "_get_eval_sampler", None)):
-        raise RuntimeError(
-            "transformers.Trainer has no _get_eval_sampler any more: BaseTrainer's evaluation in dataset order "
-            "needs updating for this transformers release"
-        )
-
-
 class BaseTrainer(Trainer):
     """The Trainer, with these changes:
 
@@ -99,7 +94,7 @@ class BaseTrainer(Trainer):
     """
 
     def __init__(self, *args: Any, **kwargs: Any):
-        check_trainer_hooks()
+        check_trainer_internals()  # a transformers release without the internals used here stops the run
         training_args = kwargs.get("args", args[1] if len(args) > 1 else None)
         if training_args is not None:
             check_torch_compile(training_args)  # where this machine cannot compile: one line, then a plain run
@@ -119,8 +114,9 @@ class BaseTrainer(Trainer):
             write_json_atomic(os.path.join(self.args.output_dir, "all_results.json"), self.all_results)
 
     # The Trainer has no public hook for the evaluation sampler (get_eval_dataloader / get_test_dataloader build
-    # the whole DataLoader through private helpers), so this overrides the private method they call: the
-    # Trainer's own choice without length grouping (sequential on one process, its default sharding on several).
+    # the whole DataLoader through private helpers), so this overrides the private method they call (listed in
+    # upgrade_guards): the Trainer's own choice without length grouping (sequential on one process, its default
+    # sharding on several).
     def _get_eval_sampler(self, eval_dataset: Any) -> torch.utils.data.Sampler | None:
         if eval_dataset is None or not has_length(eval_dataset) or self.args.world_size > 1:
             return None

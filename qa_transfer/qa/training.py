@@ -42,7 +42,8 @@ class QATrainer(BaseTrainer):
         super().__init__(*args, **kwargs)
         self.no_answer_loss_weight = no_answer_loss_weight
         if no_answer_loss_weight != 1.0:
-            self.loss_is_scaled_for_ga = False  # a mean over one batch, like the models' own loss
+            # A mean over one batch, like the models' own loss (a Trainer attribute listed in upgrade_guards).
+            self.loss_is_scaled_for_ga = False
 
     def compute_loss(self, model: Any, inputs: dict[str, Any], return_outputs: bool = False,
                      num_items_in_batch: Any = None) -> Any:
