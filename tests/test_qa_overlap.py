@@ -199,7 +199,7 @@ def test_cross_eval_analysis_end_to_end_reruns_from_stored_cells_and_merges(tiny
     def forbidden(*args, **kwargs):
         raise AssertionError("nothing new may be computed")
 
-    monkeypatch.setattr(cross_eval, "evaluate_cell", forbidden)
+    monkeypatch.setattr(cross_eval.CellEvaluator, "evaluate", forbidden)
     monkeypatch.setattr(overlap, "question_overlaps", forbidden)
     again = tmp_path / "again"
     shutil.copytree(out, again)  # the copies keep their modification times
