@@ -147,7 +147,7 @@ def test_parser_private_names_live_in_one_module():
     pattern = re.compile(r"\b(" + "|".join(PRIVATE_PARSER_NAMES) + r")\b")
     assert pattern.search("group._group_actions.remove(action)")  # the check sees such a use
     users = [name for name in PROJECT_FILES if pattern.search((REPO / name).read_text(encoding="utf-8"))]
-    assert users == ["qa_transfer/core/arguments.py"]
+    assert users == ["qa_transfer/core/arguments.py", GUARDS]  # the guards name the transformers ones, to check them
 
 
 # The transformers modules whose classes the project subclasses, configures or reads: a private name that they
@@ -156,8 +156,6 @@ TRANSFORMERS_MODULES = ("trainer.py", "trainer_callback.py", "training_args.py",
                         "modeling_utils.py", "configuration_utils.py", "tokenization_utils_base.py",
                         "data/data_collator.py")
 GUARDS = "qa_transfer/core/upgrade_guards.py"
-# HfArgumentParser's private names: they shape --help, which the help snapshots check, in core/arguments.py only.
-PARSER_INTERNALS = {"_add_dataclass_arguments", "_argument_group_name"}
 
 
 def private_names_in(source: str) -> set[str]:
@@ -182,7 +180,7 @@ def transformers_private_names() -> set[str]:
 
 
 def test_every_transformers_internal_the_code_uses_is_guarded():
-    from qa_transfer.core.upgrade_guards import INTERNALS
+    from qa_transfer.core.upgrade_guards import INTERNALS, PARSER_INTERNALS
 
     assert private_names_in("trainer._tr_loss; getattr(x, '_y'); type('T', (A,), {'_z': 1})") == {"_tr_loss", "_y",
                                                                                                  "_z"}
@@ -193,10 +191,11 @@ def test_every_transformers_internal_the_code_uses_is_guarded():
         if file_name != GUARDS:  # which names the checks' own strings
             for name in private_names_in((REPO / file_name).read_text(encoding="utf-8")):
                 users.setdefault(name, []).append(file_name)
-    assert {name: users[name] for name in PARSER_INTERNALS} == {name: ["qa_transfer/core/arguments.py"]
-                                                                for name in PARSER_INTERNALS}
-    listed = {internal.name for internal in INTERNALS}
-    assert {name: users[name] for name in sorted(users.keys() & known - listed - PARSER_INTERNALS)} == {}
+    parser_names = {internal.name for internal in PARSER_INTERNALS}  # they shape --help: core/arguments.py only
+    assert {name: users[name] for name in parser_names} == {name: ["qa_transfer/core/arguments.py"]
+                                                            for name in parser_names}
+    listed = {internal.name for internal in INTERNALS} | parser_names
+    assert {name: users[name] for name in sorted(users.keys() & known - listed)} == {}
     assert sorted(listed - users.keys() - {"loss_is_scaled_for_ga"}) == []  # no entry outlives its use
     assert "loss_is_scaled_for_ga" in (PACKAGE / "qa" / "training.py").read_text(encoding="utf-8")
 
@@ -231,3 +230,13 @@ def test_the_tree_passes_ruff():
     done = subprocess.run([str(ruff) if ruff.exists() else "ruff", "check", "--no-cache", "."], cwd=REPO,
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_a_transformers_release_without_the_parser_internals_stops_the_parser(monkeypatch):
+    from transformers import HfArgumentParser
+
+    from qa_transfer.core.arguments import ScriptArgumentParser
+
+    monkeypatch.delattr(HfArgumentParser, "_add_dataclass_arguments")
+    with pytest.raises(RuntimeError, match="HfArgumentParser has no method _add_dataclass_arguments any more"):
+        ScriptArgumentParser([], description=None)

@@ -25,6 +25,7 @@ from transformers import HfArgumentParser, TrainingArguments
 from qa_transfer.core.errors import ArgumentError, UsageError
 from qa_transfer.core.precision import cpu_bf16_instructions, cpu_bf16_request
 from qa_transfer.core.scripts import config_file_argument, read_config_values, use_config_values
+from qa_transfer.core.upgrade_guards import check_parser_internals
 
 TRAINING_ARGUMENTS_DOCS = "https://huggingface.co/docs/transformers/main_classes/trainer#transformers.TrainingArguments"
 TRAINER_GROUP = "Trainer options (transformers.TrainingArguments)"
@@ -101,6 +102,7 @@ class ScriptArgumentParser(HfArgumentParser):
     ):
         self.trainer_note = trainer_note
         prog = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else None
+        check_parser_internals()  # --help groups rely on two of HfArgumentParser's private names
         super().__init__(
             dataclass_types,
             prog=prog,

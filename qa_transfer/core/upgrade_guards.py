@@ -5,7 +5,8 @@ name and what breaks, instead of the project silently running on the Trainer's d
 
 A check needs no model run: it looks at the Trainer class, and at the source of the Trainer methods that use the
 name (read once per method; an installation without sources gets only the checks that need none).
-(HfArgumentParser's private names, which shape --help, stay in core/arguments.py; the help snapshots check them.)
+HfArgumentParser's two private names, which core.arguments.ScriptArgumentParser uses to shape --help, are listed
+here too (`PARSER_INTERNALS`) and checked whenever such a parser is built (`check_parser_internals`).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import re
 from dataclasses import dataclass
 
 import transformers
-from transformers import Trainer
+from transformers import HfArgumentParser, Trainer
 
 logger = logging.getLogger("qa_transfer.core.upgrade_guards")
 
@@ -90,6 +91,41 @@ def check_trainer_internals() -> None:
     """Raise a RuntimeError naming every internal that this transformers release's Trainer no longer has as the
     project expects, and what breaks without it."""
     problems = [f"Trainer {found}: {internal.needed_for}" for internal in INTERNALS if (found := problem(internal))]
+    if problems:
+        raise RuntimeError(
+            f"transformers {transformers.__version__} differs from the release this project was written for: "
+            + "; ".join(problems) + ". The project needs updating for this transformers release."
+        )
+
+
+# HfArgumentParser's: ScriptArgumentParser overrides the method and sets the attribute on a subclass of each
+# dataclass, so that every dataclass gets a group of its own in --help.
+PARSER_INTERNALS = (
+    Internal("_add_dataclass_arguments", METHOD, ("__init__",),
+             "core.arguments.ScriptArgumentParser overrides it to title each dataclass's group in --help"),
+    Internal("_argument_group_name", CLASS_ATTRIBUTE, ("_add_dataclass_arguments",),
+             "core.arguments.ScriptArgumentParser sets it to title each dataclass's group in --help"),
+)
+
+
+def parser_problem(internal: Internal) -> str | None:
+    """What is wrong with `internal` in this transformers release's HfArgumentParser, or None."""
+    method = getattr(HfArgumentParser, internal.used_by[0], None)
+    if internal.kind == METHOD and not callable(getattr(HfArgumentParser, internal.name, None)):
+        return f"has no method {internal.name} any more"
+    if not callable(method):
+        return f"has no method {internal.used_by[0]} any more, where {internal.name} is used"
+    source = method_source(method)
+    if source is not None and not re.search(rf"\b{internal.name}\b", source):
+        return f"{internal.used_by[0]} no longer uses {internal.name}"
+    return None
+
+
+def check_parser_internals() -> None:
+    """Raise a RuntimeError naming every HfArgumentParser internal that this transformers release no longer has
+    as the project expects, and what breaks without it."""
+    problems = [f"HfArgumentParser {found}: {internal.needed_for}" for internal in PARSER_INTERNALS
+                if (found := parser_problem(internal))]
     if problems:
         raise RuntimeError(
             f"transformers {transformers.__version__} differs from the release this project was written for: "
