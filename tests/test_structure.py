@@ -240,3 +240,56 @@ def test_a_transformers_release_without_the_parser_internals_stops_the_parser(mo
     monkeypatch.delattr(HfArgumentParser, "_add_dataclass_arguments")
     with pytest.raises(RuntimeError, match="HfArgumentParser has no method _add_dataclass_arguments any more"):
         ScriptArgumentParser([], description=None)
+
+
+# The package's folders, each on the ones it may import (docs/design.md, "Code layout"); the package's top holds
+# only its __init__ and the documented `python -m qa_transfer.packaged_models` command.
+FOLDER_IMPORTS = {
+    "core": {"core"},
+    "qa": {"core", "qa"},
+    "sources": {"core", "qa", "sources"},
+    "matrix": {"core", "qa", "matrix"},
+    "classification": {"core", "classification"},
+    "inference": {"core", "qa", "classification", "inference"},
+}
+FORMER_MODULES = ("base_trainer", "compilation", "dataset_columns", "errors", "network", "plots", "precision",
+                  "results_io", "script_args", "script_utils", "qa_data", "qa_windows", "qa_training", "qa_scores",
+                  "qa_run_info", "squad_v2_metric", "matrix_report", "qa_probes", "qa_overlap", "classification_data",
+                  "tweet_preprocessing", "utils_classification", "qa_adapters", "qa_downloads", "qa_sources",
+                  "prediction_records")
+
+
+def test_the_package_is_in_folders_by_job():
+    top = sorted(path.name for path in PACKAGE.iterdir() if not path.name.startswith(("_", ".")) or
+                 path.name == "__init__.py")
+    assert top == sorted([*FOLDER_IMPORTS, "__init__.py", "packaged_models.py"])
+    assert (PACKAGE / "packaged_models.py").read_text(encoding="utf-8").count("\ndef ") == 0  # a command, no code
+    for folder in FOLDER_IMPORTS:
+        assert (PACKAGE / folder / "__init__.py").is_file()
+
+
+def test_each_folder_imports_only_the_folders_it_stands_on():
+    graph = import_graph()
+    assert "qa_transfer.core.errors" in graph["qa_transfer.qa.data"]  # the graph sees the folders
+    crossings = {}
+    for module, targets in graph.items():
+        parts = module.split(".")
+        if parts[0] != "qa_transfer" or len(parts) < 3:
+            continue
+        allowed = FOLDER_IMPORTS[parts[1]]
+        wrong = sorted(target for target in targets if target.startswith("qa_transfer.")
+                       and len(target.split(".")) > 2 and target.split(".")[1] not in allowed)
+        scripts = sorted(target for target in targets if target in SCRIPTS)
+        if wrong or scripts:
+            crossings[module] = wrong + scripts
+    assert crossings == {}
+
+
+def test_no_file_names_a_module_by_its_former_path():
+    pattern = re.compile(r"\bqa_transfer[./](" + "|".join(FORMER_MODULES) + r")\b")
+    assert pattern.search("from qa_transfer.qa_data import x") and not pattern.search("qa_transfer.qa.data")
+    files = subprocess.run(["git", "ls-files", "*.py", "*.md", "*.toml", "*.yaml", "*.txt"], cwd=REPO,
+                           capture_output=True, text=True, check=True).stdout.split()
+    users = [name for name in files if not name.startswith("docs/results/") and name != "tests/test_structure.py"
+             and (REPO / name).is_file() and pattern.search((REPO / name).read_text(encoding="utf-8"))]
+    assert users == []
