@@ -54,6 +54,7 @@ from qa_transfer.core.scripts import (
     setup_logging,
 )
 from qa_transfer.matrix.probes import randomize_answers
+from qa_transfer.qa.arguments import QAEvalArguments, WindowConfig
 from qa_transfer.qa.data import QADataError, has_unanswerable, oversample_unanswerable, select_questions
 from qa_transfer.qa.run_info import (
     RUN_INFO_FILE,
@@ -63,9 +64,9 @@ from qa_transfer.qa.run_info import (
 )
 from qa_transfer.qa.scores import load_squad_v2_metric
 from qa_transfer.qa.training import QATrainer, qa_trainer
-from qa_transfer.qa.windows import WindowConfig, model_inputs, window_split
+from qa_transfer.qa.windows import model_inputs, window_split
 from qa_transfer.sources.adapters import ADAPTERS, StreamLimit, adapter_name, conversion_name, load_qa_split
-from utils_qa import QAEvalArguments, QAEvaluator, evaluate_qa, write_prediction_files
+from utils_qa import QAEvaluator, evaluate_qa, write_prediction_files
 
 logger = logging.getLogger("qa_transfer.run_qa")
 

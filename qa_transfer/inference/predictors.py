@@ -40,11 +40,12 @@ from qa_transfer.core.precision import cpu_bf16_instructions, cpu_bf16_request, 
 from qa_transfer.core.results_io import read_json
 from qa_transfer.core.scripts import RUN_ARGUMENTS_FILE
 from qa_transfer.core.trainer import BaseTrainer
+from qa_transfer.qa.arguments import QAEvalArguments
 from qa_transfer.qa.data import FLAT_FEATURES, RecordStats, check_record
 from qa_transfer.qa.run_info import RUN_INFO_FILE, default_version_2_with_negative, recorded_version_2_with_negative
 from qa_transfer.qa.training import qa_trainer
 from qa_transfer.qa.windows import window_split
-from utils_qa import QAEvalArguments, evaluate_qa
+from utils_qa import evaluate_qa
 
 QUESTION_ANSWERING = "question-answering"
 TEXT_CLASSIFICATION = "text-classification"
