@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 import datasets
 
 from qa_transfer.core.arguments import ScriptArgumentParser, parse_args_with_config
+from qa_transfer.core.errors import PredictionInputError
 from qa_transfer.core.scripts import run_script
 from qa_transfer.inference.predictors import (
     QUESTION_ANSWERING,
@@ -31,7 +32,7 @@ from qa_transfer.inference.predictors import (
     classification_record,
     model_kind,
 )
-from qa_transfer.inference.records import PredictionInputError, json_line, read_records, require_fields, write_output
+from qa_transfer.inference.records import json_line, read_records, require_fields, write_output
 
 
 @dataclass

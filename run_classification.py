@@ -40,7 +40,6 @@ from qa_transfer.classification.baseline import tfidf_baseline_comparison
 from qa_transfer.classification.data import (
     LABEL_IDS_COLUMN,
     HubDataset,
-    InputError,
     check_input_paths,
     default_id_column,
     first_rows,
@@ -67,6 +66,7 @@ from qa_transfer.core.arguments import (
 )
 from qa_transfer.core.columns import column_list
 from qa_transfer.core.compilation import padding_multiple
+from qa_transfer.core.errors import InputError
 from qa_transfer.core.packaged_models import resolve_model_path
 from qa_transfer.core.plots import loss_curve_title, plot_loss_curve
 from qa_transfer.core.precision import keep_head_in_fp32

@@ -41,7 +41,7 @@ from qa_transfer.core.arguments import (
     token_field,
     trust_remote_code_field,
 )
-from qa_transfer.core.errors import UsageError
+from qa_transfer.core.errors import QADataError, UsageError
 from qa_transfer.core.packaged_models import resolve_model_path
 from qa_transfer.core.plots import loss_curve_title, plot_loss_curve
 from qa_transfer.core.precision import keep_head_in_fp32, precision_name
@@ -55,7 +55,7 @@ from qa_transfer.core.scripts import (
 )
 from qa_transfer.matrix.probes import randomize_answers
 from qa_transfer.qa.arguments import QAEvalArguments, WindowConfig
-from qa_transfer.qa.data import QADataError, has_unanswerable, oversample_unanswerable, select_questions
+from qa_transfer.qa.data import has_unanswerable, oversample_unanswerable, select_questions
 from qa_transfer.qa.run_info import (
     RUN_INFO_FILE,
     default_version_2_with_negative,

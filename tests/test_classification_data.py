@@ -9,7 +9,6 @@ from datasets import Dataset
 from transformers import BertConfig
 
 from qa_transfer.classification.data import (
-    InputError,
     check_input_paths,
     data_row_start_lines,
     default_id_column,
@@ -23,7 +22,7 @@ from qa_transfer.classification.data import (
     sorted_label_names,
     split_class_names,
 )
-from qa_transfer.core.errors import UsageError
+from qa_transfer.core.errors import InputError, UsageError
 
 FIXTURES = Path(__file__).parent / "fixtures" / "classification"
 LABEL_NAMES = ["neutral", "anti-vax", "pro-vax"]

@@ -16,7 +16,7 @@ import datasets
 import pytest
 from converter_oracle import mrqa_records, newsqa_records, quac_records
 
-from qa_transfer.qa.data import QADataError
+from qa_transfer.core.errors import QADataError
 from qa_transfer.sources.adapters import (
     SQUAD_FORMAT_FILE,
     conversion_name,

@@ -20,8 +20,8 @@ from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTok
 
 import run_classification
 from qa_transfer.classification import features
-from qa_transfer.classification.data import InputError
 from qa_transfer.classification.tweets import preprocess_text
+from qa_transfer.core.errors import InputError
 from run_classification import main, parse_arguments
 
 FIXTURES = Path(__file__).parent / "fixtures" / "classification"

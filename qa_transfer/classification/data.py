@@ -20,17 +20,13 @@ import transformers
 from datasets import Dataset, load_dataset
 
 from qa_transfer.core.columns import column_list
-from qa_transfer.core.errors import UsageError
+from qa_transfer.core.errors import InputError
 
 SUPPORTED_SUFFIXES = (".csv", ".json", ".jsonl")
 # pandas names an empty header cell "Unnamed: 0"; the vaccine files keep their row index there.
 UNNAMED_INDEX_COLUMN = "Unnamed: 0"
 # The column of label ids the model trains on; the Trainer's default label key for a classifier.
 LABEL_IDS_COLUMN = "labels"
-
-
-class InputError(UsageError):
-    """A problem with the user's files or arguments; the message says which file and row."""
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from qa_transfer.classification.data import InputError
+from qa_transfer.core.errors import InputError
 
 
 def balanced_class_weights(label_ids: list[int], num_labels: int) -> list[float]:

@@ -39,7 +39,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from qa_transfer.core.errors import ArgumentError, UsageError
+from qa_transfer.core.errors import ArgumentError, NetworkDownError, OutputDirError, UsageError
 from qa_transfer.core.precision import cpu_bf16_instructions, precision_name
 
 if TYPE_CHECKING:
@@ -213,7 +213,7 @@ def run_script(main: Callable[[list[str] | None], int | None], argv: list[str] |
     UsageError (bad input, a bad flag, ...) exits with status 1 and `error: <message>` on stderr, without a
     traceback (a NetworkDownError, the same with status NETWORK_DOWN_EXIT_STATUS); a finished run exits with
     status 0 and one line; Ctrl-C (SIGINT) exits with status 130 and one line that says how to resume."""
-    from qa_transfer.core.network import NETWORK_DOWN_EXIT_STATUS, NetworkDownError
+    from qa_transfer.core.network import NETWORK_DOWN_EXIT_STATUS
 
     try:
         status = main(argv)
@@ -303,10 +303,6 @@ OVERWRITE_OUTPUT_DIR_HELP = (
     "Train from scratch even when --output_dir holds checkpoints or files of an earlier run: its checkpoints are "
     "deleted and its files overwritten. Without it, training resumes from the folder's last complete checkpoint."
 )
-
-
-class OutputDirError(UsageError, ValueError):
-    """--output_dir holds an earlier run's files and nothing to resume from."""
 
 
 def checkpoint_is_complete(checkpoint_dir: str) -> bool:
