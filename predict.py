@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import datasets
 
 from qa_transfer.core.arguments import ScriptArgumentParser, parse_args_with_config
-from qa_transfer.core.errors import PredictionInputError
+from qa_transfer.core.errors import ArgumentError, PredictionInputError
 from qa_transfer.core.scripts import run_script
 from qa_transfer.inference.predictors import (
     QUESTION_ANSWERING,
@@ -51,7 +51,7 @@ def parse_arguments(argv: list[str] | None) -> PredictArguments:
     parser = ScriptArgumentParser((PredictArguments,), description=__doc__)
     (args,) = parse_args_with_config(parser, argv)
     if args.batch_size < 1:
-        raise PredictionInputError(f"--batch_size must be at least 1, got {args.batch_size}")
+        raise ArgumentError(f"--batch_size must be at least 1, got {args.batch_size}")
     return args
 
 

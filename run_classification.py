@@ -66,7 +66,7 @@ from qa_transfer.core.arguments import (
 )
 from qa_transfer.core.columns import column_list
 from qa_transfer.core.compilation import padding_multiple
-from qa_transfer.core.errors import InputError
+from qa_transfer.core.errors import ArgumentError
 from qa_transfer.core.packaged_models import resolve_model_path
 from qa_transfer.core.plots import loss_curve_title, plot_loss_curve
 from qa_transfer.core.precision import keep_head_in_fp32
@@ -242,8 +242,8 @@ def file_dependent_defaults(train_file: str | None, validation_file: str | None,
 def parse_arguments(argv: list[str] | None) -> tuple[ModelArguments, DataTrainingArguments, TrainingArguments]:
     try:
         return parse_args_with_config(ClassificationArgumentParser(), argv)
-    except (ValueError, TypeError) as err:
-        raise InputError(str(err)) from err
+    except TypeError as err:  # a config value of the wrong type, which parse_args_with_config leaves as it is
+        raise ArgumentError(str(err)) from err
 
 
 def check_arguments(model_args: ModelArguments, data_args: DataTrainingArguments, args: TrainingArguments) -> None:
@@ -253,14 +253,14 @@ def check_arguments(model_args: ModelArguments, data_args: DataTrainingArguments
         "do_predict": ("test_file", args.do_predict),
     }
     if not any(wanted for _, wanted in needed_files.values()):
-        raise InputError("nothing to do: give --train_file, --validation_file or --test_file")
+        raise ArgumentError("nothing to do: give --train_file, --validation_file or --test_file")
     for flag, (file_option, wanted) in needed_files.items():
         if wanted and getattr(data_args, file_option) is None and data_args.dataset_name is None:
-            raise InputError(f"--{flag} needs --{file_option}")
+            raise ArgumentError(f"--{flag} needs --{file_option}")
     if model_args.baseline != "none" and (data_args.train_file is None or not args.do_eval):
-        raise InputError(f"--baseline {model_args.baseline} needs --train_file and --validation_file")
+        raise ArgumentError(f"--baseline {model_args.baseline} needs --train_file and --validation_file")
     if args.label_names not in (None, [LABEL_IDS_COLUMN]):
-        raise InputError(
+        raise ArgumentError(
             f"--label_names {' '.join(args.label_names)}: that Trainer flag names the input key holding the labels, "
             f"always `{LABEL_IDS_COLUMN}` here; give the class names in id order with --class_names "
             "(e.g. --class_names neutral,anti-vax,pro-vax)"

@@ -41,7 +41,7 @@ from qa_transfer.core.arguments import (
     token_field,
     trust_remote_code_field,
 )
-from qa_transfer.core.errors import QADataError, UsageError
+from qa_transfer.core.errors import ArgumentError, UsageError
 from qa_transfer.core.packaged_models import resolve_model_path
 from qa_transfer.core.plots import loss_curve_title, plot_loss_curve
 from qa_transfer.core.precision import keep_head_in_fp32, precision_name
@@ -175,7 +175,7 @@ def parse_arguments(argv: list[str] | None) -> tuple[ModelArguments, DataTrainin
     model_args, data_args, training_args = parse_args_with_config(
         parser, argv, defaults={"train_sampling_strategy": "group_by_length"})
     if not (training_args.do_train or training_args.do_eval or training_args.do_predict):
-        raise UsageError("nothing to do: pass --do_train, --do_eval and/or --do_predict")
+        raise ArgumentError("nothing to do: pass --do_train, --do_eval and/or --do_predict")
     return model_args, data_args, training_args
 
 
@@ -211,7 +211,7 @@ def load_splits(model_args: ModelArguments, data_args: DataTrainingArguments, tr
                                  stream_questions=data_args.max_eval_samples)
     if training_args.do_predict:
         if data_args.test_file is None:
-            raise QADataError("--do_predict needs --test_file")
+            raise ArgumentError("--do_predict needs --test_file")
         splits.predict = load_split("test", data_args.test_file, data_args.max_predict_samples, require_answers=False)
     return splits
 
