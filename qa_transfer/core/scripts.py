@@ -139,8 +139,10 @@ FOLDER_HANDLING_ARGUMENTS = ("overwrite_output_dir", "resume_from_checkpoint")
 
 
 def run_arguments_record(training_args: TrainingArguments, *script_args: object) -> dict[str, Any]:
-    """Every argument of a run as run_arguments.json holds it: each dataclass by its class name, as JSON values."""
-    record = {type(args).__name__: dataclasses.asdict(args) for args in script_args}
+    """Every argument of a run as run_arguments.json holds it: each dataclass by its class name, as JSON values
+    (its init fields: a field that a script leaves out with `init=False` is no argument of it)."""
+    record = {type(args).__name__: {f.name: getattr(args, f.name) for f in dataclasses.fields(args) if f.init}
+              for args in script_args}
     record["TrainingArguments"] = training_args.to_dict()
     return json.loads(json.dumps(record, default=str))
 
