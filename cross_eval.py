@@ -59,13 +59,14 @@ from qa_transfer.matrix.report import (
     cell_value,
     write_matrix,
 )
+from qa_transfer.qa.arguments import QAEvalArguments
 from qa_transfer.qa.data import has_unanswerable, select_questions
 from qa_transfer.qa.run_info import PAPER_DATASETS, RUN_INFO_FILE, default_version_2_with_negative, describe_source
 from qa_transfer.qa.scores import ANSWER_ALWAYS, attach_intervals, load_squad_v2_metric
 from qa_transfer.qa.training import qa_trainer
 from qa_transfer.qa.windows import window_split
 from qa_transfer.sources.adapters import ADAPTERS, StreamLimit, adapter_name, conversion_name, load_qa_split
-from utils_qa import QAEvalArguments, evaluate_qa, write_prediction_files
+from utils_qa import evaluate_qa, write_prediction_files
 
 logger = logging.getLogger("qa_transfer.cross_eval")
 

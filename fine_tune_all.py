@@ -45,6 +45,7 @@ from qa_transfer.core.scripts import (
     run_script,
     use_config_values,
 )
+from qa_transfer.qa.arguments import QAEvalArguments
 from qa_transfer.qa.run_info import PAPER_DATASETS, RUN_INFO_FILE
 
 REPO = os.path.dirname(os.path.abspath(__file__))
@@ -88,10 +89,6 @@ def run_qa_command(args: argparse.Namespace, name: str, output_dir: str, extra: 
 
 def evaluation_flags(extra: list[str]) -> list[str]:
     """The flags among those passed to run_qa.py that cross_eval.py shares (windowing, answers), with their values."""
-    # Here, not at the top: utils_qa loads torch and transformers, which starting run_qa.py (or --dry_run) does not
-    # need; this runs once every model is trained.
-    from utils_qa import QAEvalArguments
-
     shared = {f.name for f in dataclasses.fields(QAEvalArguments)}
     kept: list[str] = []
     keeping = False

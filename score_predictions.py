@@ -32,7 +32,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from qa_transfer.core.errors import UsageError
+from qa_transfer.core.errors import PredictionFileError, UsageError
 from qa_transfer.core.results_io import write_json_atomic
 from qa_transfer.core.scripts import run_script
 from qa_transfer.qa.data import SPLIT_ALIASES, read_json_document
@@ -50,10 +50,6 @@ logger = logging.getLogger("qa_transfer.score_predictions")
 
 SCORES_FILE = "scores.json"
 SHOWN_IDS = 3  # question ids named in a line about missing or extra predictions
-
-
-class PredictionFileError(UsageError):
-    """A predictions or no-answer scores file that cannot be read as {question id: value}."""
 
 
 def build_parser() -> argparse.ArgumentParser:

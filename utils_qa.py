@@ -8,82 +8,20 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from datasets import Dataset
-from transformers import EvalPrediction, PreTrainedTokenizerBase, Trainer
+from transformers import EvalPrediction, Trainer
 
 from qa_transfer.core.columns import arrow_columns, list_offsets, to_numpy
 from qa_transfer.core.results_io import write_json_atomic
+from qa_transfer.qa.arguments import PostprocessConfig
 from qa_transfer.qa.data import answer_counts
-from qa_transfer.qa.windows import WindowConfig, check_qa_tokenizer, gc_paused, model_inputs
+from qa_transfer.qa.windows import gc_paused, model_inputs
 
 logger = logging.getLogger("qa_transfer.utils_qa")
-
-
-@dataclass
-class QAEvalArguments:
-    """How questions are windowed, sampled and turned into answers: the arguments that run_qa.py and
-    cross_eval.py share, so that a cross-evaluation cell is computed exactly as `run_qa.py --do_eval` would."""
-
-    # What an option means here that the transformers example's option of that name does not (logged when set).
-    EXAMPLE_DIFFERENCES: ClassVar[dict[str, str]] = {
-        "max_eval_samples": "--max_eval_samples counts questions, drawn as --subset_strategy says; the transformers "
-                            "example keeps the first N questions, then the first N windows",
-    }
-
-    max_seq_length: int = field(default=384, metadata={"help": "Tokens per window (question + context)."})
-    doc_stride: int = field(default=128, metadata={"help": "Tokens of overlap between consecutive windows."})
-    max_query_length: int = field(default=64, metadata={"help": "Questions are cut to this many tokens."})
-    pad_to_max_length: bool = field(
-        default=False, metadata={"help": "Pad every window to max_seq_length (default: pad each batch to its longest)."}
-    )
-    max_eval_samples: int | None = field(default=None, metadata={"help": "Evaluate on at most this many questions."})
-    subset_strategy: str = field(
-        default="random",
-        metadata={"help": "How --max_*_samples/--train_fraction pick questions: 'random' (seeded by --seed) or 'first'."},
-    )
-    version_2_with_negative: bool | None = field(
-        default=None,
-        # nargs/const: a bare --version_2_with_negative means true, as in the transformers example
-        metadata={"help": "Allow 'no answer': true (also the bare flag) or false (default: whether the data has "
-                          "unanswerable questions, or the fine-tuned model's qa_run_info.json says it was trained "
-                          "with them).", "nargs": "?", "const": True},
-    )
-    null_score_diff_threshold: float = field(
-        default=0.0, metadata={"help": "Answer '' when null score - best span score exceeds this (see best_f1_thresh)."}
-    )
-    n_best_size: int = field(default=20, metadata={"help": "Start/end candidates per window, and answers kept."})
-    max_answer_length: int = field(default=30, metadata={"help": "Longest answer, in tokens."})
-    preprocessing_num_workers: int | None = field(default=None, metadata={"help": "Processes for windowing."})
-    overwrite_cache: bool = field(default=False, metadata={"help": "Recompute cached windows."})
-
-    def __post_init__(self):
-        if self.subset_strategy not in ("random", "first"):
-            raise ValueError(f"--subset_strategy must be 'random' or 'first', not {self.subset_strategy!r}")
-        if self.doc_stride >= self.max_seq_length - self.max_query_length - 3:
-            raise ValueError("--doc_stride must leave room for new context in each window: lower it or raise --max_seq_length")
-
-    def window_config(self, tokenizer: PreTrainedTokenizerBase) -> WindowConfig:
-        """The windowing for this tokenizer; a ValueError when --doc_stride leaves it no new context per window
-        (the special tokens of a question/context pair differ: 3 for BERT, 4 for RoBERTa and MPNet)."""
-        check_qa_tokenizer(tokenizer)
-        max_seq_length = min(self.max_seq_length, tokenizer.model_max_length)
-        context_room = max_seq_length - self.max_query_length - tokenizer.num_special_tokens_to_add(pair=True)
-        if self.doc_stride >= context_room:
-            raise ValueError(
-                f"--doc_stride {self.doc_stride} must be below {context_room} for this tokenizer ({max_seq_length} "
-                f"tokens per window - {self.max_query_length} of question - "
-                f"{tokenizer.num_special_tokens_to_add(pair=True)} special): lower it or raise --max_seq_length"
-            )
-        return WindowConfig(max_seq_length, self.doc_stride, self.max_query_length, self.pad_to_max_length)
-
-    def postprocess_config(self, version_2_with_negative: bool) -> PostprocessConfig:
-        return PostprocessConfig(
-            version_2_with_negative, self.n_best_size, self.max_answer_length, self.null_score_diff_threshold
-        )
 
 
 def top_k_indices(values: np.ndarray, k: int) -> np.ndarray:
@@ -332,14 +270,6 @@ def _group_softmax(scores: np.ndarray, group: np.ndarray, group_first: np.ndarra
     totals = np.zeros(len(group_size))
     totals[nonempty] = np.add.reduceat(weights, group_first[:-1][nonempty])
     return weights / totals[group]
-
-
-@dataclass
-class PostprocessConfig:
-    version_2_with_negative: bool = False
-    n_best_size: int = 20
-    max_answer_length: int = 30
-    null_score_diff_threshold: float = 0.0
 
 
 def metric_inputs(examples: Dataset, output: QAPredictions) -> tuple[list[dict], list[dict]]:

@@ -16,8 +16,9 @@ from converter_oracle import newsqa_records, quac_records
 from converter_oracle import record as rec  # the flat layout, written out independently of the adapters
 
 import convert_qa
+from qa_transfer.core.errors import QADataError
 from qa_transfer.core.scripts import run_script
-from qa_transfer.qa.data import QADataError, load_qa_file
+from qa_transfer.qa.data import load_qa_file
 from qa_transfer.sources import adapters, quac
 from qa_transfer.sources.adapters import convert_named_split, load_named_file, load_named_split
 

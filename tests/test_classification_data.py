@@ -9,7 +9,6 @@ from datasets import Dataset
 from transformers import BertConfig
 
 from qa_transfer.classification.data import (
-    InputError,
     check_input_paths,
     data_row_start_lines,
     default_id_column,
@@ -23,7 +22,7 @@ from qa_transfer.classification.data import (
     sorted_label_names,
     split_class_names,
 )
-from qa_transfer.core.errors import UsageError
+from qa_transfer.core.errors import ArgumentError, InputError, UsageError
 
 FIXTURES = Path(__file__).parent / "fixtures" / "classification"
 LABEL_NAMES = ["neutral", "anti-vax", "pro-vax"]
@@ -131,7 +130,7 @@ def test_class_names_from_a_flag_or_a_config_list():
     assert split_class_names("neutral, anti-vax,pro-vax") == LABEL_NAMES
     assert split_class_names(["neutral", "anti-vax", "pro-vax"]) == LABEL_NAMES
     for bad in ("a", "a,a", ["a", ""]):
-        with pytest.raises(InputError, match="--class_names needs two or more distinct, non-empty names"):
+        with pytest.raises(ArgumentError, match="--class_names needs two or more distinct, non-empty names"):
             split_class_names(bad)
 
 
@@ -144,5 +143,5 @@ def test_label_names_come_from_the_flag_the_model_or_the_training_file():
     assert resolve_label_names(None, plain_config, train_labels) == ["0", "1", "2", "10"]
     assert resolve_label_names(None, named_config, train_labels) == LABEL_NAMES
     assert resolve_label_names(["b", "a"], named_config, train_labels) == ["b", "a"]
-    with pytest.raises(InputError, match="give --class_names"):
+    with pytest.raises(ArgumentError, match="give --class_names"):
         resolve_label_names(None, plain_config, None)

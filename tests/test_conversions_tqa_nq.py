@@ -22,7 +22,7 @@ from bs4 import BeautifulSoup
 from test_adapters import FIXTURES, assert_aligned, cache_dir, rec  # noqa: F401 - cache_dir is a fixture
 
 import run_qa
-from qa_transfer.qa.data import QADataError
+from qa_transfer.core.errors import QADataError
 from qa_transfer.sources import adapters, triviaqa
 from qa_transfer.sources.adapters import (
     StreamLimit,

@@ -19,10 +19,9 @@ from tiny_models import save_tiny_bert
 import cross_eval
 import fine_tune_all
 import run_qa
-from qa_transfer.core.errors import ArgumentError, UsageError
+from qa_transfer.core.errors import ArgumentError, ProbeError, UsageError
 from qa_transfer.core.scripts import run_script
 from qa_transfer.matrix import report
-from qa_transfer.matrix.probes import ProbeError
 from qa_transfer.qa.scores import SCORES_FILE
 
 SAMPLE = REPO / "examples" / "qa_sample"

@@ -19,9 +19,9 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 import cross_eval
 import run_classification
 import run_qa
+from qa_transfer.qa.arguments import QAEvalArguments, WindowConfig, check_qa_tokenizer
 from qa_transfer.qa.data import FLAT_FEATURES
-from qa_transfer.qa.windows import WindowConfig, check_qa_tokenizer
-from utils_qa import QAEvalArguments, postprocess_qa_predictions
+from utils_qa import postprocess_qa_predictions
 
 SAMPLE = REPO / "examples" / "qa_sample"
 CLASSIFICATION = Path(__file__).parent / "fixtures" / "classification"

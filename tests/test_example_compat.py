@@ -14,7 +14,7 @@ import run_classification
 import run_qa
 from qa_transfer.classification.data import join_text_columns
 from qa_transfer.core.arguments import hub_options
-from qa_transfer.qa.data import QADataError
+from qa_transfer.core.errors import QADataError
 
 SAMPLE = REPO / "examples" / "qa_sample"
 CLASSIFICATION = Path(__file__).parent / "fixtures" / "classification"

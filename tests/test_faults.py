@@ -24,8 +24,9 @@ import fine_tune_all
 import run_classification
 import run_qa
 from qa_transfer.core import scripts
+from qa_transfer.core.errors import OutputDirError, ResultsWriteError
 from qa_transfer.core.plots import save_png
-from qa_transfer.core.results_io import ResultsWriteError, write_json_atomic
+from qa_transfer.core.results_io import write_json_atomic
 from qa_transfer.sources import adapters
 from qa_transfer.sources.common import OfficialSource
 
@@ -167,11 +168,11 @@ def test_a_folder_with_results_but_no_checkpoint_is_not_overwritten(tmp_path, ti
     out.mkdir()
     (out / "all_results.json").write_text("{}")
     (out / ".all_results.json.x1.tmp").write_text("{")  # a killed atomic write: hidden, ignored
-    with pytest.raises(scripts.OutputDirError, match="--overwrite_output_dir") as error:
+    with pytest.raises(OutputDirError, match="--overwrite_output_dir") as error:
         scripts.detect_last_checkpoint(training_args(out), overwrite_output_dir=False)
     assert str(out) in str(error.value) and "all_results.json" in str(error.value)
     # The scripts turn it into one error line and exit, before reading any data.
-    with pytest.raises(scripts.OutputDirError, match=f"^--output_dir {out} already holds"):
+    with pytest.raises(OutputDirError, match=f"^--output_dir {out} already holds"):
         run_qa.main(["--model_name_or_path", str(tiny_qa_model), "--output_dir", str(out), "--train_file",
                      "missing.json", "--do_train"])
     # Opting out starts from scratch and deletes the checkpoints that a later resume would otherwise pick up.
@@ -199,7 +200,7 @@ def test_the_last_complete_checkpoint_wins_and_half_written_ones_go(tmp_path):
     explicit = str(tmp_path / "elsewhere" / "checkpoint-1")
     assert scripts.detect_last_checkpoint(training_args(out, resume_from_checkpoint=explicit), False) == explicit
     assert scripts.detect_last_checkpoint(training_args(out, do_train=False), False) is None
-    with pytest.raises(scripts.OutputDirError, match="no complete checkpoint"):
+    with pytest.raises(OutputDirError, match="no complete checkpoint"):
         scripts.detect_last_checkpoint(training_args(tmp_path / "none", resume_from_checkpoint="true"), False)
 
 
@@ -331,7 +332,8 @@ def test_a_png_that_cannot_be_written_leaves_the_previous_one(tmp_path, monkeypa
 
 FILE_SIZE_LIMITED_WRITE = """
 import resource, signal, sys
-from qa_transfer.core.results_io import ResultsWriteError, write_json_atomic
+from qa_transfer.core.errors import ResultsWriteError
+from qa_transfer.core.results_io import write_json_atomic
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # the write fails with EFBIG instead of killing the process
 resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
 try:

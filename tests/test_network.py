@@ -16,7 +16,8 @@ from shared import REPO
 
 import fine_tune_all
 from qa_transfer.core import network
-from qa_transfer.core.network import NETWORK_DOWN_EXIT_STATUS, NetworkDownError
+from qa_transfer.core.errors import NetworkDownError
+from qa_transfer.core.network import NETWORK_DOWN_EXIT_STATUS
 
 
 def closed_loopback_port() -> int:

@@ -18,7 +18,8 @@ import pytest
 from shared import REPO
 
 from qa_transfer.core import network, packaged_models
-from qa_transfer.core.packaged_models import PackagedModelError, mpnet_model_dir, resolve_model_path
+from qa_transfer.core.errors import ModelPathError, PackagedModelError
+from qa_transfer.core.packaged_models import mpnet_model_dir, resolve_model_path
 
 FAKE_WEIGHTS = b"\x00weights\x01" * 1000
 
@@ -72,22 +73,22 @@ def test_a_path_that_is_no_folder_is_one_error_naming_it(name, tmp_path, monkeyp
     monkeypatch.chdir(tmp_path)
     (tmp_path / "out").mkdir()  # `out/squad_v2` names an existing parent: a path, not the hub id out/squad_v2
     monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", False)  # even online: no hub lookup
-    with pytest.raises(packaged_models.ModelPathError, match=f"^{name}: no such model folder; pass the folder"):
+    with pytest.raises(ModelPathError, match=f"^{name}: no such model folder; pass the folder"):
         resolve_model_path(name)
 
 
 def test_a_folder_without_a_model_and_a_file_are_errors(tmp_path):
     (tmp_path / "killed" / "checkpoint-4").mkdir(parents=True)
-    with pytest.raises(packaged_models.ModelPathError, match="holds no config.json .a training that has not"):
+    with pytest.raises(ModelPathError, match="holds no config.json .a training that has not"):
         resolve_model_path(str(tmp_path / "killed"))
     (tmp_path / "weights.bin").write_bytes(b"")
-    with pytest.raises(packaged_models.ModelPathError, match="a file, not a model folder"):
+    with pytest.raises(ModelPathError, match="a file, not a model folder"):
         resolve_model_path(str(tmp_path / "weights.bin"))
 
 
 def test_offline_a_hub_id_outside_the_cache_says_so(tmp_path):
     assert packaged_models.looks_like_path("squad-model") is False
-    with pytest.raises(packaged_models.ModelPathError, match=r"not in the hub cache while offline \(HF_HUB_OFFLINE"):
+    with pytest.raises(ModelPathError, match=r"not in the hub cache while offline \(HF_HUB_OFFLINE"):
         resolve_model_path("no-such-org/no-such-model", cache_dir=str(tmp_path))
     # A cached hub model resolves offline.
     snapshot = tmp_path / "models--some-org--cached" / "snapshots" / ("0" * 40)

@@ -5,7 +5,8 @@ import json
 
 import pytest
 
-from qa_transfer.qa.data import QADataError, load_qa_file, oversample_unanswerable, select_questions, validate_dataset
+from qa_transfer.core.errors import QADataError
+from qa_transfer.qa.data import load_qa_file, oversample_unanswerable, select_questions, validate_dataset
 
 CONTEXT = "The tower was built in 1887 by the city."
 

@@ -10,15 +10,8 @@ from datasets import Dataset
 from shared import REPO
 
 import run_qa
-from qa_transfer.core.errors import ArgumentError
-from qa_transfer.matrix.probes import (
-    FILLER_WORDS,
-    ProbeError,
-    apply_probe,
-    parse_probe,
-    randomize_answers,
-    sentence_spans,
-)
+from qa_transfer.core.errors import ArgumentError, ProbeError
+from qa_transfer.matrix.probes import FILLER_WORDS, apply_probe, parse_probe, randomize_answers, sentence_spans
 from qa_transfer.qa.data import FLAT_FEATURES, load_qa_file
 
 SAMPLE = REPO / "examples" / "qa_sample"

@@ -16,7 +16,7 @@ import datasets
 import pytest
 from converter_oracle import mrqa_records, newsqa_records, quac_records
 
-from qa_transfer.qa.data import QADataError
+from qa_transfer.core.errors import QADataError
 from qa_transfer.sources.adapters import (
     SQUAD_FORMAT_FILE,
     conversion_name,
@@ -325,7 +325,7 @@ def test_run_qa_records_the_conversion_of_its_data(online, serve, monkeypatch, t
 
 def test_cross_eval_columns_carry_their_conversion(cache_dir):
     import cross_eval
-    from utils_qa import QAEvalArguments
+    from qa_transfer.qa.arguments import QAEvalArguments
 
     args = cross_eval.CrossEvalArguments(models="unused", data_dir=[f"quac={QUAC}"], cache_dir=cache_dir)
     specs = cross_eval.dataset_specs(["quac", f"newsqa={HEADERLESS_MRQA}", "newsqa_combined_json"])

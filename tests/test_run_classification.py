@@ -20,8 +20,8 @@ from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTok
 
 import run_classification
 from qa_transfer.classification import features
-from qa_transfer.classification.data import InputError
 from qa_transfer.classification.tweets import preprocess_text
+from qa_transfer.core.errors import ArgumentError, InputError
 from run_classification import main, parse_arguments
 
 FIXTURES = Path(__file__).parent / "fixtures" / "classification"
@@ -256,10 +256,10 @@ def test_a_config_file_then_flags_that_override_it(tmp_path, suffix):
 def test_a_bad_config_file_is_one_error_naming_it(tmp_path):
     config = tmp_path / "config.json"
     config.write_text(json.dumps({"model_name_or_path": "m", "max_seq_lenght": 80}))
-    with pytest.raises(InputError, match=f"{config}: unknown option.* max_seq_lenght"):
+    with pytest.raises(ArgumentError, match=f"{config}: unknown option.* max_seq_lenght"):
         parse_arguments([str(config)])
     config.write_text(json.dumps({"model_name_or_path": "m", "class_weights": "heavy"}))
-    with pytest.raises(InputError, match="class_weights must be one of none, balanced"):
+    with pytest.raises(ArgumentError, match="class_weights must be one of none, balanced"):
         parse_arguments([str(config)])
 
 
@@ -317,7 +317,7 @@ def test_class_names_are_comma_or_space_separated(given):
 
 @pytest.mark.parametrize("given", [["a,a"], ["only"], ["a,,b"]])
 def test_class_names_must_be_two_or_more_distinct_names(given):
-    with pytest.raises(InputError, match="--class_names needs two or more distinct, non-empty names"):
+    with pytest.raises(ArgumentError, match="--class_names needs two or more distinct, non-empty names"):
         parse_arguments(["--model_name_or_path", "m", "--train_file", "t.csv", "--output_dir", "o",
                          "--class_names", *given])  # fmt: skip
 
@@ -325,12 +325,12 @@ def test_class_names_must_be_two_or_more_distinct_names(given):
 def test_label_names_used_for_the_classes_is_one_error_pointing_at_class_names(tmp_path):
     # --label_names is the Trainer's flag (the input key holding the labels); class names have their own flag.
     argv = ["--model_name_or_path", "m", "--train_file", str(TRAIN_CSV), "--output_dir", str(tmp_path / "out")]
-    with pytest.raises(InputError, match=r"--label_names neutral,anti-vax,pro-vax: .* with --class_names"):
+    with pytest.raises(ArgumentError, match=r"--label_names neutral,anti-vax,pro-vax: .* with --class_names"):
         main([*argv, "--label_names", "neutral,anti-vax,pro-vax"])
     config = tmp_path / "old.json"
     config.write_text(json.dumps({"model_name_or_path": "m", "train_file": str(TRAIN_CSV),
                                   "label_names": ["neutral", "anti-vax", "pro-vax"]}))  # fmt: skip
-    with pytest.raises(InputError, match=r"--label_names neutral anti-vax pro-vax: .* with --class_names"):
+    with pytest.raises(ArgumentError, match=r"--label_names neutral anti-vax pro-vax: .* with --class_names"):
         main([str(config), "--output_dir", str(tmp_path / "out")])
     assert not (tmp_path / "out").exists()
     model_args, data_args, args = parse_arguments([*argv, "--label_names", "labels"])

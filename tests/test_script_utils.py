@@ -8,11 +8,15 @@ from transformers import TrainingArguments
 
 from qa_transfer.core import arguments, scripts
 from qa_transfer.core.arguments import ScriptArgumentParser, parse_args_with_config
-from qa_transfer.core.errors import ArgumentError, UsageError
-from qa_transfer.core.packaged_models import PackagedModelError
-from qa_transfer.core.results_io import ResultsWriteError
-from qa_transfer.matrix.probes import ProbeError
-from qa_transfer.qa.data import QADataError
+from qa_transfer.core.errors import (
+    ArgumentError,
+    OutputDirError,
+    PackagedModelError,
+    ProbeError,
+    QADataError,
+    ResultsWriteError,
+    UsageError,
+)
 
 
 @dataclass
@@ -97,7 +101,7 @@ def test_name_value_pairs():
 
 
 @pytest.mark.parametrize("error_class, other_base", [
-    (QADataError, ValueError), (scripts.OutputDirError, ValueError), (PackagedModelError, RuntimeError),
+    (QADataError, ValueError), (OutputDirError, ValueError), (PackagedModelError, RuntimeError),
     (ResultsWriteError, OSError), (ProbeError, ValueError), (ArgumentError, ValueError),
 ])
 def test_every_user_error_is_a_usage_error_and_keeps_its_other_base(error_class, other_base):

@@ -22,6 +22,7 @@ from shared import REPO, SMALL_WINDOWS
 
 import run_qa
 from qa_transfer.core import packaged_models, scripts
+from qa_transfer.core.errors import OutputDirError
 from qa_transfer.core.trainer import whole_run_loss
 
 QA_SAMPLE = REPO / "examples" / "qa_sample"
@@ -246,13 +247,13 @@ def test_a_folder_of_another_interrupted_run_still_needs_overwrite_output_dir(tm
     data = run_qa.DataTrainingArguments(train_file="a.json")
     scripts.save_run_arguments(arguments, data)
     other = TrainingArguments(output_dir=str(out), do_train=True, report_to="none", learning_rate=2e-4)
-    with pytest.raises(scripts.OutputDirError, match=r"other arguments \(TrainingArguments.learning_rate\)"):
+    with pytest.raises(OutputDirError, match=r"other arguments \(TrainingArguments.learning_rate\)"):
         scripts.detect_last_checkpoint(other, False, data)
-    with pytest.raises(scripts.OutputDirError, match=r"other arguments \(DataTrainingArguments.train_file\)"):
+    with pytest.raises(OutputDirError, match=r"other arguments \(DataTrainingArguments.train_file\)"):
         scripts.detect_last_checkpoint(arguments, False, run_qa.DataTrainingArguments(train_file="b.json"))
     # The same arguments, --overwrite_output_dir added or not, start again; a finished run's files stay in the way.
     (out / "all_results.json").write_text("{}")
-    with pytest.raises(scripts.OutputDirError, match="already holds"):
+    with pytest.raises(OutputDirError, match="already holds"):
         scripts.detect_last_checkpoint(arguments, False, data)
     (out / "all_results.json").unlink()
     data_overwriting = run_qa.DataTrainingArguments(train_file="a.json", overwrite_output_dir=True)

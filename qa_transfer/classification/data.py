@@ -20,17 +20,13 @@ import transformers
 from datasets import Dataset, load_dataset
 
 from qa_transfer.core.columns import column_list
-from qa_transfer.core.errors import UsageError
+from qa_transfer.core.errors import ArgumentError, InputError
 
 SUPPORTED_SUFFIXES = (".csv", ".json", ".jsonl")
 # pandas names an empty header cell "Unnamed: 0"; the vaccine files keep their row index there.
 UNNAMED_INDEX_COLUMN = "Unnamed: 0"
 # The column of label ids the model trains on; the Trainer's default label key for a classifier.
 LABEL_IDS_COLUMN = "labels"
-
-
-class InputError(UsageError):
-    """A problem with the user's files or arguments; the message says which file and row."""
 
 
 @dataclass(frozen=True)
@@ -254,7 +250,7 @@ def split_class_names(given: str | Sequence[str]) -> list[str]:
     """Class names as given on the command line (comma- or space-separated) or in a config file (a list)."""
     names = [part.strip() for name in ([given] if isinstance(given, str) else given) for part in str(name).split(",")]
     if len(names) < 2 or "" in names or len(set(names)) != len(names):
-        raise InputError(f"--class_names needs two or more distinct, non-empty names, got {given!r}")
+        raise ArgumentError(f"--class_names needs two or more distinct, non-empty names, got {given!r}")
     return names
 
 
@@ -286,7 +282,7 @@ def resolve_label_names(
     if names is not None:
         return names
     if train_labels is None:
-        raise InputError("the model has no label names of its own: give --class_names")
+        raise ArgumentError("the model has no label names of its own: give --class_names")
     return sorted_label_names(train_labels)
 
 

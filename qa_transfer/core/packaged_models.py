@@ -29,7 +29,7 @@ import zipfile
 from importlib import metadata
 from pathlib import Path
 
-from qa_transfer.core.errors import UsageError
+from qa_transfer.core.errors import ModelPathError, PackagedModelError
 from qa_transfer.core.network import require_hub
 from qa_transfer.core.scripts import run_script
 
@@ -47,14 +47,6 @@ MPNET_WEIGHTS_SHA256 = "78c0197b6159d92658e319bc1d72e4c73a9a03dd03815e70e555c5ef
 # The files a transformers model folder needs; the zip's sentence-transformers extras may come along.
 MPNET_REQUIRED_FILES = ("config.json", MPNET_WEIGHTS_FILE, "tokenizer.json", "tokenizer_config.json")
 CACHE_ENV_VARIABLE = "QA_TRANSFER_CACHE"
-
-
-class PackagedModelError(UsageError, RuntimeError):
-    """A packaged model is not installed, or its files are not what they should be."""
-
-
-class ModelPathError(UsageError, OSError):
-    """A --model_name_or_path (or config / tokenizer name) that names no model that can be loaded here."""
 
 
 # A model folder holds one of these (a tokenizer-only folder, the second).

@@ -16,11 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
-from qa_transfer.core.errors import UsageError
-
-
-class ResultsWriteError(UsageError, OSError):
-    """A result file could not be written; the file that was there before (if any) is unchanged."""
+from qa_transfer.core.errors import ResultsWriteError
 
 
 def _current_umask() -> int:

@@ -39,7 +39,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from qa_transfer.core.errors import ArgumentError, UsageError
+from qa_transfer.core.errors import ArgumentError, NetworkDownError, OutputDirError, UsageError
 from qa_transfer.core.precision import cpu_bf16_instructions, precision_name
 
 if TYPE_CHECKING:
@@ -139,8 +139,10 @@ FOLDER_HANDLING_ARGUMENTS = ("overwrite_output_dir", "resume_from_checkpoint")
 
 
 def run_arguments_record(training_args: TrainingArguments, *script_args: object) -> dict[str, Any]:
-    """Every argument of a run as run_arguments.json holds it: each dataclass by its class name, as JSON values."""
-    record = {type(args).__name__: dataclasses.asdict(args) for args in script_args}
+    """Every argument of a run as run_arguments.json holds it: each dataclass by its class name, as JSON values
+    (its init fields: a field that a script leaves out with `init=False` is no argument of it)."""
+    record = {type(args).__name__: {f.name: getattr(args, f.name) for f in dataclasses.fields(args) if f.init}
+              for args in script_args}
     record["TrainingArguments"] = training_args.to_dict()
     return json.loads(json.dumps(record, default=str))
 
@@ -213,7 +215,7 @@ def run_script(main: Callable[[list[str] | None], int | None], argv: list[str] |
     UsageError (bad input, a bad flag, ...) exits with status 1 and `error: <message>` on stderr, without a
     traceback (a NetworkDownError, the same with status NETWORK_DOWN_EXIT_STATUS); a finished run exits with
     status 0 and one line; Ctrl-C (SIGINT) exits with status 130 and one line that says how to resume."""
-    from qa_transfer.core.network import NETWORK_DOWN_EXIT_STATUS, NetworkDownError
+    from qa_transfer.core.network import NETWORK_DOWN_EXIT_STATUS
 
     try:
         status = main(argv)
@@ -303,10 +305,6 @@ OVERWRITE_OUTPUT_DIR_HELP = (
     "Train from scratch even when --output_dir holds checkpoints or files of an earlier run: its checkpoints are "
     "deleted and its files overwritten. Without it, training resumes from the folder's last complete checkpoint."
 )
-
-
-class OutputDirError(UsageError, ValueError):
-    """--output_dir holds an earlier run's files and nothing to resume from."""
 
 
 def checkpoint_is_complete(checkpoint_dir: str) -> bool:

@@ -22,6 +22,15 @@ from qa_transfer.core.upgrade_guards import check_trainer_internals
 logger = logging.getLogger("qa_transfer.core.trainer")
 
 
+def save_results(trainer: Trainer, split: str, metrics: dict[str, Any]) -> None:
+    """A step's metrics logged and written (`<split>_results.json`, all_results.json), as the transformers examples
+    do; after training (`split` "train"), the Trainer's state as well (trainer_state.json)."""
+    trainer.log_metrics(split, metrics)
+    trainer.save_metrics(split, metrics)
+    if split == "train":
+        trainer.save_state()
+
+
 class LossSumRecord(TrainerCallback, ExportableState):
     """Keeps, in each checkpoint's trainer_state.json, the sum of the training losses of every step so far: a run
     resumed from it reports the mean loss over the whole run, however sparse the logged losses are."""

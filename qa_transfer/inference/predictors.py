@@ -30,31 +30,27 @@ from transformers import (
     TrainingArguments,
 )
 
-from qa_transfer.classification.data import InputError
 from qa_transfer.classification.features import classification_collator, preprocess_splits
 from qa_transfer.classification.metrics import probabilities_of
 from qa_transfer.core.arguments import has_accelerator
-from qa_transfer.core.errors import UsageError
-from qa_transfer.core.packaged_models import ModelPathError, check_model_location
+from qa_transfer.core.errors import InputError, ModelKindError, ModelPathError, UsageError
+from qa_transfer.core.packaged_models import check_model_location
 from qa_transfer.core.precision import cpu_bf16_instructions, cpu_bf16_request, keep_head_in_fp32
 from qa_transfer.core.results_io import read_json
 from qa_transfer.core.scripts import RUN_ARGUMENTS_FILE
 from qa_transfer.core.trainer import BaseTrainer
+from qa_transfer.qa.arguments import QAEvalArguments
 from qa_transfer.qa.data import FLAT_FEATURES, RecordStats, check_record
 from qa_transfer.qa.run_info import RUN_INFO_FILE, default_version_2_with_negative, recorded_version_2_with_negative
 from qa_transfer.qa.training import qa_trainer
 from qa_transfer.qa.windows import window_split
-from utils_qa import QAEvalArguments, evaluate_qa
+from utils_qa import evaluate_qa
 
 QUESTION_ANSWERING = "question-answering"
 TEXT_CLASSIFICATION = "text-classification"
 # run_classification.py's own defaults, for a classifier saved without its run_arguments.json.
 CLASSIFIER_DEFAULTS = {"text_column": "tweet", "text_column_delimiter": " ", "clean_text": True, "lemmatize": False,
                        "max_seq_length": 128, "pad_to_max_length": False}
-
-
-class ModelKindError(UsageError, ValueError):
-    """A model folder that is neither a question-answering nor a text-classification model."""
 
 
 def model_kind(model_dir: str | Path) -> str:

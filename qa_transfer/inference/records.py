@@ -11,15 +11,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from qa_transfer.core.errors import UsageError
+from qa_transfer.core.errors import PredictionInputError
 from qa_transfer.core.results_io import write_text_atomic
 
 STANDARD_STREAM = "-"
 FORMATS = {".jsonl": "jsonl", ".json": "json", ".csv": "csv"}
-
-
-class PredictionInputError(UsageError, ValueError):
-    """A bad input file or record of predict.py: the message names the file and the record."""
 
 
 def read_input_text(path: str) -> tuple[str, str]:

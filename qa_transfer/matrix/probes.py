@@ -30,7 +30,7 @@ from typing import Any
 
 from datasets import Dataset
 
-from qa_transfer.core.errors import UsageError
+from qa_transfer.core.errors import ProbeError
 
 # Part of every probed cell's settings: a change to what a probe does makes stored probed cells stale.
 PROBES_VERSION = 1
@@ -47,10 +47,6 @@ ABBREVIATIONS = frozenset(
 )
 # End of a sentence: terminal punctuation, optional closing quotes or brackets, then whitespace.
 SENTENCE_END = re.compile(r"[.!?]+[\"'\u201d\u2019)\]]*\s+")
-
-
-class ProbeError(UsageError, ValueError):
-    """An unknown probe name or a bad probe parameter."""
 
 
 @dataclass(frozen=True)
@@ -265,7 +261,6 @@ __all__ = [
     "FILLER_WORDS",
     "PROBES_VERSION",
     "Probe",
-    "ProbeError",
     "apply_probe",
     "parse_probe",
     "randomize_answers",

@@ -26,7 +26,7 @@ import numpy as np
 from datasets import Dataset, Features, List, Value
 
 from qa_transfer.core.columns import arrow_column, list_lengths
-from qa_transfer.core.errors import UsageError
+from qa_transfer.core.errors import QADataError
 
 logger = logging.getLogger("qa_transfer.qa.data")
 
@@ -39,10 +39,6 @@ FLAT_FEATURES = Features(
         "answers": {"text": List(Value("string")), "answer_start": List(Value("int32"))},
     }
 )
-
-
-class QADataError(UsageError, ValueError):
-    """Bad QA input: the message names the file and the record."""
 
 
 @dataclass

@@ -1,6 +1,7 @@
 """QA windows: a (question, context) pair cut into overlapping model inputs with their labels and the columns
-post-processing maps answers back with; the tokenizer check, the collator, and the windowing of a whole split with
-a run's flags. Training, evaluation and every cross_eval.py cell window through here.
+post-processing maps answers back with; the collator, and the windowing of a whole split with a run's flags (the
+flags, the window settings and the tokenizer check are qa/arguments.py's). Training, evaluation and every
+cross_eval.py cell window through here.
 """
 
 from __future__ import annotations
@@ -8,32 +9,15 @@ from __future__ import annotations
 import gc
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Any
 
 from datasets import Dataset
 from transformers import DataCollatorWithPadding, PreTrainedTokenizerBase, TrainingArguments, default_data_collator
 
 from qa_transfer.core.compilation import padding_multiple
+from qa_transfer.qa.arguments import QAEvalArguments, WindowConfig
 
 # Feature columns that post-processing needs but the model must not see.
 POSTPROCESS_COLUMNS = ["example_id", "offset_mapping", "context_start", "context_end"]
-
-
-def check_qa_tokenizer(tokenizer: PreTrainedTokenizerBase) -> None:
-    """A ValueError unless the tokenizer can window QA examples: a fast tokenizer (answers map back to text
-    through its character offsets) that pads on the right. Windows are question first, context second, and the
-    unanswerable target is the first token ([CLS] or <s>); left padding would move both under dynamic padding."""
-    if not tokenizer.is_fast:
-        raise ValueError(
-            f"{type(tokenizer).__name__} is not a fast tokenizer; QA needs one (answers map back to text through "
-            "its character offsets)"
-        )
-    if tokenizer.padding_side != "right":
-        raise ValueError(
-            f"the tokenizer pads on the {tokenizer.padding_side}; QA windows need right padding: set "
-            '"padding_side": "right" in the model\'s tokenizer_config.json'
-        )
 
 
 def qa_data_collator(tokenizer: PreTrainedTokenizerBase, pad_to_max_length: bool, training_args: TrainingArguments):
@@ -43,16 +27,6 @@ def qa_data_collator(tokenizer: PreTrainedTokenizerBase, pad_to_max_length: bool
         return default_data_collator
     mixed = training_args.fp16 or training_args.bf16
     return DataCollatorWithPadding(tokenizer, pad_to_multiple_of=padding_multiple(training_args, 8 if mixed else None))
-
-
-@dataclass
-class WindowConfig:
-    """How a (question, context) pair is cut into model inputs."""
-
-    max_seq_length: int = 384
-    doc_stride: int = 128
-    max_query_length: int = 64
-    pad_to_max_length: bool = False
 
 
 def truncate_questions(questions: list[str], tokenizer: PreTrainedTokenizerBase, max_query_length: int) -> list[str]:
@@ -74,7 +48,7 @@ def window_features(
     with_postprocess_columns: bool,
 ) -> dict[str, list]:
     """Tokenize a batch of examples into overlapping windows over each context: question first, then a slice
-    of the context, right-padded (see `check_qa_tokenizer`), whatever the special tokens and token types.
+    of the context, right-padded (see `qa.arguments.check_qa_tokenizer`), whatever the special tokens and token types.
 
     One function for training, evaluation and prediction:
     - `with_labels`: start/end token positions of the first gold answer; the first token (position 0: [CLS],
@@ -202,15 +176,15 @@ def window_split(
     examples: Dataset | None,
     tokenizer: PreTrainedTokenizerBase,
     config: WindowConfig,
-    flags: Any,
+    flags: QAEvalArguments,
     training_args: TrainingArguments,
     with_labels: bool,
     with_postprocess_columns: bool,
     desc: str,
 ) -> Dataset | None:
-    """`build_windows` of one split with a run's flags (`flags.preprocessing_num_workers`,
-    `flags.overwrite_cache`: QAEvalArguments' fields), the main process first so that the other processes of a
-    distributed run read its cache; None for a split that is not there."""
+    """`build_windows` of one split with a run's flags (their preprocessing_num_workers and overwrite_cache), the
+    main process first so that the other processes of a distributed run read its cache; None for a split that is
+    not there."""
     if examples is None:
         return None
     with training_args.main_process_first(desc=desc):

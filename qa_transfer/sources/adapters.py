@@ -33,13 +33,12 @@ import datasets
 from datasets import Dataset, NamedSplit, load_dataset
 from datasets.exceptions import DatasetGenerationError
 
-from qa_transfer.core.errors import UsageError
+from qa_transfer.core.errors import QADataError, UsageError
 from qa_transfer.core.network import require_hub
 from qa_transfer.core.results_io import write_json_atomic
 from qa_transfer.qa.data import (
     FLAT_FEATURES,
     SPLIT_ALIASES,
-    QADataError,
     RecordStats,
     answer_counts,
     load_qa_file,

@@ -10,7 +10,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from qa_transfer.qa.data import UNREADABLE, QADataError, RecordStats, require_file
+from qa_transfer.core.errors import QADataError
+from qa_transfer.qa.data import UNREADABLE, RecordStats, require_file
 
 
 @dataclass

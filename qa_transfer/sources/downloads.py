@@ -12,7 +12,7 @@ import time
 from datasets import DownloadConfig, DownloadManager
 from huggingface_hub.errors import OfflineModeIsEnabled
 
-from qa_transfer.qa.data import QADataError
+from qa_transfer.core.errors import QADataError
 from qa_transfer.sources.common import RemoteFiles
 
 logger = logging.getLogger("qa_transfer.sources.downloads")

@@ -14,7 +14,8 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 
-from qa_transfer.qa.data import QADataError, iter_json_lines
+from qa_transfer.core.errors import QADataError
+from qa_transfer.qa.data import iter_json_lines
 
 from .common import ConversionStats, OfficialSource, flat_record, peek_text, require, span_answer
 

@@ -29,7 +29,8 @@ from dataclasses import dataclass
 
 from bs4 import BeautifulSoup, MarkupResemblesLocatorWarning
 
-from qa_transfer.qa.data import QADataError, iter_json_lines
+from qa_transfer.core.errors import QADataError
+from qa_transfer.qa.data import iter_json_lines
 
 from .common import ConversionStats, HubCopy, OfficialSource, flat_record, peek_text, require, rows_of
 

@@ -27,7 +27,8 @@ import re
 from collections import Counter
 from collections.abc import Iterator
 
-from qa_transfer.qa.data import QADataError, read_json_document
+from qa_transfer.core.errors import QADataError
+from qa_transfer.qa.data import read_json_document
 
 from . import mrqa
 from .common import (

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from qa_transfer.qa.data import QADataError, read_json_document
+from qa_transfer.core.errors import QADataError
+from qa_transfer.qa.data import read_json_document
 
 from .common import ConversionStats, OfficialSource, RemoteFiles, flat_record, peek_text, require
 

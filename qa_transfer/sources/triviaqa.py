@@ -32,7 +32,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from qa_transfer.qa.data import QADataError, read_json_document
+from qa_transfer.core.errors import QADataError
+from qa_transfer.qa.data import read_json_document
 
 from .common import ConversionStats, HubCopy, OfficialSource, flat_record, peek_text, require, rows_of
 
