@@ -19,6 +19,7 @@ import datasets
 import nltk
 import pytest
 from bs4 import BeautifulSoup
+from harness import run_script_main
 from test_adapters import FIXTURES, assert_aligned, cache_dir, rec  # noqa: F401 - cache_dir is a fixture
 
 import run_qa
@@ -393,12 +394,12 @@ def test_run_qa_and_load_qa_split_pass_the_question_limits_to_the_stream(monkeyp
             str(tmp_path / "out"), "--do_train", "--do_eval", "--max_train_samples", "5", "--max_eval_samples", "3",
             "--subset_strategy", "random", "--seed", "9"]
     with pytest.raises(QADataError, match="stop here"):
-        run_qa.main(argv)
+        run_script_main(run_qa, argv, tiny=False)
     assert seen == [("train", StreamLimit(5, 9)), ("validation", StreamLimit(3, 9))]
 
     seen.clear()
     with pytest.raises(QADataError):
-        run_qa.main([*argv[:-4], "--subset_strategy", "first", "--train_fraction", "0.5"])
+        run_script_main(run_qa, [*argv[:-4], "--subset_strategy", "first", "--train_fraction", "0.5"], tiny=False)
     assert seen == [("train", None), ("validation", StreamLimit(3, None))]  # a fraction needs the whole split
 
 

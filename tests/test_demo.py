@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from harness import run_script_main
 from shared import REPO
 
 import cross_eval
@@ -70,13 +71,13 @@ def test_a_bad_key_of_fine_tune_all_s_own_config_is_one_error_naming_the_file(tm
 def test_the_demo_shrunk_to_a_tiny_model_ends_with_its_matrix(tiny_qa_model, tmp_path, monkeypatch):
     """The demo's own config, with a tiny BERT and one epoch: both models, then cross_eval.py into
     OUTPUT_ROOT/cross_eval (each script run as main(...) here, as fine_tune_all.py would start it)."""
-    scripts = {str(REPO / "run_qa.py"): run_qa.main, str(REPO / "cross_eval.py"): cross_eval.main}
+    scripts = {str(REPO / "run_qa.py"): run_qa, str(REPO / "cross_eval.py"): cross_eval}
     started = []
 
     def run_in_this_process(command: list[str]) -> subprocess.CompletedProcess:
         assert command[0] == sys.executable, command
         started.append(Path(command[1]).name)
-        return subprocess.CompletedProcess(command, scripts[command[1]](command[2:]) or 0)
+        return subprocess.CompletedProcess(command, run_script_main(scripts[command[1]], command[2:], tiny=False) or 0)
 
     monkeypatch.setattr(fine_tune_all.subprocess, "run", run_in_this_process)
     monkeypatch.chdir(REPO)  # the config's sample paths are relative to the repository

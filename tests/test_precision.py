@@ -2,11 +2,9 @@
 clear error where it has not; the output head stays in fp32 under mixed precision; the precision is named in
 the results."""
 
-import subprocess
-import sys
-
 import pytest
 import torch
+from harness import run_script_subprocess
 from shared import REPO
 from transformers import AutoModelForQuestionAnswering, TrainingArguments
 
@@ -95,13 +93,11 @@ def test_run_qa_trains_with_bf16_on_this_cpu(tiny_qa_model, tmp_path):
         pytest.skip("a GPU is present: --bf16 is the Trainer's own")
     fixtures = f"{REPO}/examples/qa_sample"
     out = tmp_path / "out"
-    result = subprocess.run(
-        [sys.executable, f"{REPO}/run_qa.py", "--model_name_or_path", str(tiny_qa_model),
-         "--train_file", f"{fixtures}/train.json", "--validation_file", f"{fixtures}/dev.json",
-         "--do_train", "--do_eval", "--max_steps", "2", "--max_seq_length", "128", "--doc_stride", "32",
-         "--report_to", "none", "--save_strategy", "no", "--bf16", "--output_dir", str(out)],
-        capture_output=True, text=True, timeout=300,
-    )
+    result = run_script_subprocess("run_qa.py", [
+        "--model_name_or_path", tiny_qa_model, "--train_file", f"{fixtures}/train.json",
+        "--validation_file", f"{fixtures}/dev.json", "--do_train", "--do_eval", "--max_steps", "2",
+        "--max_seq_length", "128", "--doc_stride", "32", "--save_strategy", "no", "--bf16", "--output_dir", out,
+    ], timeout=300)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "precision: bf16 (CPU autocast)" in result.stdout + result.stderr
     import json

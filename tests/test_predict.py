@@ -8,10 +8,10 @@ import csv
 import json
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from harness import run_script_main, run_script_subprocess
 from shared import REPO, SMALL_WINDOWS
 
 import predict
@@ -49,19 +49,18 @@ def read_jsonl(path: Path) -> list[dict]:
 @pytest.fixture(scope="module")
 def qa_model(tiny_qa_model, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("qa_model")
-    run_qa.main([str(arg) for arg in [
-        "--model_name_or_path", tiny_qa_model, "--output_dir", out, "--report_to", "none", "--seed", "7",
+    run_script_main(run_qa, [
+        "--model_name_or_path", tiny_qa_model, "--output_dir", out, "--seed", "7",
         "--train_file", SAMPLE / "train.json", "--validation_file", SAMPLE / "dev.json", "--do_train",
-        "--num_train_epochs", "2", "--per_device_train_batch_size", "8", "--learning_rate", "1e-3",
-        "--save_strategy", "no", "--disable_tqdm", "true", *SMALL_WINDOWS]])
+        "--num_train_epochs", "2", "--learning_rate", "1e-3", "--save_strategy", "no", *SMALL_WINDOWS])
     return out
 
 
 def run_qa_predict(model: Path, test_file: Path, out: Path, *flags: str) -> tuple[dict, dict]:
     """`run_qa.py --do_predict`: (its predictions, its null odds)."""
-    run_qa.main([str(arg) for arg in [
+    run_script_main(run_qa, [
         "--model_name_or_path", model, "--test_file", test_file, "--do_predict", "--output_dir", out,
-        "--report_to", "none", "--disable_tqdm", "true", *SMALL_WINDOWS, *flags]])
+        *SMALL_WINDOWS, *flags])
     return (json.loads((out / "predict_predictions.json").read_text()),
             json.loads((out / "predict_null_odds.json").read_text()))
 
@@ -137,12 +136,12 @@ def test_the_api_answers_one_pair_or_a_batch_with_the_recorded_settings(run_qa_p
 @pytest.fixture(scope="module")
 def cls_model(tiny_cls_model, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("cls_model") / "out"
-    run_classification.main([
-        "--model_name_or_path", str(tiny_cls_model), "--train_file", str(CLASSIFICATION / "train.csv"),
-        "--test_file", str(CLASSIFICATION / "test_unlabelled.csv"), "--output_dir", str(out),
-        "--class_names", ",".join(LABEL_NAMES), "--num_train_epochs", "2", "--per_device_train_batch_size", "8",
-        "--max_seq_length", "64", "--disable_tqdm", "true", "--seed", "0", "--save_strategy", "no",
-    ])  # fmt: skip
+    run_script_main(run_classification, [
+        "--model_name_or_path", tiny_cls_model, "--train_file", CLASSIFICATION / "train.csv",
+        "--test_file", CLASSIFICATION / "test_unlabelled.csv", "--output_dir", out,
+        "--class_names", ",".join(LABEL_NAMES), "--num_train_epochs", "2", "--max_seq_length", "64", "--seed", "0",
+        "--save_strategy", "no",
+    ])
     return out
 
 
@@ -173,8 +172,7 @@ def test_predict_labels_as_predictions_csv(cls_model, tmp_path):
 
 
 def run_predict(args: list[str], stdin: str = "") -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(REPO / "predict.py"), *args], input=stdin, capture_output=True,
-                          text=True, timeout=300, cwd=REPO)
+    return run_script_subprocess("predict.py", args, tiny=False, input=stdin, timeout=300)
 
 
 def test_standard_input_and_output_and_a_bad_record(qa_model, tmp_path):

@@ -2,12 +2,12 @@
 gives the same output and another seed another one; and run_qa.py's random labels."""
 
 import json
-import sys
 from collections import Counter
 
 import pytest
 from datasets import Dataset
-from shared import REPO
+from harness import run_script_main
+from shared import REPO, SMALL_WINDOWS
 
 import run_qa
 from qa_transfer.core.errors import ArgumentError
@@ -203,19 +203,17 @@ def test_random_labels_replace_a_seeded_fraction_of_answers_by_spans_of_the_same
         randomize_answers(fixtures, 1.5, seed=4)
 
 
-def test_run_qa_trains_on_random_labels(tiny_qa_model, tmp_path, monkeypatch, caplog):
+def test_run_qa_trains_on_random_labels(tiny_qa_model, tmp_path, caplog):
     out = tmp_path / "random_labels"
-    monkeypatch.setattr(sys, "argv", [str(a) for a in [
-        "run_qa.py", "--model_name_or_path", tiny_qa_model, "--train_file", SAMPLE / "train.json",
-        "--do_train", "--max_steps", "1", "--per_device_train_batch_size", "4", "--output_dir", out,
-        "--report_to", "none", "--max_seq_length", "64", "--doc_stride", "16", "--max_query_length", "16",
-        "--random_label_fraction", "0.5", "--log_level", "info"]])
     with caplog.at_level("INFO", logger="qa_transfer.run_qa"):
-        run_qa.main()
+        run_script_main(run_qa, [
+            "--model_name_or_path", tiny_qa_model, "--train_file", SAMPLE / "train.json",
+            "--do_train", "--max_steps", "1", "--per_device_train_batch_size", "4", "--output_dir", out,
+            *SMALL_WINDOWS, "--random_label_fraction", "0.5", "--log_level", "info"])
     answerable = sum(1 for texts in load_qa_file(SAMPLE / "train.json")["answers"]["text"] if texts)
     assert f"random labels: {round(answerable / 2)} training questions answered by a random span" in caplog.text
     info = json.loads((out / run_qa.RUN_INFO_FILE).read_text())
     assert info["data_args"]["random_label_fraction"] == 0.5
     with pytest.raises(ArgumentError, match=r"--random_label_fraction must be in \[0, 1\], got 2"):
-        run_qa.main(["--model_name_or_path", str(tiny_qa_model), "--output_dir", str(out),
-                     "--random_label_fraction", "2"])
+        run_script_main(run_qa, ["--model_name_or_path", tiny_qa_model, "--output_dir", out,
+                                 "--random_label_fraction", "2"], tiny=False)

@@ -15,6 +15,8 @@ from pathlib import Path
 import datasets
 import pytest
 from converter_oracle import mrqa_records, newsqa_records, quac_records
+from harness import run_script_main
+from shared import SMALL_WINDOWS
 
 from qa_transfer.qa.data import QADataError
 from qa_transfer.sources.adapters import (
@@ -312,12 +314,11 @@ def test_run_qa_records_the_conversion_of_its_data(online, serve, monkeypatch, t
     server = serve(_mrqa_newsqa_release(tmp_path / "mrqa"))
     monkeypatch.setenv("MRQA_BASE_URL", server.url)
     out = tmp_path / "model"
-    monkeypatch.setattr("sys.argv", [
-        "run_qa.py", "--dataset", "newsqa_mrqa", "--model_name_or_path", str(tiny_qa_model), "--output_dir", str(out),
-        "--cache_dir", str(tmp_path / "cache"), "--do_train", "--do_eval", "--max_steps", "1", "--report_to", "none",
-        "--max_seq_length", "64", "--doc_stride", "16", "--max_query_length", "16", "--save_strategy", "no",
+    run_script_main(run_qa, [
+        "--dataset", "newsqa_mrqa", "--model_name_or_path", tiny_qa_model, "--output_dir", out,
+        "--cache_dir", tmp_path / "cache", "--do_train", "--do_eval", "--max_steps", "1", *SMALL_WINDOWS,
+        "--save_strategy", "no",
     ])
-    run_qa.main()
     info = json.loads((out / run_qa.RUN_INFO_FILE).read_text())
     assert info["dataset"] == "newsqa_mrqa"
     assert info["train_conversion"] == info["validation_conversion"] == "mrqa_2019"

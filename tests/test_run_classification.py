@@ -8,13 +8,12 @@ import io
 import json
 import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from harness import run_script_main, run_script_subprocess
 from shared import REPO
 from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
@@ -22,7 +21,7 @@ import run_classification
 from qa_transfer.classification import features
 from qa_transfer.classification.data import InputError
 from qa_transfer.classification.tweets import preprocess_text
-from run_classification import main, parse_arguments
+from run_classification import parse_arguments
 
 FIXTURES = Path(__file__).parent / "fixtures" / "classification"
 TRAIN_CSV = FIXTURES / "train.csv"
@@ -30,9 +29,8 @@ VALIDATION_CSV = FIXTURES / "validation.csv"
 TEST_CSV = FIXTURES / "test_unlabelled.csv"
 LABEL_NAMES = ["neutral", "anti-vax", "pro-vax"]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-# Short runs of the tiny model; the Trainer's progress bars are left out of the test log.
-QUICK = ["--per_device_train_batch_size", "8", "--max_seq_length", "64", "--disable_tqdm", "true", "--seed", "0",
-         "--dataloader_pin_memory", "false"]  # fmt: skip
+# Short tweets, a fixed seed (the harness's TINY_RUN adds the batch of 8 and leaves progress bars out of the log).
+QUICK = ["--max_seq_length", "64", "--seed", "0"]
 
 
 def read_csv(path: Path) -> list[dict[str, str]]:
@@ -46,22 +44,20 @@ def full_run(tiny_cls_model, tmp_path_factory) -> Path:
     output_dir = tmp_path_factory.mktemp("full_run") / "out"
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
-        main(
-            [
-                "--model_name_or_path", str(tiny_cls_model),
-                "--train_file", str(TRAIN_CSV),
-                "--validation_file", str(VALIDATION_CSV),
-                "--test_file", str(TEST_CSV),
-                "--output_dir", str(output_dir),
-                "--class_names", "neutral,anti-vax,pro-vax",
-                "--num_train_epochs", "2",
-                "--class_weights", "balanced",
-                "--baseline", "tfidf",
-                # length-grouped training batches must not reorder predictions.csv
-                "--train_sampling_strategy", "group_by_length",
-                *QUICK,
-            ]
-        )  # fmt: skip
+        run_script_main(run_classification, [
+            "--model_name_or_path", tiny_cls_model,
+            "--train_file", TRAIN_CSV,
+            "--validation_file", VALIDATION_CSV,
+            "--test_file", TEST_CSV,
+            "--output_dir", output_dir,
+            "--class_names", "neutral,anti-vax,pro-vax",
+            "--num_train_epochs", "2",
+            "--class_weights", "balanced",
+            "--baseline", "tfidf",
+            # length-grouped training batches must not reorder predictions.csv
+            "--train_sampling_strategy", "group_by_length",
+            *QUICK,
+        ])
     (output_dir.parent / "stdout.txt").write_text(printed.getvalue())
     return output_dir
 
@@ -144,9 +140,8 @@ def test_predictions_follow_the_file_and_the_model(full_run):
 
 def test_predict_only_on_an_unlabelled_file_uses_the_saved_label_names(full_run, tmp_path):
     output_dir = tmp_path / "predict"
-    main(
-        ["--model_name_or_path", str(full_run), "--test_file", str(TEST_CSV), "--output_dir", str(output_dir), *QUICK]
-    )
+    run_script_main(run_classification,
+                    ["--model_name_or_path", full_run, "--test_file", TEST_CSV, "--output_dir", output_dir, *QUICK])
     assert read_csv(output_dir / "predictions.csv") == read_csv(full_run / "predictions.csv")
     assert {path.name for path in output_dir.iterdir()} == {
         "predictions.csv",
@@ -159,17 +154,15 @@ def test_predict_only_on_an_unlabelled_file_uses_the_saved_label_names(full_run,
 def test_json_and_jsonl_files_with_label_names_or_ids(tiny_cls_model, tmp_path):
     # train.jsonl labels by name ("anti-vax"), validation.json (an array) by id; both use other column names.
     output_dir = tmp_path / "out"
-    main(
-        [
-            "--model_name_or_path", str(tiny_cls_model),
-            "--train_file", str(FIXTURES / "train.jsonl"),
-            "--validation_file", str(FIXTURES / "validation.json"),
-            "--text_column", "text", "--label_column", "stance",
-            "--class_names", "neutral", "anti-vax", "pro-vax",
-            "--output_dir", str(output_dir), "--max_steps", "2", "--no_clean_text", "--lemmatize",
-            *QUICK,
-        ]
-    )  # fmt: skip
+    run_script_main(run_classification, [
+        "--model_name_or_path", tiny_cls_model,
+        "--train_file", FIXTURES / "train.jsonl",
+        "--validation_file", FIXTURES / "validation.json",
+        "--text_column", "text", "--label_column", "stance",
+        "--class_names", "neutral", "anti-vax", "pro-vax",
+        "--output_dir", output_dir, "--max_steps", "2", "--no_clean_text", "--lemmatize",
+        *QUICK,
+    ])
     results = json.loads((output_dir / "all_results.json").read_text())
     assert results["train_samples"] == 18 and results["eval_samples"] == 12
     assert [results[f"eval_{name}_support"] for name in LABEL_NAMES] == [4, 4, 4]
@@ -201,10 +194,10 @@ def test_batches_are_padded_dynamically_unless_asked(tiny_cls_model, tmp_path, m
             return recorders[-1]
 
         monkeypatch.setattr(features, "DataCollatorWithPadding", recording_padding_collator)
-    argv = ["--model_name_or_path", str(tiny_cls_model), "--train_file", str(TRAIN_CSV), "--output_dir",
-            str(tmp_path / "out"), "--max_steps", "4", "--save_strategy", "no", *QUICK,
-            "--max_seq_length", "256"]  # longer than every fixture tweet  # fmt: skip
-    main(argv + (["--pad_to_max_length"] if pad_to_max_length else []))
+    argv = ["--model_name_or_path", tiny_cls_model, "--train_file", TRAIN_CSV, "--output_dir", tmp_path / "out",
+            "--max_steps", "4", "--save_strategy", "no", *QUICK,
+            "--max_seq_length", "256"]  # longer than every fixture tweet
+    run_script_main(run_classification, argv + (["--pad_to_max_length"] if pad_to_max_length else []))
     widths = recorders[0].widths
     assert len(widths) >= 4
     if pad_to_max_length:
@@ -326,12 +319,12 @@ def test_label_names_used_for_the_classes_is_one_error_pointing_at_class_names(t
     # --label_names is the Trainer's flag (the input key holding the labels); class names have their own flag.
     argv = ["--model_name_or_path", "m", "--train_file", str(TRAIN_CSV), "--output_dir", str(tmp_path / "out")]
     with pytest.raises(InputError, match=r"--label_names neutral,anti-vax,pro-vax: .* with --class_names"):
-        main([*argv, "--label_names", "neutral,anti-vax,pro-vax"])
+        run_script_main(run_classification, [*argv, "--label_names", "neutral,anti-vax,pro-vax"], tiny=False)
     config = tmp_path / "old.json"
     config.write_text(json.dumps({"model_name_or_path": "m", "train_file": str(TRAIN_CSV),
                                   "label_names": ["neutral", "anti-vax", "pro-vax"]}))  # fmt: skip
     with pytest.raises(InputError, match=r"--label_names neutral anti-vax pro-vax: .* with --class_names"):
-        main([str(config), "--output_dir", str(tmp_path / "out")])
+        run_script_main(run_classification, [config, "--output_dir", tmp_path / "out"], tiny=False)
     assert not (tmp_path / "out").exists()
     model_args, data_args, args = parse_arguments([*argv, "--label_names", "labels"])
     run_classification.check_arguments(model_args, data_args, args)  # the Trainer's own use still works
@@ -402,9 +395,9 @@ def test_bad_input_names_the_file_and_row_and_writes_nothing(tiny_cls_model, tmp
     bad_file = make_file(tmp_path)
     output_dir = tmp_path / "out"
     with pytest.raises(InputError, match=message):
-        main(["--model_name_or_path", str(tiny_cls_model), "--train_file", str(bad_file),
-              "--validation_file", str(VALIDATION_CSV), "--class_names", "neutral,anti-vax,pro-vax",
-              "--output_dir", str(output_dir), *QUICK])  # fmt: skip
+        run_script_main(run_classification, [
+            "--model_name_or_path", tiny_cls_model, "--train_file", bad_file, "--validation_file", VALIDATION_CSV,
+            "--class_names", "neutral,anti-vax,pro-vax", "--output_dir", output_dir, *QUICK])
     assert not output_dir.exists()
 
 
@@ -413,20 +406,19 @@ def test_label_id_out_of_range_in_the_validation_file(tiny_cls_model, tmp_path):
         tmp_path / "val.csv", VALIDATION_CSV.read_bytes().replace(b"next month,0\n", b"next month,3\n")
     )
     with pytest.raises(InputError, match=r"val\.csv, row 5 \(line 7\): label 3 is not one of .* ids 0-2"):
-        main(["--model_name_or_path", str(tiny_cls_model), "--train_file", str(TRAIN_CSV),
-              "--validation_file", str(bad_file), "--class_names", "neutral,anti-vax,pro-vax",
-              "--output_dir", str(tmp_path / "out")])  # fmt: skip
+        run_script_main(run_classification, [
+            "--model_name_or_path", tiny_cls_model, "--train_file", TRAIN_CSV, "--validation_file", bad_file,
+            "--class_names", "neutral,anti-vax,pro-vax", "--output_dir", tmp_path / "out"], tiny=False)
     assert not (tmp_path / "out").exists()
 
 
 def test_bad_input_exits_non_zero_with_one_clear_error(tiny_cls_model, tmp_path):
     bad_file = variant_of_train_csv(tmp_path, b'#freedom",1\n', b'#freedom",7\n')
     output_dir = tmp_path / "out"
-    result = subprocess.run(
-        [sys.executable, str(REPO / "run_classification.py"), "--model_name_or_path", str(tiny_cls_model),
-         "--train_file", str(bad_file), "--class_names", "neutral,anti-vax,pro-vax", "--output_dir", str(output_dir)],
-        capture_output=True, text=True, cwd=tmp_path, env={**os.environ, "HF_HUB_OFFLINE": "1"}, timeout=300,
-    )  # fmt: skip
+    result = run_script_subprocess("run_classification.py", [
+        "--model_name_or_path", tiny_cls_model, "--train_file", bad_file, "--class_names", "neutral,anti-vax,pro-vax",
+        "--output_dir", output_dir,
+    ], tiny=False, cwd=tmp_path, env={**os.environ, "HF_HUB_OFFLINE": "1"}, timeout=300)
     assert result.returncode != 0
     assert result.stderr.strip().splitlines()[-1] == (
         f"error: {bad_file}, row 23 (line 27): label 7 is not one of the declared labels "

@@ -11,13 +11,11 @@ import json
 import logging
 import re
 import string
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-from shared import REPO
+from harness import run_script_subprocess
 
 import score_predictions
 from qa_transfer.core.errors import UsageError
@@ -357,9 +355,8 @@ def test_the_command_line_prints_one_error_line_and_writes_nothing(tmp_path):
     odds = tmp_path / "na.json"
     odds.write_text('{"q7_0": "high"}', encoding="utf-8")
     pred = write_json(tmp_path / "pred.json", {})
-    done = subprocess.run([sys.executable, str(REPO / "score_predictions.py"), data, pred, "--null_odds", str(odds),
-                           "--output_dir", str(tmp_path / "out")], capture_output=True, text=True, timeout=120,
-                          cwd=REPO)
+    done = run_script_subprocess("score_predictions.py", [data, pred, "--null_odds", odds, "--output_dir",
+                                                          tmp_path / "out"], tiny=False, timeout=120)
     assert done.returncode == 1
     errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
     assert errors == [f"error: {odds}: question 'q7_0' holds \"high\", not a number"]

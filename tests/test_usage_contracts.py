@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from harness import TINY_RUN, run_script_main
 from shared import REPO, SMALL_WINDOWS
 
 import run_qa
@@ -26,8 +27,7 @@ from qa_transfer.core.trainer import whole_run_loss
 
 QA_SAMPLE = REPO / "examples" / "qa_sample"
 CLS_FIXTURES = Path(__file__).parent / "fixtures" / "classification"
-QUICK = ["--report_to", "none", "--seed", "3", "--disable_tqdm", "true", "--logging_steps", "2",
-         "--per_device_train_batch_size", "8", "--per_device_eval_batch_size", "4"]
+QUICK = [*TINY_RUN, "--seed", "3", "--logging_steps", "2", "--per_device_eval_batch_size", "4"]
 
 
 def start(args: list, cwd: Path = REPO, umask: int | None = None) -> subprocess.Popen:
@@ -183,7 +183,7 @@ def test_ctrl_c_is_one_line_naming_the_checkpoint_and_the_command_and_the_run_re
     assert last_line == f"interrupted; kept {kept}, the same command resumes from it: " + shlex.join(
         ["python", *map(str, command)])
     # The same command, here in this process, resumes from that checkpoint and finishes.
-    run_qa.main([str(part) for part in command[1:]])
+    run_script_main(run_qa, command[1:], tiny=False)
     assert f"resuming from {kept}" in caplog.text
     assert json.loads((out / "trainer_state.json").read_text())["global_step"] == 40
 
