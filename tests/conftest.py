@@ -23,6 +23,12 @@ def tiny_cls_model(tmp_path_factory) -> Path:
     return save_tiny_bert(tmp_path_factory.mktemp("tiny_cls"), task="cls", num_labels=3)
 
 
+@pytest.fixture
+def cache_dir(tmp_path: Path) -> str:
+    """A conversion cache folder of the test's own (not created yet)."""
+    return str(tmp_path / "cache")
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Markers (pyproject.toml), so that the fast part runs alone (`-m "not slow and not distributed and not
     faults"`); CI runs everything. faults: test_faults.py; distributed: a test that starts accelerate; slow: a test

@@ -4,7 +4,6 @@ and the errors on bad input."""
 
 from __future__ import annotations
 
-import gzip
 import json
 import os
 import shutil
@@ -14,6 +13,8 @@ import datasets
 import pytest
 from converter_oracle import newsqa_records, quac_records
 from converter_oracle import record as rec  # the flat layout, written out independently of the adapters
+from shared import ADAPTER_FIXTURES as FIXTURES
+from shared import assert_aligned, gzip_truncated
 
 import convert_qa
 from qa_transfer.core.scripts import run_script
@@ -23,22 +24,9 @@ from qa_transfer.sources.adapters import convert_named_split, load_named_file, l
 
 datasets.disable_progress_bars()
 
-FIXTURES = Path(__file__).parent / "fixtures" / "adapters"
-
-
-def assert_aligned(records: list[dict]) -> None:
-    for record in records:
-        for text, start in zip(record["answers"]["text"], record["answers"]["answer_start"]):
-            assert record["context"][start : start + len(text)] == text, record["id"]
-
 
 def counts(stats) -> tuple[int, int, int, int, int]:
     return stats.questions, stats.answerable, stats.unanswerable, stats.repaired_offsets, stats.dropped
-
-
-@pytest.fixture
-def cache_dir(tmp_path: Path) -> str:
-    return str(tmp_path / "cache")
 
 
 # QuAC and NewsQA: tests/test_quac_newsqa.py (checked against the converter's rules in tests/converter_oracle.py).
@@ -116,12 +104,6 @@ def _truncated_copy(source: Path, target: Path) -> Path:
     return target
 
 
-def _gzip_truncated(source: Path, target: Path) -> Path:
-    packed = gzip.compress(source.read_bytes())
-    target.write_bytes(packed[: len(packed) * 2 // 3])
-    return target
-
-
 def _edit_json(source: Path, target: Path, edit) -> Path:
     obj = json.loads(source.read_text(encoding="utf-8"))
     edit(obj)
@@ -153,7 +135,7 @@ BAD_INPUTS = {
     ),
     "truncated NQ gzip": (
         "natural_questions",
-        lambda tmp: _gzip_truncated(FIXTURES / "nq" / "dev" / "nq-dev-00.jsonl", tmp / "nq-dev-00.jsonl.gz"),
+        lambda tmp: gzip_truncated(FIXTURES / "nq" / "dev" / "nq-dev-00.jsonl", tmp / "nq-dev-00.jsonl.gz"),
         r"nq-dev-00\.jsonl\.gz: (line \d+: not valid JSON|unreadable after line \d+: truncated)",
     ),
     "NQ line that is not JSON": (

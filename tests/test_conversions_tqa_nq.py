@@ -19,8 +19,10 @@ import datasets
 import nltk
 import pytest
 from bs4 import BeautifulSoup
+from converter_oracle import record as rec  # the flat layout, written out independently of the adapters
 from harness import run_script_main
-from test_adapters import FIXTURES, assert_aligned, cache_dir, rec  # noqa: F401 - cache_dir is a fixture
+from shared import ADAPTER_FIXTURES as FIXTURES
+from shared import assert_aligned, gzip_truncated
 
 import run_qa
 from qa_transfer.qa.data import QADataError
@@ -421,13 +423,6 @@ def _edited_nq_line(tmp: Path, edit) -> Path:
     return target
 
 
-def _gzip_truncated(tmp: Path) -> Path:
-    packed = gzip.compress((NQ / "dev" / "nq-dev-00.jsonl").read_bytes())
-    target = tmp / "nq-dev-00.jsonl.gz"
-    target.write_bytes(packed[: len(packed) * 2 // 3])
-    return target
-
-
 BAD_INPUTS = {
     "NQ example without a question": (
         lambda tmp: _edited_nq_line(tmp, lambda ex: ex.pop("question_text")),
@@ -448,7 +443,7 @@ BAD_INPUTS = {
         r"nq-dev-00\.jsonl: line 1 \(example 5225754983651766092\): long answer end_token 999 lies outside",
     ),
     "truncated NQ gzip": (
-        _gzip_truncated,
+        lambda tmp: gzip_truncated(NQ / "dev" / "nq-dev-00.jsonl", tmp / "nq-dev-00.jsonl.gz"),
         r"nq-dev-00\.jsonl\.gz: (line \d+: not valid JSON|unreadable after line \d+: truncated)",
     ),
 }

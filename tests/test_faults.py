@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import torch
 from harness import TINY_RUN, run_script_main
-from shared import REPO, SMALL_WINDOWS
+from shared import CONVERSION_SOURCE, REPO, SMALL_WINDOWS, numbered_record
 
 import cross_eval
 import fine_tune_all
@@ -28,7 +28,6 @@ from qa_transfer.core import scripts
 from qa_transfer.core.plots import save_png
 from qa_transfer.core.results_io import ResultsWriteError, write_json_atomic
 from qa_transfer.sources import adapters
-from qa_transfer.sources.common import OfficialSource
 
 KILLPOINT = Path(__file__).resolve().parent / "killpoint.py"
 QA_SAMPLE = REPO / "examples" / "qa_sample"
@@ -204,27 +203,20 @@ def test_the_last_complete_checkpoint_wins_and_half_written_ones_go(tmp_path):
 # --- Killed writes ---------------------------------------------------------------------------------------------
 
 
-def flat_record(index: int) -> dict:
-    return {"id": f"q{index}", "title": "t", "context": f"context {index}", "question": f"question {index}?",
-            "answers": {"text": [], "answer_start": []}}
-
-
 KILLED_CONVERSION = """
 import sys, time
 from pathlib import Path
 from qa_transfer.sources.adapters import cached_conversion
-from qa_transfer.sources.common import OfficialSource
-from test_faults import CONVERSION_SOURCE, flat_record
+from shared import CONVERSION_SOURCE, numbered_record
 
 def records(stats):
     for index in range(1500):  # the first 1,000 reach the Arrow file being written
-        yield flat_record(index)
+        yield numbered_record(index)
     Path(sys.argv[2]).touch()
     time.sleep(600)
 
 cached_conversion(CONVERSION_SOURCE, {"file": "x"}, records, sys.argv[1], "killed conversion")
 """
-CONVERSION_SOURCE = OfficialSource("fault_test", {}, convert_file=None, is_official_file=None)
 
 
 def test_a_conversion_killed_while_writing_its_cache_is_converted_again(tmp_path):
@@ -249,7 +241,7 @@ def test_a_conversion_killed_while_writing_its_cache_is_converted_again(tmp_path
     def records(stats):
         for index in range(2000):
             generated.append(index)
-            yield flat_record(index)
+            yield numbered_record(index)
 
     dataset, _ = adapters.cached_conversion(CONVERSION_SOURCE, {"file": "x"}, records, str(cache_dir), "again")
     assert len(generated) == 2000 and len(dataset) == 2000 and dataset[1999]["id"] == "q1999"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from harness import run_script_main, run_script_subprocess
-from shared import REPO, SMALL_WINDOWS
+from shared import REPO, SMALL_WINDOWS, read_jsonl, write_jsonl
 
 import predict
 import run_classification
@@ -35,15 +35,6 @@ def qa_records() -> list[dict]:
     records = [{"id": q["id"], "context": p["context"], "question": q["question"]}
                for article in dev["data"] for p in article["paragraphs"] for q in p["qas"]]
     return [*records, {"id": "long", "context": LONG_CONTEXT, "question": "Who built the mill?"}]
-
-
-def write_jsonl(path: Path, records: list[dict]) -> Path:
-    path.write_text("".join(json.dumps(record) + "\n" for record in records))
-    return path
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines()]
 
 
 @pytest.fixture(scope="module")

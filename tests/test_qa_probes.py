@@ -7,7 +7,7 @@ from collections import Counter
 import pytest
 from datasets import Dataset
 from harness import run_script_main
-from shared import REPO, SMALL_WINDOWS
+from shared import REPO, SMALL_WINDOWS, answers_aligned
 
 import run_qa
 from qa_transfer.core.errors import ArgumentError
@@ -52,12 +52,6 @@ def fixtures() -> Dataset:
     return Dataset.from_list(RECORDS + sample, features=FLAT_FEATURES)
 
 
-def aligned(record: dict) -> bool:
-    answers = record["answers"]
-    return all(record["context"][start:start + len(text)] == text
-               for text, start in zip(answers["text"], answers["answer_start"]))
-
-
 def by_id(dataset: Dataset) -> dict[str, dict]:
     return {record["id"]: record for record in dataset}
 
@@ -66,7 +60,7 @@ def by_id(dataset: Dataset) -> dict[str, dict]:
 def test_answers_stay_aligned_and_the_same_seed_gives_the_same_set(fixtures, probe):
     probed = apply_probe(fixtures, probe, seed=1)
     assert probed.features == fixtures.features
-    assert all(aligned(record) for record in probed)
+    assert all(answers_aligned(record) for record in probed)
     assert probed.to_list() == apply_probe(fixtures, probe, seed=1).to_list()
     original = by_id(fixtures)
     for record in probed:
@@ -113,7 +107,7 @@ def test_shuffled_context_keeps_answers_that_take_in_the_whitespace_between_sent
                 for seed in range(5)]
     assert len({r["context"] for r in shuffled}) > 1
     for probed in shuffled:
-        assert aligned(probed) and probed["answers"]["text"] == [answer]
+        assert answers_aligned(probed) and probed["answers"]["text"] == [answer]
         assert sorted(probed["context"].split()) == sorted(context.split())
         assert {k: v for k, v in probed.items() if k not in ("context", "answers")} == \
             {k: v for k, v in record.items() if k not in ("context", "answers")}
@@ -185,7 +179,7 @@ def test_random_labels_replace_a_seeded_fraction_of_answers_by_spans_of_the_same
     differing = 0
     for record in relabelled:
         before = original[record["id"]]
-        assert aligned(record)
+        assert answers_aligned(record)
         assert {k: v for k, v in record.items() if k != "answers"} == {k: v for k, v in before.items() if k != "answers"}
         if not before["answers"]["text"]:
             assert record["answers"] == before["answers"]
@@ -198,7 +192,7 @@ def test_random_labels_replace_a_seeded_fraction_of_answers_by_spans_of_the_same
     assert relabelled.to_list() != randomize_answers(fixtures, 0.5, seed=5)[0].to_list()
     assert randomize_answers(fixtures, 0.0, seed=4) == (fixtures, 0)
     everything, count = randomize_answers(fixtures, 1.0, seed=4)
-    assert count == len(answerable) and all(aligned(record) for record in everything)
+    assert count == len(answerable) and all(answers_aligned(record) for record in everything)
     with pytest.raises(ValueError, match="random_label_fraction"):
         randomize_answers(fixtures, 1.5, seed=4)
 

@@ -16,7 +16,8 @@ import datasets
 import pytest
 from converter_oracle import mrqa_records, newsqa_records, quac_records
 from harness import run_script_main
-from shared import SMALL_WINDOWS
+from shared import ADAPTER_FIXTURES as FIXTURES
+from shared import SMALL_WINDOWS, assert_aligned
 
 from qa_transfer.qa.data import QADataError
 from qa_transfer.sources.adapters import (
@@ -32,23 +33,9 @@ from qa_transfer.sources.common import PAPER_CONVERSION
 
 datasets.disable_progress_bars()
 
-FIXTURES = Path(__file__).parent / "fixtures" / "adapters"
 QUAC = FIXTURES / "quac"
 NEWSQA = FIXTURES / "newsqa"
 HEADERLESS_MRQA = FIXTURES / "mrqa" / "NewsQA_sample.jsonl"
-
-
-@pytest.fixture
-def cache_dir(tmp_path: Path) -> str:
-    return str(tmp_path / "cache")
-
-
-def aligned(records: list[dict]) -> bool:
-    return all(
-        r["context"][start : start + len(text)] == text
-        for r in records
-        for text, start in zip(r["answers"]["text"], r["answers"]["answer_start"])
-    )
 
 
 # --- QuAC -----------------------------------------------------------------------------------------------------
@@ -59,7 +46,7 @@ def test_quac_is_converted_by_the_papers_rules(split, file, cache_dir):
     dataset, stats = convert_named_split("quac", split, str(QUAC), cache_dir)
     expected = quac_records(str(QUAC / file))
     assert list(dataset) == expected
-    assert aligned(expected)
+    assert_aligned(expected)
     # the section text is kept whole, the CANNOTANSWER sentinel included; nothing repaired or dropped
     assert all(r["context"].endswith("CANNOTANSWER") for r in expected)
     assert (stats.questions, stats.repaired_offsets, stats.dropped) == (len(expected), 0, 0)
@@ -96,7 +83,7 @@ def test_newsqa_split_csvs_are_converted_by_the_papers_rules(split, file, cache_
     dataset, stats = convert_named_split("newsqa", split, str(NEWSQA), cache_dir)
     expected = newsqa_records(str(NEWSQA / "split_data" / file))
     assert list(dataset) == expected
-    assert aligned(expected)
+    assert_aligned(expected)
     assert (stats.questions, stats.answerable, stats.dropped) == (len(expected), sum(bool(r["answers"]["text"]) for r in expected), 0)
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from harness import run_script_subprocess
+from shared import write_jsonl
 
 import score_predictions
 from qa_transfer.core.errors import UsageError
@@ -158,12 +159,6 @@ def write_squad(path, records: list[dict], version: str) -> None:
         json.dump(document, handle)
 
 
-def write_jsonl(path, records: list[dict]) -> None:
-    opener = gzip.open if str(path).endswith(".gz") else open
-    with opener(path, "wt", encoding="utf-8") as handle:
-        handle.writelines(json.dumps(record) + "\n" for record in records)
-
-
 def write_json(path, content) -> str:
     path.write_text(json.dumps(content), encoding="utf-8")
     return str(path)
@@ -186,8 +181,8 @@ OFFICIAL_KEYS = {f"{prefix}{name}" for prefix in ("", "HasAns_", "NoAns_") for n
 LAYOUTS = {
     "squad_v2_json": lambda path, records: write_squad(path / "dev.json", records, "v2.0") or path / "dev.json",
     "squad_v2_gzip": lambda path, records: write_squad(path / "dev.json.gz", records, "v2.0") or path / "dev.json.gz",
-    "flat_jsonl": lambda path, records: write_jsonl(path / "dev.jsonl", records) or path / "dev.jsonl",
-    "flat_jsonl_gzip": lambda path, records: write_jsonl(path / "dev.jsonl.gz", records) or path / "dev.jsonl.gz",
+    "flat_jsonl": lambda path, records: write_jsonl(path / "dev.jsonl", records),
+    "flat_jsonl_gzip": lambda path, records: write_jsonl(path / "dev.jsonl.gz", records),
     "flat_json": lambda path, records: write_json(path / "dev_flat.json", records),
 }
 
