@@ -1,13 +1,14 @@
-"""Window features and post-processing, checked against hand-built cases and the benchmark's plain loop."""
+"""Window features and post-processing, checked against hand-built cases and the plain reference loop
+(qa_transfer/qa/reference_postprocess.py)."""
 
 
 import numpy as np
 import pytest
 import torch
-from bench_postprocess import compare_outputs, plain_loop_postprocess
 from shared import examples_of, qa_record, windows_of
 from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 
+from qa_transfer.qa.reference_postprocess import compare_outputs, plain_loop_postprocess
 from qa_transfer.qa.training import span_loss
 from qa_transfer.qa.windows import WindowConfig, build_windows
 from utils_qa import postprocess_qa_predictions, top_k_indices
