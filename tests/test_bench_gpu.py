@@ -8,6 +8,7 @@ import pytest
 import torch
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not bench_gpu.DATA.is_dir(), reason=f"the shared data ({bench_gpu.DATA}) is not beside the repository")
 def test_tiny_benchmark_trains_both_tasks_and_reports_throughput(tmp_path):
     out = tmp_path / "bench_gpu.json"

@@ -78,6 +78,7 @@ class ShapeRecorder:
         return batch
 
 
+@pytest.mark.slow
 def test_a_seen_shape_does_not_compile_again_in_training_or_evaluation(tiny_qa_model, tmp_path):
     tokenizer = AutoTokenizer.from_pretrained(tiny_qa_model)
     examples = load_qa_file(str(SAMPLE / "train.json"))
@@ -124,6 +125,7 @@ def compiled_qa_run(tiny_qa_model, tmp_path_factory):
     return models, compiled_graphs()
 
 
+@pytest.mark.slow
 def test_run_qa_compiles_trains_and_evaluates(compiled_qa_run):
     models, graphs = compiled_qa_run
     results = json.loads((models / "squad_v2" / "all_results.json").read_text())
@@ -131,6 +133,7 @@ def test_run_qa_compiles_trains_and_evaluates(compiled_qa_run):
     assert results["eval_precision"] == ("bf16 (CPU autocast)" if PRECISION else "fp32")
 
 
+@pytest.mark.slow
 def test_cross_eval_compiles_and_scores(compiled_qa_run, tmp_path):
     models, _ = compiled_qa_run
     fresh_compiler()
@@ -142,6 +145,7 @@ def test_cross_eval_compiles_and_scores(compiled_qa_run, tmp_path):
     assert any((tmp_path / "matrix").rglob("*.json"))
 
 
+@pytest.mark.slow
 def test_run_classification_compiles_trains_and_evaluates(tiny_cls_model, tmp_path):
     fixtures = REPO / "tests" / "fixtures" / "classification"
     fresh_compiler()

@@ -85,6 +85,7 @@ def matrix(models_dir, tmp_path_factory):
     return out, status
 
 
+@pytest.mark.slow
 def test_fine_tune_all_records_each_dataset_and_skips_finished_ones(models_dir, capsys):
     for name in ("squad_v2", "newsqa"):
         info = json.loads((models_dir / name / run_qa.RUN_INFO_FILE).read_text())
@@ -109,6 +110,7 @@ def test_the_recipe_comes_first_so_extra_flags_override_it(tmp_path):
     assert "--overwrite_output_dir" in fine_tune_all.run_qa_command(args, "quac", str(tmp_path / "quac"), [])
 
 
+@pytest.mark.slow
 def test_a_2x2_matrix_with_every_file(matrix):
     out, status = matrix
     assert status == 1, "the model folder without a QA head counts as a failure"
@@ -147,6 +149,7 @@ def test_a_2x2_matrix_with_every_file(matrix):
     assert f"squad_v2 -> newsqa: f1 {f1:.1f} vs {in_domain:.1f} in-domain ({f1 - in_domain:+.1f}" in markdown
 
 
+@pytest.mark.slow
 def test_each_cell_equals_run_qa_do_eval(matrix, models_dir, tmp_path):
     out, _ = matrix
     cell = json.loads((out / "cells" / "newsqa" / "squad_v2" / "metrics.json").read_text())
@@ -163,6 +166,7 @@ def test_each_cell_equals_run_qa_do_eval(matrix, models_dir, tmp_path):
             json.loads((eval_out / name).read_text()), name
 
 
+@pytest.mark.slow
 def test_resume_recomputes_only_unfinished_cells(matrix, models_dir, tmp_path, monkeypatch):
     out = tmp_path / "resume"
     shutil.copytree(matrix[0], out)
@@ -184,6 +188,7 @@ def test_resume_recomputes_only_unfinished_cells(matrix, models_dir, tmp_path, m
     assert all(path.stat().st_mtime_ns != mtime for path, mtime in stored.items())
 
 
+@pytest.mark.slow
 def test_bad_datasets_fail_their_column_and_the_other_cells_run(models_dir, tmp_path, capsys):
     out = tmp_path / "bad"
     argv = ["--models", models_dir / "squad_v2", "--output_dir", out, *SMALL_WINDOWS, "--datasets", "no_such_set",
@@ -210,6 +215,8 @@ def test_no_usable_model_is_one_clear_error(tmp_path):
     assert exit_info.value.code == f"error: no usable model directory under {tmp_path / 'empty'}"
 
 
+@pytest.mark.slow
+@pytest.mark.distributed
 def test_two_processes_fill_the_same_cells(models_dir, tmp_path):
     outputs = {}
     for processes in (1, 2):
@@ -243,6 +250,7 @@ def test_hasans_of_a_fully_answerable_set_is_its_score():
     assert math.isnan(report.cell_value({"f1": 50.0, "NoAns_total": 4}, "HasAns_f1"))
 
 
+@pytest.mark.slow
 def test_rows_follow_the_column_order_and_unusable_folders_say_why(models_dir, tmp_path):
     rows, skipped = cross_eval.discover_models(str(models_dir), str(tmp_path / "out"), ["newsqa", "squad_v2"])
     assert [row.label for row in rows] == ["newsqa", "squad_v2"]
@@ -251,6 +259,7 @@ def test_rows_follow_the_column_order_and_unusable_folders_say_why(models_dir, t
                         "no question-answering head (architectures: BertForSequenceClassification)")]
 
 
+@pytest.mark.slow
 def test_probes_are_cells_with_their_own_report_and_resume(models_dir, matrix, tmp_path, monkeypatch):
     out = tmp_path / "probes"
     shutil.copytree(matrix[0], out)  # the unprobed cells are stored: a probe run reuses them
@@ -325,6 +334,7 @@ def test_a_bad_name_value_pair_is_one_clear_error(tmp_path):
 REPORTS = ("matrix.json", "matrix.csv", "matrix.md", "heatmap.png")
 
 
+@pytest.mark.slow
 def test_the_next_hint_of_fine_tune_all_is_a_command_that_works(models_dir, tmp_path):
     printed = (models_dir.parent / f"{models_dir.name}.stdout").read_text()
     hint = next(line for line in printed.splitlines() if line.startswith("next: "))
@@ -339,6 +349,7 @@ def test_the_next_hint_of_fine_tune_all_is_a_command_that_works(models_dir, tmp_
     assert all("metrics" in cell for row in result["cells"].values() for cell in row.values())
 
 
+@pytest.mark.slow
 def test_a_run_that_computes_nothing_leaves_the_reports_alone(matrix, models_dir, tmp_path, caplog):
     out = tmp_path / "nothing"
     shutil.copytree(matrix[0], out)
@@ -353,6 +364,7 @@ def test_a_run_that_computes_nothing_leaves_the_reports_alone(matrix, models_dir
     assert "datasets: none could be loaded" in caplog.text
 
 
+@pytest.mark.slow
 def test_a_failed_column_keeps_its_earlier_cells_marked(matrix, models_dir, tmp_path):
     out = tmp_path / "partial"
     shutil.copytree(matrix[0], out)
@@ -397,6 +409,7 @@ def test_help_lists_what_matters_for_evaluation(capsys):
     assert "(default: MODELS/cross_eval" in " ".join(printed.split())
 
 
+@pytest.mark.slow
 def test_every_cell_has_bootstrap_intervals_from_its_questions(matrix):
     out, _ = matrix
     result = json.loads((out / "matrix.json").read_text())
@@ -420,6 +433,7 @@ def test_every_cell_has_bootstrap_intervals_from_its_questions(matrix):
     assert "earlier run" not in markdown.split("## Change")[0]
 
 
+@pytest.mark.slow
 def test_answer_always_scores_equal_run_qa_without_negatives_even_where_the_model_abstains_everywhere(
         models_dir, tmp_path):
     """A threshold no null score can pass makes the squad_v2 row abstain on every question of the all-answerable
@@ -454,6 +468,7 @@ def test_answer_always_scores_equal_run_qa_without_negatives_even_where_the_mode
     assert (out / "matrix.csv").read_text().splitlines()[1] == f"squad_v2,{cell['answer_always_f1']:.2f}"
 
 
+@pytest.mark.slow
 def test_a_stored_cell_gets_intervals_for_new_bootstrap_settings_without_a_model_run(
         matrix, models_dir, tmp_path, monkeypatch):
     out, _ = matrix

@@ -68,6 +68,7 @@ def test_a_bad_key_of_fine_tune_all_s_own_config_is_one_error_naming_the_file(tm
         fine_tune_all.main([str(config), "--dry_run"])
 
 
+@pytest.mark.slow
 def test_the_demo_shrunk_to_a_tiny_model_ends_with_its_matrix(tiny_qa_model, tmp_path, monkeypatch):
     """The demo's own config, with a tiny BERT and one epoch: both models, then cross_eval.py into
     OUTPUT_ROOT/cross_eval (each script run as main(...) here, as fine_tune_all.py would start it)."""

@@ -122,6 +122,7 @@ def trained_qa(qa_model, tmp_path_factory) -> Path:
     return out
 
 
+@pytest.mark.slow
 def test_qa_trains_evaluates_predicts_and_cross_evaluates(trained_qa, tmp_path):
     results = json.loads((trained_qa / "all_results.json").read_text())
     assert results["eval_samples"] == 14 and results["train_windows"] > results["train_samples"] == 42
@@ -155,6 +156,7 @@ def read_probabilities(path: Path) -> np.ndarray:
     return np.array([[float(value) for key, value in row.items() if key.startswith("probability_")] for row in rows])
 
 
+@pytest.mark.slow
 def test_classification_trains_and_padding_does_not_change_predictions(cls_model, tmp_path):
     out = tmp_path / "cls"
     run_script_main(run_classification, [

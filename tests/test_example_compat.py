@@ -21,6 +21,7 @@ SAMPLE = REPO / "examples" / "qa_sample"
 CLASSIFICATION = Path(__file__).parent / "fixtures" / "classification"
 
 
+@pytest.mark.slow
 def test_the_squad_v2_readme_command_runs_with_local_data_and_a_small_size(tiny_qa_model, tmp_path, caplog):
     # The example README's SQuAD 2.0 command; only the model, the data (--dataset_name squad_v2 -> local files) and
     # the size (windows, steps, questions) changed.
@@ -64,6 +65,7 @@ def test_a_dataset_name_means_our_dataset_or_a_hub_id(spelling, given, config, m
     assert qa_arguments(*flags)[1].dataset == meant
 
 
+@pytest.mark.slow
 def test_offline_a_hub_dataset_name_gives_our_error_not_unrecognized(tiny_qa_model, tmp_path):
     common = ["--model_name_or_path", str(tiny_qa_model), "--do_eval", "--output_dir", str(tmp_path / "o")]
     with pytest.raises(QADataError, match=r"rajpurkar/squad_v2/validation: cannot load the hub copy .*--data_dir"):
@@ -97,6 +99,7 @@ def test_cross_eval_takes_the_example_spellings(tmp_path):
     assert eval_args.version_2_with_negative is True and eval_args.max_seq_length == 256
 
 
+@pytest.mark.slow
 def test_the_classification_readme_command_runs_with_local_data_and_a_small_size(tiny_cls_model, tmp_path):
     # The example README's run_classification.py command; only the model, the data (--dataset_name ag_news ->
     # local files) and the size (sequence length, steps) changed.

@@ -29,6 +29,8 @@ from qa_transfer.core.plots import save_png
 from qa_transfer.core.results_io import ResultsWriteError, write_json_atomic
 from qa_transfer.sources import adapters
 
+pytestmark = pytest.mark.faults
+
 KILLPOINT = Path(__file__).resolve().parent / "killpoint.py"
 QA_SAMPLE = REPO / "examples" / "qa_sample"
 NEWS_SAMPLE = REPO / "examples" / "news_sample"
@@ -69,6 +71,7 @@ def checkpoint_steps(output_dir: Path) -> list[int]:
 # --- Resuming a killed training -----------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_killed_classifier_resumes_and_ends_as_an_uninterrupted_run(tiny_cls_model, tmp_path, caplog):
     def command(output_dir: Path) -> list[str]:
         return ["--model_name_or_path", str(tiny_cls_model), "--train_file", str(CLS_FIXTURES / "train.csv"),
@@ -100,6 +103,7 @@ def test_killed_classifier_resumes_and_ends_as_an_uninterrupted_run(tiny_cls_mod
         json.loads((reference / "train_results.json").read_text())["train_loss"], rel=1e-6)
 
 
+@pytest.mark.slow
 def test_fine_tune_all_killed_inside_and_between_datasets_ends_as_an_uninterrupted_run(
     tiny_qa_model, tmp_path, monkeypatch
 ):
@@ -159,6 +163,7 @@ def training_args(output_dir: Path, **kwargs):
     return TrainingArguments(output_dir=str(output_dir), **{"do_train": True, "report_to": "none", **kwargs})
 
 
+@pytest.mark.slow
 def test_a_folder_with_results_but_no_checkpoint_is_not_overwritten(tmp_path, tiny_qa_model, monkeypatch):
     out = tmp_path / "finished"
     out.mkdir()
@@ -250,6 +255,7 @@ def test_a_conversion_killed_while_writing_its_cache_is_converted_again(tmp_path
     assert generated == [] and len(again) == 2000  # complete now: reused
 
 
+@pytest.mark.slow
 def test_a_cross_eval_cell_killed_while_writing_is_computed_again(tiny_qa_model, tmp_path, monkeypatch):
     out = tmp_path / "cross_eval"
     argv = [*TINY_RUN, "--models", tiny_qa_model, "--output_dir", out, "--per_device_eval_batch_size", "4",
@@ -281,6 +287,7 @@ def no_space(*args, **kwargs):
     raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
 
+@pytest.mark.slow
 def test_a_full_disk_fails_with_one_error_and_keeps_the_previous_results(tiny_cls_model, tmp_path, monkeypatch):
     out = tmp_path / "results"
     argv = ["--model_name_or_path", tiny_cls_model, "--validation_file", CLS_FIXTURES / "validation.csv",

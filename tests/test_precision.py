@@ -69,6 +69,7 @@ def test_with_a_gpu_bf16_is_left_to_the_trainer():
     assert precision.cpu_bf16_request(namespace, has_accelerator=True, instructions=None) is False
 
 
+@pytest.mark.slow
 def test_the_head_runs_in_fp32_under_bf16_autocast(tiny_qa_model):
     model = AutoModelForQuestionAnswering.from_pretrained(tiny_qa_model)
     keep_head_in_fp32(model, TrainingArguments(output_dir="unused", bf16=True, use_cpu=True))
@@ -86,6 +87,7 @@ def test_the_head_runs_in_fp32_under_bf16_autocast(tiny_qa_model):
         assert plain(**inputs).start_logits.dtype == torch.bfloat16
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(cpu_bf16_instructions() is None, reason="this CPU has no bf16 instructions")
 def test_run_qa_trains_with_bf16_on_this_cpu(tiny_qa_model, tmp_path):
     """The whole script, as a user runs it: --bf16 alone, no --use_cpu, no GPU."""

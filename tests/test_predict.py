@@ -74,6 +74,7 @@ def run_qa_predictions(qa_model, tmp_path_factory) -> tuple[Path, Path, Path]:
     return test_file, model, folder / "out"
 
 
+@pytest.mark.slow
 def test_predict_answers_as_run_qa_predicts(run_qa_predictions, tmp_path, capsys):
     test_file, qa_model, run_qa_out = run_qa_predictions
     results = json.loads((run_qa_out / "all_results.json").read_text())
@@ -98,6 +99,7 @@ def test_predict_answers_as_run_qa_predicts(run_qa_predictions, tmp_path, capsys
     assert {a["abstained"] for a in answers} == {True, False}, "both an answer and an abstention are compared"
 
 
+@pytest.mark.slow
 def test_the_api_answers_one_pair_or_a_batch_with_the_recorded_settings(run_qa_predictions):
     _, qa_model, run_qa_out = run_qa_predictions
     reader = load_predictor(qa_model)
@@ -136,6 +138,7 @@ def cls_model(tiny_cls_model, tmp_path_factory) -> Path:
     return out
 
 
+@pytest.mark.slow
 def test_predict_labels_as_predictions_csv(cls_model, tmp_path):
     output = tmp_path / "labels.jsonl"
     predict.main(["--model", str(cls_model), "--input", str(CLASSIFICATION / "test_unlabelled.csv"),
@@ -166,6 +169,7 @@ def run_predict(args: list[str], stdin: str = "") -> subprocess.CompletedProcess
     return run_script_subprocess("predict.py", args, tiny=False, input=stdin, timeout=300)
 
 
+@pytest.mark.slow
 def test_standard_input_and_output_and_a_bad_record(qa_model, tmp_path):
     records = qa_records()[:3]
     stdin = "".join(json.dumps(record) + "\n" for record in records)
@@ -184,6 +188,7 @@ def test_standard_input_and_output_and_a_bad_record(qa_model, tmp_path):
     assert "Traceback" not in done.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("content", "message"), [
     ('{"question": "Who?", "context": "Ada."}\n{"question": "Who?"}\n',
      r"in\.jsonl: line 2: missing field 'context' \(a question-answering model needs 'question' and 'context'\)"),
@@ -200,6 +205,7 @@ def test_bad_qa_input_names_the_file_and_record_and_writes_nothing(qa_model, tmp
     assert not (tmp_path / "out.jsonl").exists()
 
 
+@pytest.mark.slow
 def test_bad_tweets_and_a_folder_that_is_no_model(cls_model, tmp_path):
     (tmp_path / "in.csv").write_text("id,body\n1,vaccines work\n")
     with pytest.raises(UsageError, match=r"in\.csv: line 2: missing field 'tweet' or 'text'"):

@@ -169,6 +169,7 @@ def run_analysis(model, out, *datasets_given) -> int:
     return run_script_main(cross_eval, argv)
 
 
+@pytest.mark.slow
 def test_cross_eval_analysis_end_to_end_reruns_from_stored_cells_and_merges(tiny_qa_model, tmp_path, monkeypatch):
     out = tmp_path / "out"
     squad, news = f"squad_v2={SAMPLE / 'dev.json'}", f"newsqa={NEWS / 'dev.jsonl'}"

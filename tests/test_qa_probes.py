@@ -197,6 +197,7 @@ def test_random_labels_replace_a_seeded_fraction_of_answers_by_spans_of_the_same
         randomize_answers(fixtures, 1.5, seed=4)
 
 
+@pytest.mark.slow
 def test_run_qa_trains_on_random_labels(tiny_qa_model, tmp_path, caplog):
     out = tmp_path / "random_labels"
     with caplog.at_level("INFO", logger="qa_transfer.run_qa"):

@@ -295,6 +295,7 @@ def test_newsqa_mrqa_is_downloaded_by_name(online, serve, monkeypatch, tmp_path,
 # --- The conversion in the results -----------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_run_qa_records_the_conversion_of_its_data(online, serve, monkeypatch, tmp_path, tiny_qa_model):
     import run_qa
 

@@ -62,6 +62,7 @@ def full_run(tiny_cls_model, tmp_path_factory) -> Path:
     return output_dir
 
 
+@pytest.mark.slow
 def test_full_run_writes_every_output(full_run):
     for name in (
         "all_results.json", "train_results.json", "eval_results.json", "baseline_results.json",
@@ -74,6 +75,7 @@ def test_full_run_writes_every_output(full_run):
     assert not list(full_run.glob(".*.tmp")), "temporary files left behind"
 
 
+@pytest.mark.slow
 def test_all_results_has_every_metric(full_run):
     results = json.loads((full_run / "all_results.json").read_text())
     expected = ["train_runtime", "train_samples_per_second", "train_samples", "eval_loss", "eval_samples"]
@@ -91,18 +93,21 @@ def test_all_results_has_every_metric(full_run):
     assert json.loads((full_run / "eval_results.json").read_text())["eval_accuracy"] == results["eval_accuracy"]
 
 
+@pytest.mark.slow
 def test_label_names_are_stored_in_the_model_config(full_run):
     config = AutoConfig.from_pretrained(full_run)
     assert config.id2label == {0: "neutral", 1: "anti-vax", 2: "pro-vax"}
     assert config.label2id == {"neutral": 0, "anti-vax": 1, "pro-vax": 2}
 
 
+@pytest.mark.slow
 def test_loss_is_logged_every_epoch(full_run):
     history = json.loads((full_run / "trainer_state.json").read_text())["log_history"]
     assert [entry["epoch"] for entry in history if "loss" in entry] == [1.0, 2.0]
     assert [entry["epoch"] for entry in history if "eval_loss" in entry] == [1.0, 2.0]
 
 
+@pytest.mark.slow
 def test_report_and_comparison_agree_with_the_results(full_run):
     results = json.loads((full_run / "all_results.json").read_text())
     report = (full_run / "classification_report.txt").read_text()
@@ -115,6 +120,7 @@ def test_report_and_comparison_agree_with_the_results(full_run):
     assert "TF-IDF" in baseline_row and f"{results['baseline_f1_macro']:.4f}" in baseline_row
 
 
+@pytest.mark.slow
 def test_predictions_follow_the_file_and_the_model(full_run):
     rows = read_csv(full_run / "predictions.csv")
     assert list(rows[0]) == ["id", "text", "predicted_label"] + [f"probability_{name}" for name in LABEL_NAMES]
@@ -138,6 +144,7 @@ def test_predictions_follow_the_file_and_the_model(full_run):
     assert [row["predicted_label"] for row in rows] == [LABEL_NAMES[i] for i in expected.argmax(axis=1)]
 
 
+@pytest.mark.slow
 def test_predict_only_on_an_unlabelled_file_uses_the_saved_label_names(full_run, tmp_path):
     output_dir = tmp_path / "predict"
     run_script_main(run_classification,
@@ -151,6 +158,7 @@ def test_predict_only_on_an_unlabelled_file_uses_the_saved_label_names(full_run,
     }
 
 
+@pytest.mark.slow
 def test_json_and_jsonl_files_with_label_names_or_ids(tiny_cls_model, tmp_path):
     # train.jsonl labels by name ("anti-vax"), validation.json (an array) by id; both use other column names.
     output_dir = tmp_path / "out"
@@ -180,6 +188,7 @@ class RecordingCollator:
         return batch
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("pad_to_max_length", [False, True])
 def test_batches_are_padded_dynamically_unless_asked(tiny_cls_model, tmp_path, monkeypatch, pad_to_max_length):
     recorders = []
@@ -225,6 +234,7 @@ def test_seed_config_reproduces_the_seed_setup():
         assert path.startswith("../shared/data/vaccine_stance/")
 
 
+@pytest.mark.slow
 def test_the_end_of_a_run_prints_the_comparison_and_where_the_predictions_are(full_run):
     printed = (full_run.parent / "stdout.txt").read_text()
     tail = printed[printed.rindex("# Model comparison"):]
@@ -389,6 +399,7 @@ BAD_INPUTS = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", list(BAD_INPUTS))
 def test_bad_input_names_the_file_and_row_and_writes_nothing(tiny_cls_model, tmp_path, case):
     make_file, message = BAD_INPUTS[case]
@@ -401,6 +412,7 @@ def test_bad_input_names_the_file_and_row_and_writes_nothing(tiny_cls_model, tmp
     assert not output_dir.exists()
 
 
+@pytest.mark.slow
 def test_label_id_out_of_range_in_the_validation_file(tiny_cls_model, tmp_path):
     bad_file = write_bytes(
         tmp_path / "val.csv", VALIDATION_CSV.read_bytes().replace(b"next month,0\n", b"next month,3\n")
@@ -412,6 +424,7 @@ def test_label_id_out_of_range_in_the_validation_file(tiny_cls_model, tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 def test_bad_input_exits_non_zero_with_one_clear_error(tiny_cls_model, tmp_path):
     bad_file = variant_of_train_csv(tmp_path, b'#freedom",1\n', b'#freedom",7\n')
     output_dir = tmp_path / "out"

@@ -33,6 +33,7 @@ def trained_run(tiny_qa_model, tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 def test_train_and_eval_write_every_output(trained_run):
     out = trained_run
     for name in ("all_results.json", "train_results.json", "eval_results.json", "eval_predictions.json",
@@ -59,6 +60,7 @@ def test_train_and_eval_write_every_output(trained_run):
     assert any(p.name.startswith("checkpoint-") for p in out.iterdir())
 
 
+@pytest.mark.slow
 def test_predict_on_a_file_without_answers(trained_run, tmp_path):
     dev = json.loads((SAMPLE / "dev.json").read_text())
     records = [
@@ -88,6 +90,7 @@ def write_test_file(tmp_path) -> Path:
     return test_file
 
 
+@pytest.mark.slow
 def test_prediction_follows_the_models_record_and_a_config_with_overrides(trained_run, tmp_path):
     """A model trained with unanswerable questions abstains on a prediction file (which has no answers to tell);
     the arguments come from a YAML config, with flags after it overriding it."""
@@ -170,6 +173,7 @@ def bad_files(tmp_path):
     return cases
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", ["missing_field", "empty_context", "empty_question", "duplicate_id", "misaligned", "malformed"])
 def test_bad_input_exits_with_one_error_and_writes_nothing(tiny_qa_model, tmp_path, monkeypatch, case, capsys):
     bad = bad_files(tmp_path)[case]
@@ -182,6 +186,8 @@ def test_bad_input_exits_with_one_error_and_writes_nothing(tiny_qa_model, tmp_pa
     assert not out.exists()
 
 
+@pytest.mark.slow
+@pytest.mark.distributed
 def test_two_processes_give_the_same_metrics_and_predictions(tiny_qa_model, tmp_path):
     args = [*common(tiny_qa_model, "OUT"), "--validation_file", SAMPLE / "dev.json", "--do_eval",
             "--per_device_eval_batch_size", "3"]
@@ -202,6 +208,7 @@ def test_two_processes_give_the_same_metrics_and_predictions(tiny_qa_model, tmp_
     assert r1["eval_windows"] % 6 != 0, "the last batch must be uneven across the two processes"
 
 
+@pytest.mark.slow
 def test_a_heavier_no_answer_loss_weight_makes_the_model_abstain_more(tiny_qa_model, tmp_path):
     mean_odds = {}
     for weight in (0.1, 1, 8):
@@ -220,6 +227,7 @@ def test_a_heavier_no_answer_loss_weight_makes_the_model_abstain_more(tiny_qa_mo
     assert mean_odds[0.1] + 1 < mean_odds[1] < mean_odds[8], mean_odds
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("weight", ["0", "-1"])
 def test_no_answer_loss_weight_must_be_positive(tiny_qa_model, tmp_path, weight):
     with pytest.raises(ArgumentError, match=f"--no_answer_loss_weight must be above 0, got {float(weight)}"):

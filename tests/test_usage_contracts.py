@@ -109,6 +109,7 @@ def test_a_missing_model_is_one_error_line_under_every_script(tmp_path):
 # --- A finished run, run again; file modes; the log ------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_rerun_of_a_finished_qa_run_keeps_every_file_and_outputs_are_shared_under_umask_022(tiny_qa_model, tmp_path):
     out = tmp_path / "qa"
     command = qa_command(tiny_qa_model, out, "--max_steps", "6", "--save_steps", "2")
@@ -135,6 +136,7 @@ def test_rerun_of_a_finished_qa_run_keeps_every_file_and_outputs_are_shared_unde
     assert snapshot(out) == before
 
 
+@pytest.mark.slow
 def test_rerun_of_a_finished_classifier_without_checkpoints_keeps_every_file_under_umask_027(tiny_qa_model,
                                                                                               tmp_path):
     out = tmp_path / "cls"
@@ -165,6 +167,7 @@ def test_rerun_of_a_finished_classifier_without_checkpoints_keeps_every_file_und
 # --- Ctrl-C --------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_ctrl_c_is_one_line_naming_the_checkpoint_and_the_command_and_the_run_resumes(tiny_qa_model, tmp_path,
                                                                                        caplog):
     out = tmp_path / "qa"
@@ -217,6 +220,7 @@ def interrupt_before_the_first_checkpoint(command: list, out: Path) -> str:
     return last_line
 
 
+@pytest.mark.slow
 def test_ctrl_c_before_the_first_checkpoint_and_the_printed_command_trains(tiny_qa_model, tiny_cls_model, tmp_path):
     out = tmp_path / "qa"
     command = qa_command(tiny_qa_model, out, "--max_steps", "200", "--save_steps", "500")
