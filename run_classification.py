@@ -299,10 +299,10 @@ def load_labelled_splits(
     for split in ("train", "validation"):
         if split in raw_datasets:
             ids = label_ids(column_list(raw_datasets[split], data_args.label_column), label_names, files[split],
-                            data_args.label_column)  # fmt: skip
+                            data_args.label_column)
             raw_datasets[split] = raw_datasets[split].add_column(LABEL_IDS_COLUMN, ids)
     limits = {"train": data_args.max_train_samples, "validation": data_args.max_eval_samples,
-              "test": data_args.max_predict_samples}  # fmt: skip
+              "test": data_args.max_predict_samples}
     raw_datasets = {split: first_rows(dataset, limits[split]) for split, dataset in raw_datasets.items()}
     logger.info("Labels: %s", dict(enumerate(label_names)))
     return files, raw_datasets, config, label_names

@@ -64,7 +64,7 @@ def test_windows_map_back_to_the_answer_and_abstain_on_the_first_token(family, q
     tokenizer = AutoTokenizer.from_pretrained(qa_model)
     config = WindowConfig(max_seq_length=48, doc_stride=16, max_query_length=16)
     records = [qa_record("a", "When was the museum built?", LONG_CONTEXT, answer),
-               qa_record("u", "Who painted the bridge?", LONG_CONTEXT, None)]  # fmt: skip
+               qa_record("u", "Who painted the bridge?", LONG_CONTEXT, None)]
     features = windows_of(tokenizer, records, config)
     n = len(features["input_ids"])
     labelled = [i for i in range(n) if features["start_positions"][i] != 0]
@@ -87,7 +87,7 @@ def test_windows_map_back_to_the_answer_and_abstain_on_the_first_token(family, q
 
     examples = Dataset.from_list(records, features=FLAT_FEATURES)
     feature_set = Dataset.from_dict({key: features[key] for key in
-                                     ("example_id", "offset_mapping", "context_start", "context_end")})  # fmt: skip
+                                     ("example_id", "offset_mapping", "context_start", "context_end")})
     width = max(len(ids) for ids in features["input_ids"])
     start_logits, end_logits = np.zeros((n, width)), np.zeros((n, width))
     for i in range(n):
@@ -147,7 +147,7 @@ def test_qa_trains_evaluates_predicts_and_cross_evaluates(trained_qa, tmp_path):
     (cell_file,) = (matrix_dir / "cells").glob("*/squad_v2/metrics.json")
     cell = json.loads(cell_file.read_text())["metrics"]
     assert (cell["f1"], cell["exact"], cell["windows"]) == (results["eval_f1"], results["eval_exact"],
-                                                             results["eval_windows"])  # fmt: skip
+                                                             results["eval_windows"])
 
 
 def read_probabilities(path: Path) -> np.ndarray:

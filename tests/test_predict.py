@@ -83,7 +83,7 @@ def test_predict_answers_as_run_qa_predicts(run_qa_predictions, tmp_path, capsys
     expected_odds = json.loads((run_qa_out / "predict_null_odds.json").read_text())
 
     predict.main(["--model", str(qa_model), "--input", str(test_file), "--output", str(tmp_path / "answers.jsonl"),
-                  "--batch_size", "3"])  # fmt: skip
+                  "--batch_size", "3"])
     assert "Wrote 15 predictions" in capsys.readouterr().out
     answers = read_jsonl(tmp_path / "answers.jsonl")
     assert [a["id"] for a in answers] == [r["id"] for r in qa_records()]  # input order, input fields kept
@@ -142,7 +142,7 @@ def cls_model(tiny_cls_model, tmp_path_factory) -> Path:
 def test_predict_labels_as_predictions_csv(cls_model, tmp_path):
     output = tmp_path / "labels.jsonl"
     predict.main(["--model", str(cls_model), "--input", str(CLASSIFICATION / "test_unlabelled.csv"),
-                  "--output", str(output)])  # fmt: skip
+                  "--output", str(output)])
     labelled = read_jsonl(output)
     with open(cls_model / "predictions.csv", newline="", encoding="utf-8") as handle:
         expected = list(csv.DictReader(handle))
@@ -196,12 +196,12 @@ def test_standard_input_and_output_and_a_bad_record(qa_model, tmp_path):
     ('{"question": "Who?", "context": "Ada."}\n["Who?", "Ada."]\n', r"in\.jsonl: line 2: a record must be a JSON object"),
     ('{"question": "Who?", "context": "  "}\n', r"in\.jsonl: line 1: empty context"),
     ("", r"in\.jsonl: no records"),
-])  # fmt: skip
+])
 def test_bad_qa_input_names_the_file_and_record_and_writes_nothing(qa_model, tmp_path, content, message):
     (tmp_path / "in.jsonl").write_text(content)
     with pytest.raises(UsageError, match=message):
         predict.main(["--model", str(qa_model), "--input", str(tmp_path / "in.jsonl"), "--output",
-                      str(tmp_path / "out.jsonl")])  # fmt: skip
+                      str(tmp_path / "out.jsonl")])
     assert not (tmp_path / "out.jsonl").exists()
 
 

