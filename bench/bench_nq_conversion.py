@@ -37,8 +37,9 @@ def nq_example(example_id: int, title: str, question: str, blocks: list[tuple[st
                annotators: list[tuple[int | None, list[tuple[int, int, int]], str]]) -> dict:
     """One example in Natural Questions' original layout. `blocks`: (tag, text) pairs, each an HTML element of
     words (tag "P": a paragraph, the only long answer the conversion keeps); the document tokens are the tags and
-    the words, one space apart in document_html (a comma or full stop against the word before it). `annotators`: per annotator, the block of its long answer (None:
-    none), its short answers as (block, first word, words) and its yes/no answer."""
+    the words, one space apart in document_html (a comma or full stop against the word before it). `annotators`:
+    per annotator, the block of its long answer (None: none), its short answers as (block, first word, words) and
+    its yes/no answer."""
     html, tokens, block_tokens = "<html><body>", [], []
 
     def add(text: str, is_html: bool) -> None:
@@ -126,7 +127,8 @@ def pad_document(example: dict, copy_index: int, target_bytes: int) -> dict:
             byte += len(text) + 1
             size += 70 + len(text) * 2  # the token object plus its text in document_html, roughly
         candidates.append(
-            {"start_byte": start_byte, "end_byte": byte - 1, "start_token": start_token, "end_token": len(tokens), "top_level": True}
+            {"start_byte": start_byte, "end_byte": byte - 1, "start_token": start_token, "end_token": len(tokens),
+             "top_level": True}
         )
         paragraph += 1
     padded["document_html"] = "".join(html_parts)
@@ -139,7 +141,8 @@ def write_synthetic_file(path: Path, target_bytes: int, example_bytes: int) -> t
     lines = written = 0
     with gzip.open(path, "wt", encoding="utf-8", compresslevel=1) as handle:
         while written < target_bytes:
-            line = json.dumps(pad_document(originals[lines % len(originals)], lines // len(originals), example_bytes)) + "\n"
+            line = json.dumps(pad_document(originals[lines % len(originals)], lines // len(originals),
+                                           example_bytes)) + "\n"
             handle.write(line)
             written += len(line.encode("utf-8"))
             lines += 1
@@ -158,13 +161,15 @@ def child(data_dir: str, cache_dir: str) -> None:
     dataset, stats = convert_named_split("natural_questions", "validation", data_dir, cache_dir)
     seconds = time.perf_counter() - started
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"seconds": seconds, "peak_kb": peak_kb, "baseline_kb": baseline_kb, "records_out": len(dataset), "summary": stats.summary()}))
+    print(json.dumps({"seconds": seconds, "peak_kb": peak_kb, "baseline_kb": baseline_kb, "records_out": len(dataset),
+                      "summary": stats.summary()}))
 
 
 def run_child(data_dir: Path, cache_dir: Path) -> dict:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
     done = subprocess.run(
-        [sys.executable, __file__, "--child", str(data_dir), str(cache_dir)], env=env, capture_output=True, text=True, check=True
+        [sys.executable, __file__, "--child", str(data_dir), str(cache_dir)], env=env, capture_output=True, text=True,
+        check=True,
     )
     return json.loads(done.stdout.strip().splitlines()[-1])
 

@@ -67,7 +67,8 @@ def touch_nbest(output: QAPredictions) -> QAPredictions:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dev", default=os.path.join(REPO, "..", "shared", "data", "squad_v2", "dev-v2.0.reconstructed.json.gz"))
+    parser.add_argument("--dev", default=os.path.join(REPO, "..", "shared", "data", "squad_v2",
+                                                      "dev-v2.0.reconstructed.json.gz"))
     parser.add_argument("--max_seq_length", type=int, default=384)
     parser.add_argument("--doc_stride", type=int, default=128)
     parser.add_argument("--n_best_size", type=int, default=20)
@@ -125,9 +126,10 @@ def main() -> None:
         print(f"{label:<36} wall best {best(side, 0):.3f} s, median {median(side, 0):.3f} s; "
               f"CPU best {best(side, 1):.3f} s, median {median(side, 1):.3f} s")
     for side in ("answers", "nbest"):
-        print(f"speed-up, {labels[side].removeprefix('vectorised, ')}: wall {best('loop', 0) / best(side, 0):.1f}x best "
-              f"against best ({median('loop', 0) / median(side, 0):.1f}x median); CPU {best('loop', 1) / best(side, 1):.1f}x "
-              f"best against best ({median('loop', 1) / median(side, 1):.1f}x median)")
+        print(f"speed-up, {labels[side].removeprefix('vectorised, ')}: wall {best('loop', 0) / best(side, 0):.1f}x "
+              f"best against best ({median('loop', 0) / median(side, 0):.1f}x median); CPU "
+              f"{best('loop', 1) / best(side, 1):.1f}x best against best ({median('loop', 1) / median(side, 1):.1f}x "
+              f"median)")
     n_entries = sum(len(entries) for entries in loop.nbest.values())
     problems = compare_outputs(ours, loop)
     print(f"outputs: {len(loop.predictions)} answers ({sum(1 for a in loop.predictions.values() if a)} non-empty), "

@@ -42,7 +42,8 @@ def main() -> None:
     print(f"document: {len(document)} characters; context: {len(context.split(' '))} tokens, {len(context)} characters")
     print(f"CPU time per document: {per_document * 1000:.1f} ms ({args.documents} documents)")
     for split, count in SPLIT_DOCUMENTS.items():
-        print(f"  {split}: {count} documents -> about {count * per_document / 60:.0f} min on one core (once: the result is cached)")
+        print(f"  {split}: {count} documents -> about {count * per_document / 60:.0f} min on one core "
+              "(once: the result is cached)")
 
 
 if __name__ == "__main__":
