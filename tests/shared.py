@@ -25,7 +25,8 @@ SMALL_WINDOWS = ["--max_seq_length", "64", "--doc_stride", "16", "--max_query_le
 
 def qa_record(qid: str, question: str, context: str, answer: str | None = None, title: str = "") -> dict:
     """One flat record; `answer` (at its first occurrence in the context) or none: unanswerable."""
-    answers = {"text": [answer], "answer_start": [context.index(answer)]} if answer else {"text": [], "answer_start": []}
+    answers = ({"text": [answer], "answer_start": [context.index(answer)]} if answer
+               else {"text": [], "answer_start": []})
     return {"id": qid, "title": title, "context": context, "question": question, "answers": answers}
 
 

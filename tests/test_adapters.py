@@ -62,7 +62,8 @@ def test_mrqa_places_detected_answers_at_their_char_spans(cache_dir):
     context = "A rare blue lobster was caught off the coast of Cornwall on Friday. It will live in an aquarium."
     dataset, stats = convert_named_split("mrqa", "validation", str(FIXTURES / "mrqa"), cache_dir)
     assert list(dataset) == [
-        rec("7d1f6c0a3e9b4f2c8a5d0e1b2c3d4e5f", "NewsQA", context, "What was caught?", [("blue lobster", 7), ("A rare blue lobster", 0)]),
+        rec("7d1f6c0a3e9b4f2c8a5d0e1b2c3d4e5f", "NewsQA", context, "What was caught?",
+            [("blue lobster", 7), ("A rare blue lobster", 0)]),
         # the detected text is "cornwall": the answer text is read from the context span
         rec("0a1b2c3d4e5f60718293a4b5c6d7e8f9", "NewsQA", context, "Where was it caught?", [("Cornwall", 48)]),
     ]
@@ -140,13 +141,16 @@ BAD_INPUTS = {
     ),
     "NQ line that is not JSON": (
         "natural_questions",
-        lambda tmp: _replace_line(FIXTURES / "nq" / "dev" / "nq-dev-00.jsonl", tmp / "nq-dev-00.jsonl", 3, '{"annotations": ['),
+        lambda tmp: _replace_line(
+            FIXTURES / "nq" / "dev" / "nq-dev-00.jsonl", tmp / "nq-dev-00.jsonl", 3, '{"annotations": ['
+        ),
         r"nq-dev-00\.jsonl: line 3: not valid JSON",
     ),
     "NewsQA CSV with a malformed range": (
         "newsqa",
         lambda tmp: _replace_line(
-            FIXTURES / "newsqa" / "split_data" / "dev.csv", tmp / "dev.csv", 7, "./cnn/stories/bbb222.story,a b c,Who ?,two:three"
+            FIXTURES / "newsqa" / "split_data" / "dev.csv", tmp / "dev.csv", 7,
+            "./cnn/stories/bbb222.story,a b c,Who ?,two:three",
         ),
         r"dev\.csv: row 6 \(bbb222_q0\): answer_token_ranges 'two:three' is not of the form",
     ),
@@ -161,7 +165,9 @@ BAD_INPUTS = {
     ),
     "NewsQA CSV without its answer column": (
         "newsqa",
-        lambda tmp: _replace_line(FIXTURES / "newsqa" / "split_data" / "dev.csv", tmp / "dev.csv", 1, "story_id,story_text,question,answers"),
+        lambda tmp: _replace_line(
+            FIXTURES / "newsqa" / "split_data" / "dev.csv", tmp / "dev.csv", 1, "story_id,story_text,question,answers"
+        ),
         r"dev\.csv: header lacks column\(s\) answer_token_ranges",
     ),
     "NewsQA question without consensus": (
@@ -175,7 +181,9 @@ BAD_INPUTS = {
     ),
     "MRQA line that is not JSON": (
         "mrqa",
-        lambda tmp: _replace_line(FIXTURES / "mrqa" / "dev" / "NewsQA.jsonl", tmp / "NewsQA.jsonl", 3, '{"context": "x", "qas": [{"qid"'),
+        lambda tmp: _replace_line(
+            FIXTURES / "mrqa" / "dev" / "NewsQA.jsonl", tmp / "NewsQA.jsonl", 3, '{"context": "x", "qas": [{"qid"'
+        ),
         r"NewsQA\.jsonl: line 3: not valid JSON",
     ),
     "TriviaQA file that is not JSON": (
@@ -257,7 +265,8 @@ def test_convert_cli_error_writes_nothing(tmp_path, cache_dir):
 
 
 # The shared data lies beside the repository (../shared), in a checkout and in CI alike.
-SHARED_NQ = Path(__file__).resolve().parents[2] / "shared" / "data" / "natural_questions" / "nq_dev.mrqa_cmr.squad2.json.gz"
+SHARED_NQ = (Path(__file__).resolve().parents[2] / "shared" / "data" / "natural_questions"
+             / "nq_dev.mrqa_cmr.squad2.json.gz")
 
 
 @pytest.mark.skipif(not SHARED_NQ.exists(), reason="shared benchmark data not present")

@@ -50,7 +50,8 @@ def test_share_within_the_genuine_unanswerable_questions(sources):
     assert len(records) == 10 and len({r["id"] for r in records}) == 10
     assert sum(not r["answers"]["text"] for r in records) == 4
     # Every answerable question of the dev articles comes first; the pool tops up.
-    assert {r["id"] for r in records if r["title"].startswith("Dev") and r["answers"]["text"]} == {"d00", "d01", "d10", "d11"}
+    assert {r["id"] for r in records if r["title"].startswith("Dev") and r["answers"]["text"]} == \
+        {"d00", "d01", "d10", "d11"}
     bench_qa.prepare_abstain_training(str(sources / "again.jsonl"), questions=10, unanswerable_share=0.4, seed=42)
     assert (sources / "again.jsonl").read_text() == out.read_text()  # seeded: the same file
 

@@ -228,7 +228,8 @@ def test_two_processes_fill_the_same_cells(models_dir, tmp_path):
         outputs[processes] = out
     for row in ("squad_v2", "newsqa"):
         one, two = (json.loads((outputs[p] / "cells" / row / "squad_v2" / "metrics.json").read_text()) for p in (1, 2))
-        squad_keys = [k for k in one["metrics"] if not k.endswith(("runtime", "per_second", "loss", "preparation_time"))]
+        squad_keys = [k for k in one["metrics"]
+                      if not k.endswith(("runtime", "per_second", "loss", "preparation_time"))]
         assert {k: one["metrics"][k] for k in squad_keys} == {k: two["metrics"][k] for k in squad_keys}
         for name in ("eval_predictions.json", "eval_null_odds.json"):
             paths = [outputs[p] / "cells" / row / "squad_v2" / name for p in (1, 2)]
@@ -280,10 +281,12 @@ def test_probes_are_cells_with_their_own_report_and_resume(models_dir, matrix, t
                 assert probe_result["change"][row][dataset] == pytest.approx(cell["metrics"]["f1"] - unprobed)
                 assert 0 <= probe_result["same_predictions"][row][dataset] <= 100
     shuffled = result["probes"]["shuffled_context"]["cells"]["newsqa"]["squad_v2"]["metrics"]
-    assert shuffled["total"] == 14 and shuffled["HasAns_total"] == result["cells"]["newsqa"]["squad_v2"]["metrics"]["HasAns_total"]
+    assert (shuffled["total"] == 14
+            and shuffled["HasAns_total"] == result["cells"]["newsqa"]["squad_v2"]["metrics"]["HasAns_total"])
     # Negation keeps the answerable questions that have an auxiliary verb, all of them now unanswerable.
     negated = result["probes"]["negation"]["cells"]["squad_v2"]["newsqa"]
-    assert "HasAns_total" not in negated["metrics"] and negated["metrics"]["NoAns_total"] == negated["metrics"]["total"] > 0
+    assert ("HasAns_total" not in negated["metrics"]
+            and negated["metrics"]["NoAns_total"] == negated["metrics"]["total"] > 0)
     assert negated["version_2_with_negative"] is True
     predictions = json.loads((out / "cells" / "squad_v2" / "newsqa_negation" / "eval_predictions.json").read_text())
     assert len(predictions) == negated["metrics"]["total"]

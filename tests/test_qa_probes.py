@@ -180,7 +180,8 @@ def test_random_labels_replace_a_seeded_fraction_of_answers_by_spans_of_the_same
     for record in relabelled:
         before = original[record["id"]]
         assert answers_aligned(record)
-        assert {k: v for k, v in record.items() if k != "answers"} == {k: v for k, v in before.items() if k != "answers"}
+        assert {k: v for k, v in record.items() if k != "answers"} == \
+            {k: v for k, v in before.items() if k != "answers"}
         if not before["answers"]["text"]:
             assert record["answers"] == before["answers"]
         elif record["answers"] != before["answers"]:

@@ -84,7 +84,8 @@ def test_newsqa_split_csvs_are_converted_by_the_papers_rules(split, file, cache_
     expected = newsqa_records(str(NEWSQA / "split_data" / file))
     assert list(dataset) == expected
     assert_aligned(expected)
-    assert (stats.questions, stats.answerable, stats.dropped) == (len(expected), sum(bool(r["answers"]["text"]) for r in expected), 0)
+    assert (stats.questions, stats.answerable, stats.dropped) == \
+        (len(expected), sum(bool(r["answers"]["text"]) for r in expected), 0)
 
 
 def test_newsqa_answer_rules_on_the_edge_cases(cache_dir):
@@ -112,7 +113,8 @@ def test_newsqa_without_files_gives_maluubas_steps_and_the_mrqa_alternative():
 
 def test_combined_json_only_under_its_own_name(cache_dir):
     path = str(NEWSQA / "combined-newsqa-data-v1.json")
-    with pytest.raises(QADataError, match=r"combined-newsqa-data-v1\.json: this is Maluuba's combined JSON.*--dataset newsqa_combined_json"):
+    with pytest.raises(QADataError, match=r"combined-newsqa-data-v1\.json: this is Maluuba's combined JSON"
+                                          r".*--dataset newsqa_combined_json"):
         load_named_file("newsqa", path, cache_dir)
     # --data_dir with only the combined JSON for a split: no silent fallback
     with pytest.raises(QADataError, match=r"no newsqa test file found"):

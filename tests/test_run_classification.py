@@ -276,7 +276,8 @@ def test_help_shows_the_script_first_and_refuses_abbreviations(capsys):
     position = {line.split()[0]: i for i, line in enumerate(lines) if line.startswith("  --")}
     trainer_group = lines.index("Trainer options (transformers.TrainingArguments):")
     assert position["--baseline"] < position["--class_names"] < trainer_group < position["--learning_rate"]
-    assert position["--model_name_or_path"] < position["--train_file"] < position["--do_train"] < position["--output_dir"] < position["--baseline"]
+    assert (position["--model_name_or_path"] < position["--train_file"] < position["--do_train"]
+            < position["--output_dir"] < position["--baseline"])
     assert re.search(r"--no_clean_text\s+Turn --clean_text off\.\n", printed)
     assert "--adam_beta2" not in position and len(lines) < 300
     with pytest.raises(SystemExit) as exit_info:

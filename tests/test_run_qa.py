@@ -174,7 +174,8 @@ def bad_files(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("case", ["missing_field", "empty_context", "empty_question", "duplicate_id", "misaligned", "malformed"])
+@pytest.mark.parametrize("case", ["missing_field", "empty_context", "empty_question", "duplicate_id", "misaligned",
+                                  "malformed"])
 def test_bad_input_exits_with_one_error_and_writes_nothing(tiny_qa_model, tmp_path, monkeypatch, case, capsys):
     bad = bad_files(tmp_path)[case]
     out = tmp_path / "out"

@@ -204,8 +204,8 @@ def test_every_figure_equals_the_official_rules_to_the_last_digit(layout, seed, 
     pred_file = write_json(tmp_path / "pred.json", predictions)
     odds_file = write_json(tmp_path / "na_prob.json", na_probs)
 
-    scores, printed = run([str(data), pred_file, "--output_dir", str(tmp_path / "plain"), "--bootstrap_resamples", "50"],
-                          capsys)
+    scores, printed = run([str(data), pred_file, "--output_dir", str(tmp_path / "plain"),
+                           "--bootstrap_resamples", "50"], capsys)
     expected = official_evaluate(questions, predictions)
     assert official_keys(scores) == expected and list(official_keys(scores)) == list(expected)
     assert f"{expected['f1']!r}" in printed
@@ -248,8 +248,8 @@ def test_the_threshold_search_ties_and_start_as_the_official_script(tmp_path, ca
         scores, _ = run([data, pred_file, "--null_odds", odds_file, "--output_dir", str(tmp_path / "out"),
                          "--bootstrap_resamples", "20"], capsys)
         assert (scores["best_exact"], scores["best_exact_thresh"]) == (best, thresh)
-        assert official_keys(scores) == official_evaluate([("has", ["Rhine"]), ("no", [])], {"has": "Rhine", "no": "Warsaw"},
-                                                          dict.fromkeys(order, 0.25))
+        assert official_keys(scores) == official_evaluate([("has", ["Rhine"]), ("no", [])],
+                                                          {"has": "Rhine", "no": "Warsaw"}, dict.fromkeys(order, 0.25))
 
 
 def test_missing_predictions_count_as_wrong_and_extra_ones_are_ignored(tmp_path, capsys, caplog):

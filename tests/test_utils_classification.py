@@ -1,5 +1,5 @@
-"""classification metrics, training and baseline in-process: metrics and report, weighted loss, the TF-IDF baseline, the comparison,
-predictions.csv."""
+"""classification metrics, training and baseline in-process: metrics and report, weighted loss, the TF-IDF baseline,
+the comparison, predictions.csv."""
 
 from __future__ import annotations
 

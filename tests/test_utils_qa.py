@@ -140,7 +140,8 @@ def test_postprocess_on_hand_built_logits(tokenizer):
 @pytest.mark.parametrize("pad", [True, False])
 def test_vectorised_postprocess_matches_reference_loop(tokenizer, version_2, pad):
     rng = np.random.default_rng(0)
-    words = ["the", "old", "tower", "stands", "on", "north", "bank", "of", "river", "museum", "was", "built", "in", "1887", "by", "city", "people", "walk"]
+    words = ["the", "old", "tower", "stands", "on", "north", "bank", "of", "river", "museum", "was", "built", "in",
+             "1887", "by", "city", "people", "walk"]
     records = []
     for i in range(25):
         context = " ".join(rng.choice(words, size=int(rng.integers(5, 90))))

@@ -38,7 +38,12 @@ MODEL_MAX_LENGTH = 512
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 # Whole words that the fixtures use often, so that sequences stay short; any other lowercase
 # ASCII word still tokenizes through the single-character pieces below.
-COMMON_WORDS = ["the", "a", "an", "of", "in", "on", "to", "and", "is", "was", "were", "who", "what", "when", "where", "which", "how", "why", "did", "does", "do", "for", "by", "with", "from", "at", "as", "it", "its", "this", "that", "are", "be", "been", "has", "have", "had", "not", "no", "yes", "city", "river", "built", "bridge", "year", "years", "tower", "people", "vaccine", "vaccines", "covid", "flu", "shot", "shots", "safe", "kids", "doctor", "study", "new", "old", "first", "last", "name", "called", "north", "south", "capital", "museum"]
+COMMON_WORDS = ["the", "a", "an", "of", "in", "on", "to", "and", "is", "was", "were", "who", "what", "when", "where",
+                "which", "how", "why", "did", "does", "do", "for", "by", "with", "from", "at", "as", "it", "its",
+                "this", "that", "are", "be", "been", "has", "have", "had", "not", "no", "yes", "city", "river", "built",
+                "bridge", "year", "years", "tower", "people", "vaccine", "vaccines", "covid", "flu", "shot", "shots",
+                "safe", "kids", "doctor", "study", "new", "old", "first", "last", "name", "called", "north", "south",
+                "capital", "museum"]
 
 
 def build_vocab() -> list[str]:
