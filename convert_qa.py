@@ -2,7 +2,8 @@
 kept, repaired and dropped.
 
     python convert_qa.py --dataset quac --input val_v0.2.json --output quac_dev.json
-    python convert_qa.py --dataset newsqa_combined_json --input combined-newsqa-data-v1.json --split validation --output newsqa_dev.json
+    python convert_qa.py --dataset newsqa_combined_json --input combined-newsqa-data-v1.json --split validation \\
+        --output newsqa_dev.json
     python convert_qa.py --dataset trivia_qa --data_dir triviaqa-rc --split validation --output triviaqa_dev.json
     python convert_qa.py --dataset natural_questions --split validation --output nq_dev.json   # streamed from the hub
 
@@ -45,8 +46,10 @@ def squad_v2_document(records: Iterable[dict]) -> dict:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dataset", required=True, choices=sorted(ADAPTERS), help="which dataset's conversion to apply")
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dataset", required=True, choices=sorted(ADAPTERS),
+                        help="which dataset's conversion to apply")
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--input", help="one official file (e.g. val_v0.2.json, dev.csv, nq-dev-00.jsonl.gz)")
     source.add_argument("--data_dir", help="the folder of official files; with neither this nor --input, the hub")

@@ -8,7 +8,8 @@
 
 Rows are the model directories under DIR that run_qa.py wrote, labelled by the dataset recorded in their
 qa_run_info.json (`run_qa.py --dataset NAME`, also with local files), else by the folder name; the column of that
-name is the row's in-domain cell. Columns are the evaluation datasets: names from the dataset adapters (hub, or --data_dir
+name is the row's in-domain cell. Columns are the evaluation datasets: names from the dataset adapters \
+(hub, or --data_dir
 NAME=DIR) or NAME=FILE pairs (SQuAD-format or flat JSON/JSONL). Each cell is computed by the same windowing,
 post-processing and squad_v2 metric as `run_qa.py --do_eval`, and stored under OUT/cells/ as soon as it is done;
 a rerun skips finished cells (--overwrite recomputes them). Outputs: matrix.json (every cell's metrics),
@@ -70,7 +71,8 @@ from utils_qa import evaluate_qa, write_prediction_files
 
 logger = logging.getLogger("qa_transfer.cross_eval")
 
-WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
+                "pytorch_model.bin.index.json")
 CELL_FILE = "metrics.json"  # written last in a cell's folder: its presence marks the cell finished
 SQUAD_V2_FIGURES = ("exact", "f1", "HasAns_exact", "HasAns_f1", "NoAns_exact", "NoAns_f1")
 # Under the SQuAD 2.0 rules (abstain where the null score wins), and answer-always (the best non-empty span).
@@ -157,7 +159,8 @@ def inspect_model_dir(path: str) -> tuple[dict[str, Any] | None, str | None]:
         return None, f"no question-answering head (architectures: {', '.join(architectures) or 'none recorded'})"
     if not any(os.path.isfile(os.path.join(path, name)) for name in WEIGHT_FILES):
         return None, "no model weights (model.safetensors or pytorch_model.bin)"
-    if not any(os.path.isfile(os.path.join(path, name)) for name in ("tokenizer.json", "tokenizer_config.json", "vocab.txt")):
+    if not any(os.path.isfile(os.path.join(path, name))
+               for name in ("tokenizer.json", "tokenizer_config.json", "vocab.txt")):
         return None, "no tokenizer files"
     if not has_run_info:
         return {}, None
@@ -175,7 +178,8 @@ def discover_models(
     in the order of their in-domain columns, so the in-domain cells form the diagonal."""
     if not os.path.isdir(models_dir):
         raise UsageError(f"--models {models_dir}: no such directory")
-    if os.path.isfile(os.path.join(models_dir, "config.json")) or os.path.isfile(os.path.join(models_dir, RUN_INFO_FILE)):
+    if (os.path.isfile(os.path.join(models_dir, "config.json"))
+            or os.path.isfile(os.path.join(models_dir, RUN_INFO_FILE))):
         candidates = [models_dir]
     else:
         candidates = [

@@ -207,7 +207,8 @@ def main(argv: list[str] | None = None) -> int:
                   "with the window flags among the run_qa.py flags")
         return 0
     if args.cross_eval:
-        command = [sys.executable, os.path.join(REPO, "cross_eval.py"), *cross_eval_arguments(args, evaluation_flags(extra))]
+        command = [sys.executable, os.path.join(REPO, "cross_eval.py"),
+                   *cross_eval_arguments(args, evaluation_flags(extra))]
         print(f"[cross_eval] {shlex.join(command)}", flush=True)
         return 0 if subprocess.run(command).returncode == 0 else 1
     command, notes = cross_eval_command(args, extra)

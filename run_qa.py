@@ -158,7 +158,8 @@ def parse_arguments(argv: list[str] | None) -> tuple[ModelArguments, DataTrainin
     return model_args, data_args, training_args
 
 
-def load_splits(model_args: ModelArguments, data_args: DataTrainingArguments, training_args: TrainingArguments) -> QASplits:
+def load_splits(model_args: ModelArguments, data_args: DataTrainingArguments,
+                training_args: TrainingArguments) -> QASplits:
     """Every split that --do_train/--do_eval/--do_predict asks for, subsampled as asked; a QADataError names the
     file and record of any bad input."""
 

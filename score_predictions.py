@@ -4,7 +4,8 @@ prediction files beside it on the same questions.
 
     python score_predictions.py dev-v2.0.json predictions.json
     python score_predictions.py dev-v2.0.json predictions.json --null_odds na_prob.json --output_dir scores
-    python score_predictions.py dev.jsonl.gz run/eval_predictions.json --compare other.json --compare_null_odds other_na.json
+    python score_predictions.py dev.jsonl.gz run/eval_predictions.json --compare other.json \
+--compare_null_odds other_na.json
     python score_predictions.py squad_v2 predictions.json --split validation
 
 DATA is any file run_qa.py reads (SQuAD 1.1 / 2.0 JSON, flat JSON / JSON Lines, gzip), or a named dataset (its
@@ -69,8 +70,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="the split of a named dataset (default: validation)")
     parser.add_argument("--data_dir", help="a named dataset's official files, read from this folder")
     parser.add_argument("--cache_dir", help="where converted named datasets are cached")
-    parser.add_argument("--bootstrap_resamples", type=int, default=1000, help="resamples of the questions (default: 1000)")
-    parser.add_argument("--confidence", type=float, default=0.95, help="the intervals' confidence level (default: 0.95)")
+    parser.add_argument("--bootstrap_resamples", type=int, default=1000,
+                        help="resamples of the questions (default: 1000)")
+    parser.add_argument("--confidence", type=float, default=0.95,
+                        help="the intervals' confidence level (default: 0.95)")
     parser.add_argument("--seed", type=int, default=42, help="seeds the resampling (default: 42)")
     return parser
 

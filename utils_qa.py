@@ -119,10 +119,10 @@ def postprocess_qa_predictions(
     is a candidate when both tokens lie in the window's context, end >= start and the span has at most
     `max_answer_length` tokens. Each example keeps its `n_best_size` best candidates over all its windows
     (score = start logit + end logit; ties keep the order of a plain loop over windows, start ranks, end ranks).
-    With negatives, the null score is the lowest first-token score (position 0: [CLS], <s>) over the example's windows (the first such window
-    supplies its logits); it joins the n-best list after any span of equal score; the null odds are null
-    score - best span score, and the answer is "" when they exceed `null_score_diff_threshold`. Probabilities
-    are the softmax of the n-best scores.
+    With negatives, the null score is the lowest first-token score (position 0: [CLS], <s>) over the example's
+    windows (the first such window supplies its logits); it joins the n-best list after any span of equal score;
+    the null odds are null score - best span score, and the answer is "" when they exceed
+    `null_score_diff_threshold`. Probabilities are the softmax of the n-best scores.
 
     Each column is read once, whole (dataset_columns); nothing is read per row.
     """
@@ -214,7 +214,8 @@ def _candidate_spans(start_logits: np.ndarray, end_logits: np.ndarray, context_s
     start_inside = (top_starts >= context_start) & (top_starts <= context_end)
     end_inside = (top_ends >= context_start) & (top_ends <= context_end)
     end_minus_start = top_ends[:, None, :] - top_starts[:, :, None]
-    valid = start_inside[:, :, None] & end_inside[:, None, :] & (end_minus_start >= 0) & (end_minus_start < max_answer_length)
+    valid = (start_inside[:, :, None] & end_inside[:, None, :] & (end_minus_start >= 0)
+             & (end_minus_start < max_answer_length))
     feat_idx, pair = np.divmod(np.flatnonzero(valid), k * k)
     start_rank, end_rank = np.divmod(pair, k)
     starts = top_starts[feat_idx, start_rank]
@@ -249,17 +250,21 @@ def _answers(
     best_chars = span_chars[best_span] if len(span_chars) else np.zeros((n_examples, 2), dtype=np.int64)
     best_score = span_score[best_span] if len(span_score) else np.zeros(n_examples)
     best_offsets = list(zip(best_chars[:, 0].tolist(), best_chars[:, 1].tolist()))
-    best_text = [context[cs:ce] if found else "" for context, found, (cs, ce) in zip(contexts, has_span.tolist(), best_offsets)]
+    best_text = [context[cs:ce] if found else ""
+                 for context, found, (cs, ce) in zip(contexts, has_span.tolist(), best_offsets)]
     odds = np.where(has_span, null_score - best_score, np.inf)
     answered = has_span & ~(odds > null_score_diff_threshold) if version_2_with_negative else has_span
-    offsets = {example_id: span if ok else None for example_id, span, ok in zip(example_ids, best_offsets, answered.tolist())}
+    offsets = {example_id: span if ok else None
+               for example_id, span, ok in zip(example_ids, best_offsets, answered.tolist())}
     if not version_2_with_negative:
         return dict(zip(example_ids, best_text)), {}, offsets
-    predictions = {example_id: text if ok else "" for example_id, text, ok in zip(example_ids, best_text, answered.tolist())}
+    predictions = {example_id: text if ok else ""
+                   for example_id, text, ok in zip(example_ids, best_text, answered.tolist())}
     return predictions, dict(zip(example_ids, odds.tolist())), offsets
 
 
-def _group_softmax(scores: np.ndarray, group: np.ndarray, group_first: np.ndarray, group_size: np.ndarray) -> np.ndarray:
+def _group_softmax(scores: np.ndarray, group: np.ndarray, group_first: np.ndarray,
+                   group_size: np.ndarray) -> np.ndarray:
     """The softmax of `scores` within each group of consecutive entries (`group` numbers them)."""
     if len(scores) == 0:
         return scores

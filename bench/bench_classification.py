@@ -110,7 +110,7 @@ def common_arguments(args: argparse.Namespace, output_dir: Path) -> list[str]:
         "--seed", str(args.seed),
         "--disable_tqdm", "true",
         "--dataloader_pin_memory", "false",
-    ]  # fmt: skip
+    ]
     if not args.train_all_embeddings:
         argv.append("--freeze_word_embeddings")
     if args.max_train_samples is not None:
@@ -129,7 +129,7 @@ def fine_tune_and_evaluate(
         "--train_sampling_strategy", "group_by_length",
         "--lemmatize", str(lemmatize),
         "--baseline", "tfidf" if baseline else "none",
-    ]  # fmt: skip
+    ]
     if args.max_eval_samples is not None:
         argv += ["--max_eval_samples", str(args.max_eval_samples)]
     started = time.perf_counter()
@@ -231,7 +231,7 @@ def summary(report: dict, args: argparse.Namespace) -> str:
     if "ablation" in report:
         ablation = report["ablation"]
         lines += ["", f"lemmatization ablation ({ablation['epochs']:g} epoch(s) per run, fewer than the main run "
-                      "when so set; TF-IDF on the same text):"]  # fmt: skip
+                      "when so set; TF-IDF on the same text):"]
         for side in ("lemmatize_off", "lemmatize_on"):
             run = ablation[side]
             lines.append(

@@ -42,7 +42,8 @@ def main() -> None:
                         help="A run_qa.py output folder (default: the abstain benchmark's model).")
     parser.add_argument("--max_eval_samples", type=int, default=2000, help="Questions per dataset, at most.")
     parser.add_argument("--output_dir", default=None, help="Default: bench/results/cross_eval_<model folder name>.")
-    parser.add_argument("extra", nargs="*", help="More cross_eval.py flags, after '--' (e.g. --version_2_with_negative false).")
+    parser.add_argument("extra", nargs="*",
+                        help="More cross_eval.py flags, after '--' (e.g. --version_2_with_negative false).")
     args = parser.parse_args()
     args.output_dir = args.output_dir or os.path.join(
         REPO, "bench", "results", f"cross_eval_{os.path.basename(os.path.normpath(args.model))}")
@@ -75,7 +76,8 @@ def main() -> None:
           f"{'NoAns_F1':>8s} {'best_F1':>7s} {'seconds':>8s}")
     print(f"squad_v2 (in-domain) questions from {datasets['squad_v2']}")
     for name in datasets:
-        with open(os.path.join(args.output_dir, "matrix", "cells", label, name, "metrics.json"), encoding="utf-8") as handle:
+        with open(os.path.join(args.output_dir, "matrix", "cells", label, name, "metrics.json"),
+                  encoding="utf-8") as handle:
             cell = json.load(handle)
         m = cell["metrics"]
         has_f1 = m.get("HasAns_f1", m["f1"] if "NoAns_total" not in m else float("nan"))

@@ -30,7 +30,8 @@ no checkpoints. `bf16` adds `--bf16 --use_cpu` to both (bf16 autocast on the CPU
   since transformers 5 dropped that TrainingArguments flag and the example's parser refuses it. The bench empties
   every run's folder before the run anyway, so both start from nothing;
 - the example runs through a small launcher that the bench writes to OUTPUT_DIR/run_example.py: it puts
-  `--example_dir` first on sys.path (as `python run_qa.py` would) and makes `evaluate.load("squad_v2")` (or "squad") load this repository's local
+  `--example_dir` first on sys.path (as `python run_qa.py` would) and makes `evaluate.load("squad_v2")` (or \
+"squad") load this repository's local
   SQuAD 2.0 metric (`--metric_dir`), since the hub cannot be reached, then runs the example's run_qa.py as
   `__main__`.
 

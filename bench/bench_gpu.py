@@ -71,15 +71,18 @@ class RunResult:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tiny", action="store_true", help="A tiny model on a few questions (CPU test mode).")
-    parser.add_argument("--model_name_or_path", default=None, help="A pretrained model instead of BERT-base from a config.")
+    parser.add_argument("--model_name_or_path", default=None,
+                        help="A pretrained model instead of BERT-base from a config.")
     parser.add_argument("--tokenizer_name", default=None,
-                        help="Tokenizer directory (default: the model's, else the packaged MiniLM's uncased BERT vocabulary).")
+                        help="Tokenizer directory (default: the model's, else the packaged MiniLM's uncased BERT "
+                             "vocabulary).")
     parser.add_argument("--tasks", nargs="+", default=["qa", "cls"], choices=["qa", "cls"])
     parser.add_argument("--precisions", nargs="+", default=["bf16", "fp16"], choices=["bf16", "fp16", "fp32"])
     parser.add_argument("--seq_lengths", nargs="+", type=int, default=[384, 512])
     parser.add_argument("--min_batch_size", type=int, default=16)
     parser.add_argument("--max_batch_size", type=int, default=1024)
-    parser.add_argument("--warmup_steps", type=int, default=5, help="Untimed steps first (kernel selection, allocator).")
+    parser.add_argument("--warmup_steps", type=int, default=5,
+                        help="Untimed steps first (kernel selection, allocator).")
     parser.add_argument("--steps", type=int, default=30, help="Timed steps per run.")
     parser.add_argument("--peak_tflops", type=float, default=H200_DENSE_BF16_TFLOPS, help="The device's peak, for MFU.")
     parser.add_argument("--max_questions", type=int, default=None, help="Window at most this many questions/tweets.")
@@ -89,8 +92,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--output_json", default=None, help="Write every run's figures here.")
     parser.add_argument("--seed", type=int, default=42)
     precision = parser.add_argument_group("mode 2: --compare_precision")
-    precision.add_argument("--compare_precision", action="store_true", help="run_qa.py in fp32 and in --bf16; compare metrics.")
-    precision.add_argument("--launcher", default=sys.executable, help='How to start run_qa.py, e.g. "accelerate launch".')
+    precision.add_argument("--compare_precision", action="store_true",
+                           help="run_qa.py in fp32 and in --bf16; compare metrics.")
+    precision.add_argument("--launcher", default=sys.executable,
+                           help='How to start run_qa.py, e.g. "accelerate launch".')
     precision.add_argument("--squad_dev", default=str(SQUAD_DEV))
     precision.add_argument("--max_steps", type=int, default=300)
     precision.add_argument("--max_eval_samples", type=int, default=2000)
@@ -153,7 +158,8 @@ def qa_windows(args: argparse.Namespace, tokenizer: Any, max_seq_length: int) ->
     examples = load_qa_file(args.squad_train)
     examples = select_questions(examples, args.max_questions, None, "first", args.seed)
     max_seq_length = min(max_seq_length, tokenizer.model_max_length)
-    config = WindowConfig(max_seq_length, doc_stride=min(128, max_seq_length // 4), max_query_length=min(64, max_seq_length // 4))
+    config = WindowConfig(max_seq_length, doc_stride=min(128, max_seq_length // 4),
+                          max_query_length=min(64, max_seq_length // 4))
     return build_windows(examples, tokenizer, config, with_labels=True, with_postprocess_columns=False,
                          num_proc=args.preprocessing_num_workers, desc=f"Windowing SQuAD at {max_seq_length}")
 
@@ -224,7 +230,8 @@ def train_steps(args: argparse.Namespace, task: str, precision: str, max_seq_len
     training_args = TrainingArguments(
         output_dir=output_dir, per_device_train_batch_size=batch_size, max_steps=args.warmup_steps + args.steps,
         bf16=precision == "bf16", fp16=precision == "fp16", learning_rate=3e-5, warmup_steps=0,
-        logging_strategy="no", save_strategy="no", report_to="none", seed=args.seed, use_cpu=not torch.cuda.is_available(),
+        logging_strategy="no", save_strategy="no", report_to="none", seed=args.seed,
+        use_cpu=not torch.cuda.is_available(),
         dataloader_num_workers=0, disable_tqdm=True,
     )
     if task == "qa":
@@ -293,7 +300,8 @@ def throughput(args: argparse.Namespace) -> list[RunResult]:
         for task in args.tasks:
             config = model_config(args, tokenizer, num_labels=2 if task == "qa" else 3)
             for max_seq_length in args.seq_lengths:
-                data = qa_windows(args, tokenizer, max_seq_length) if task == "qa" else tweet_features(args, tokenizer, max_seq_length)
+                data = (qa_windows(args, tokenizer, max_seq_length) if task == "qa"
+                        else tweet_features(args, tokenizer, max_seq_length))
                 for precision in args.precisions:
                     def run(batch_size: int) -> RunResult:
                         result = train_steps(args, task, precision, max_seq_length, batch_size, data, tokenizer,
@@ -307,11 +315,12 @@ def throughput(args: argparse.Namespace) -> list[RunResult]:
 
                     fitted, out_of_memory_at = batch_size_search(run, args.min_batch_size, args.max_batch_size)
                     results.extend(fitted)
-                    limit = f"out of memory at batch {out_of_memory_at}" if out_of_memory_at else "no out-of-memory up to --max_batch_size"
+                    limit = (f"out of memory at batch {out_of_memory_at}" if out_of_memory_at
+                             else "no out-of-memory up to --max_batch_size")
                     best = max(fitted, key=lambda r: r.windows_per_s, default=None)
                     if best is not None:
-                        print(f"== {task} {precision} seq {max_seq_length}: best {best.windows_per_s:.0f} windows/s at batch "
-                              f"{best.batch_size} (MFU {100 * best.mfu:.1f} %); {limit}")
+                        print(f"== {task} {precision} seq {max_seq_length}: best {best.windows_per_s:.0f} windows/s "
+                              f"at batch {best.batch_size} (MFU {100 * best.mfu:.1f} %); {limit}")
                     else:
                         print(f"== {task} {precision} seq {max_seq_length}: no batch size fitted; {limit}")
     return results

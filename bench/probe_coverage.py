@@ -66,10 +66,11 @@ def main() -> None:
             seconds = time.perf_counter() - started
             print(f"  {probe:<20} {len(probed):>7,} {misaligned_answers(probed):>10} {seconds:>8.1f}")
             if probe == "negation":
-                print(f"    negated: {len(probed):,} of {answerable:,} answerable ({100 * len(probed) / answerable:.0f} %);"
-                      " the others have no auxiliary verb to negate")
+                print(f"    negated: {len(probed):,} of {answerable:,} answerable "
+                      f"({100 * len(probed) / answerable:.0f} %); the others have no auxiliary verb to negate")
         fallback = sum(1 for question in dataset["question"] if auxiliary_index(question.split()[1:]) is None)
-        print(f"    filler after the first word (no auxiliary verb): {fallback:,} ({100 * fallback / len(dataset):.0f} %)")
+        print(f"    filler after the first word (no auxiliary verb): {fallback:,} "
+              f"({100 * fallback / len(dataset):.0f} %)")
         relabelled, changed = randomize_answers(dataset, args.random_label_fraction, seed=args.seed)
         print(f"  random labels {args.random_label_fraction:g}: {changed:,} answers replaced, "
               f"{misaligned_answers(relabelled)} misaligned")

@@ -1,4 +1,3 @@
-import inspect
 import os
 from pathlib import Path
 
@@ -23,15 +22,35 @@ def tiny_cls_model(tmp_path_factory) -> Path:
     return save_tiny_bert(tmp_path_factory.mktemp("tiny_cls"), task="cls", num_labels=3)
 
 
+@pytest.fixture
+def cache_dir(tmp_path: Path) -> str:
+    """A conversion cache folder of the test's own (not created yet)."""
+    return str(tmp_path / "cache")
+
+
+# Each test that trains or evaluates a model end to end carries `@pytest.mark.slow` itself. These two use the tiny
+# model but live in tests/test_base_trainer.py, which another change rewrites: they are marked here until that
+# file marks them.
+MARKED_SLOW_HERE = {
+    "tests/test_base_trainer.py::test_save_metrics_writes_its_split_and_gathers_this_runs_results",
+    "tests/test_base_trainer.py::test_evaluation_keeps_file_order_when_training_groups_by_length",
+}
+# A test that uses one of these fixtures runs a tiny model: it must be marked slow.
+MODEL_FIXTURES = {"tiny_qa_model", "tiny_cls_model"}
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Markers (pyproject.toml), so that the fast part runs alone (`-m "not slow and not distributed and not
-    faults"`); CI runs everything. faults: test_faults.py; distributed: a test that starts accelerate; slow: a test
-    that loads one of the tiny models (they train or evaluate end to end)."""
+    """The markers (pyproject.toml) are set by the tests themselves, so that the fast part runs alone (`-m "not
+    slow and not distributed and not faults"`); CI runs everything. slow: each test that trains or evaluates a
+    model end to end; distributed: each test that starts accelerate; faults: tests/test_faults.py. Collection
+    fails when a test that uses a tiny model (MODEL_FIXTURES, directly or through another fixture) is not marked
+    slow."""
+    unmarked = []
     for item in items:
-        source = inspect.getsource(item.function) if hasattr(item, "function") else ""
-        if item.path.name == "test_faults.py":
-            item.add_marker(pytest.mark.faults)
-        if "accelerate_launch" in source:
-            item.add_marker(pytest.mark.distributed)
-        if {"tiny_qa_model", "tiny_cls_model"} & set(getattr(item, "fixturenames", ())):
+        if item.nodeid.split("[")[0] in MARKED_SLOW_HERE:
             item.add_marker(pytest.mark.slow)
+        if MODEL_FIXTURES & set(getattr(item, "fixturenames", ())) and item.get_closest_marker("slow") is None:
+            unmarked.append(item.nodeid)
+    if unmarked:
+        raise pytest.UsageError("these tests run a tiny model but are not marked @pytest.mark.slow: "
+                                + ", ".join(unmarked))

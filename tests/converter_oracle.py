@@ -61,7 +61,8 @@ def newsqa_records(path: str) -> list[dict]:
 
 
 def mrqa_records(path: str, title: str) -> list[dict]:
-    """MRQA lines (header or not): each detected answer at its first char span (inclusive end), text from the context."""
+    """MRQA lines (header or not): each detected answer at its first char span (inclusive end), text from the
+    context."""
     records = []
     with open(path, encoding="utf-8") as handle:
         for line in handle:

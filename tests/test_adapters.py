@@ -4,7 +4,6 @@ and the errors on bad input."""
 
 from __future__ import annotations
 
-import gzip
 import json
 import os
 import shutil
@@ -14,6 +13,8 @@ import datasets
 import pytest
 from converter_oracle import newsqa_records, quac_records
 from converter_oracle import record as rec  # the flat layout, written out independently of the adapters
+from shared import ADAPTER_FIXTURES as FIXTURES
+from shared import assert_aligned, gzip_truncated
 
 import convert_qa
 from qa_transfer.core.errors import QADataError
@@ -24,22 +25,9 @@ from qa_transfer.sources.adapters import convert_named_split, load_named_file, l
 
 datasets.disable_progress_bars()
 
-FIXTURES = Path(__file__).parent / "fixtures" / "adapters"
-
-
-def assert_aligned(records: list[dict]) -> None:
-    for record in records:
-        for text, start in zip(record["answers"]["text"], record["answers"]["answer_start"]):
-            assert record["context"][start : start + len(text)] == text, record["id"]
-
 
 def counts(stats) -> tuple[int, int, int, int, int]:
     return stats.questions, stats.answerable, stats.unanswerable, stats.repaired_offsets, stats.dropped
-
-
-@pytest.fixture
-def cache_dir(tmp_path: Path) -> str:
-    return str(tmp_path / "cache")
 
 
 # QuAC and NewsQA: tests/test_quac_newsqa.py (checked against the converter's rules in tests/converter_oracle.py).
@@ -75,7 +63,8 @@ def test_mrqa_places_detected_answers_at_their_char_spans(cache_dir):
     context = "A rare blue lobster was caught off the coast of Cornwall on Friday. It will live in an aquarium."
     dataset, stats = convert_named_split("mrqa", "validation", str(FIXTURES / "mrqa"), cache_dir)
     assert list(dataset) == [
-        rec("7d1f6c0a3e9b4f2c8a5d0e1b2c3d4e5f", "NewsQA", context, "What was caught?", [("blue lobster", 7), ("A rare blue lobster", 0)]),
+        rec("7d1f6c0a3e9b4f2c8a5d0e1b2c3d4e5f", "NewsQA", context, "What was caught?",
+            [("blue lobster", 7), ("A rare blue lobster", 0)]),
         # the detected text is "cornwall": the answer text is read from the context span
         rec("0a1b2c3d4e5f60718293a4b5c6d7e8f9", "NewsQA", context, "Where was it caught?", [("Cornwall", 48)]),
     ]
@@ -117,12 +106,6 @@ def _truncated_copy(source: Path, target: Path) -> Path:
     return target
 
 
-def _gzip_truncated(source: Path, target: Path) -> Path:
-    packed = gzip.compress(source.read_bytes())
-    target.write_bytes(packed[: len(packed) * 2 // 3])
-    return target
-
-
 def _edit_json(source: Path, target: Path, edit) -> Path:
     obj = json.loads(source.read_text(encoding="utf-8"))
     edit(obj)
@@ -154,18 +137,21 @@ BAD_INPUTS = {
     ),
     "truncated NQ gzip": (
         "natural_questions",
-        lambda tmp: _gzip_truncated(FIXTURES / "nq" / "dev" / "nq-dev-00.jsonl", tmp / "nq-dev-00.jsonl.gz"),
+        lambda tmp: gzip_truncated(FIXTURES / "nq" / "dev" / "nq-dev-00.jsonl", tmp / "nq-dev-00.jsonl.gz"),
         r"nq-dev-00\.jsonl\.gz: (line \d+: not valid JSON|unreadable after line \d+: truncated)",
     ),
     "NQ line that is not JSON": (
         "natural_questions",
-        lambda tmp: _replace_line(FIXTURES / "nq" / "dev" / "nq-dev-00.jsonl", tmp / "nq-dev-00.jsonl", 3, '{"annotations": ['),
+        lambda tmp: _replace_line(
+            FIXTURES / "nq" / "dev" / "nq-dev-00.jsonl", tmp / "nq-dev-00.jsonl", 3, '{"annotations": ['
+        ),
         r"nq-dev-00\.jsonl: line 3: not valid JSON",
     ),
     "NewsQA CSV with a malformed range": (
         "newsqa",
         lambda tmp: _replace_line(
-            FIXTURES / "newsqa" / "split_data" / "dev.csv", tmp / "dev.csv", 7, "./cnn/stories/bbb222.story,a b c,Who ?,two:three"
+            FIXTURES / "newsqa" / "split_data" / "dev.csv", tmp / "dev.csv", 7,
+            "./cnn/stories/bbb222.story,a b c,Who ?,two:three",
         ),
         r"dev\.csv: row 6 \(bbb222_q0\): answer_token_ranges 'two:three' is not of the form",
     ),
@@ -180,7 +166,9 @@ BAD_INPUTS = {
     ),
     "NewsQA CSV without its answer column": (
         "newsqa",
-        lambda tmp: _replace_line(FIXTURES / "newsqa" / "split_data" / "dev.csv", tmp / "dev.csv", 1, "story_id,story_text,question,answers"),
+        lambda tmp: _replace_line(
+            FIXTURES / "newsqa" / "split_data" / "dev.csv", tmp / "dev.csv", 1, "story_id,story_text,question,answers"
+        ),
         r"dev\.csv: header lacks column\(s\) answer_token_ranges",
     ),
     "NewsQA question without consensus": (
@@ -194,7 +182,9 @@ BAD_INPUTS = {
     ),
     "MRQA line that is not JSON": (
         "mrqa",
-        lambda tmp: _replace_line(FIXTURES / "mrqa" / "dev" / "NewsQA.jsonl", tmp / "NewsQA.jsonl", 3, '{"context": "x", "qas": [{"qid"'),
+        lambda tmp: _replace_line(
+            FIXTURES / "mrqa" / "dev" / "NewsQA.jsonl", tmp / "NewsQA.jsonl", 3, '{"context": "x", "qas": [{"qid"'
+        ),
         r"NewsQA\.jsonl: line 3: not valid JSON",
     ),
     "TriviaQA file that is not JSON": (
@@ -276,7 +266,8 @@ def test_convert_cli_error_writes_nothing(tmp_path, cache_dir):
 
 
 # The shared data lies beside the repository (../shared), in a checkout and in CI alike.
-SHARED_NQ = Path(__file__).resolve().parents[2] / "shared" / "data" / "natural_questions" / "nq_dev.mrqa_cmr.squad2.json.gz"
+SHARED_NQ = (Path(__file__).resolve().parents[2] / "shared" / "data" / "natural_questions"
+             / "nq_dev.mrqa_cmr.squad2.json.gz")
 
 
 @pytest.mark.skipif(not SHARED_NQ.exists(), reason="shared benchmark data not present")

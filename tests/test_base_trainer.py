@@ -48,12 +48,12 @@ def test_save_metrics_writes_its_split_and_gathers_this_runs_results(tiny_cls_mo
     assert "predict_samples" not in json.loads((tmp_path / "all_results.json").read_text())
     assert sorted(path.name for path in tmp_path.iterdir()) == [
         "all_results.json", "baseline_results.json", "eval_results.json", "predict_results.json", "train_results.json"
-    ]  # fmt: skip  (no temporary file left)
+    ]  # no temporary file left
 
 
 def test_evaluation_keeps_file_order_when_training_groups_by_length(tiny_cls_model, tmp_path):
     trainer = tiny_trainer(tiny_cls_model, tmp_path, train_sampling_strategy="group_by_length",
-                           per_device_eval_batch_size=2)  # fmt: skip
+                           per_device_eval_batch_size=2)
     lengths = [3, 9, 1, 7, 5, 2]
     dataset = Dataset.from_dict({"input_ids": [[5] * n for n in lengths], "labels": [0] * 6})
     assert isinstance(trainer._get_eval_sampler(dataset), SequentialSampler)

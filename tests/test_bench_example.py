@@ -8,6 +8,7 @@ from pathlib import Path
 
 import bench_example
 import pytest
+from shared import read_jsonl
 
 SQUAD = {
     "version": "v2.0",
@@ -41,11 +42,6 @@ def squad_file(tmp_path: Path) -> str:
     with gzip.open(path, "wt", encoding="utf-8") as handle:
         json.dump(SQUAD, handle)
     return str(path)
-
-
-def read_jsonl(path: str) -> list[dict]:
-    with open(path, encoding="utf-8") as handle:
-        return [json.loads(line) for line in handle if line.strip()]
 
 
 def test_the_first_questions_in_file_order_across_paragraphs_and_articles(squad_file):

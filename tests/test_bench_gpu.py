@@ -8,7 +8,9 @@ import pytest
 import torch
 
 
-@pytest.mark.skipif(not bench_gpu.DATA.is_dir(), reason=f"the shared data ({bench_gpu.DATA}) is not beside the repository")
+@pytest.mark.slow
+@pytest.mark.skipif(not bench_gpu.DATA.is_dir(),
+                    reason=f"the shared data ({bench_gpu.DATA}) is not beside the repository")
 def test_tiny_benchmark_trains_both_tasks_and_reports_throughput(tmp_path):
     out = tmp_path / "bench_gpu.json"
     bench_gpu.main(["--tiny", "--precisions", "fp32", "--seq_lengths", "64", "--max_questions", "12",
@@ -52,5 +54,6 @@ def test_training_flops_count_the_dense_layers_and_attention():
     config = BertConfig(vocab_size=100, hidden_size=64, num_hidden_layers=2, num_attention_heads=2,
                         intermediate_size=128, max_position_embeddings=512)
     model = AutoModelForQuestionAnswering.from_config(config)
-    dense = sum(p.numel() for p in model.bert.encoder.parameters()) + sum(p.numel() for p in model.qa_outputs.parameters())
+    dense = (sum(p.numel() for p in model.bert.encoder.parameters())
+             + sum(p.numel() for p in model.qa_outputs.parameters()))
     assert bench_gpu.training_flops_per_token(model, 384) == 6 * dense + 12 * 2 * 64 * 384

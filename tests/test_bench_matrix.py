@@ -10,7 +10,8 @@ import pytest
 def cell(f1: float, low: float, high: float) -> dict:
     """An all-answerable cell with the same F1 under both protocols."""
     return {"metrics": {"f1": f1, "exact": f1 - 5, "total": 10, "f1_ci": [low, high],
-                        "answer_always_f1": f1, "answer_always_HasAns_f1": f1, "answer_always_HasAns_f1_ci": [low, high]}}
+                        "answer_always_f1": f1, "answer_always_HasAns_f1": f1,
+                        "answer_always_HasAns_f1_ci": [low, high]}}
 
 
 def matrix_of(scores: dict[str, list[float]], width: float = 2.0) -> dict:

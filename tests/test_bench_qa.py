@@ -6,16 +6,11 @@ from pathlib import Path
 
 import bench_qa
 import pytest
-from shared import qa_record
+from shared import qa_record, write_jsonl
 
 
 def record(record_id: str, title: str, context: str, question: str, answer: str | None) -> dict:
     return qa_record(record_id, question, context, answer, title=title)
-
-
-def write_jsonl(path: Path, records: list[dict]) -> str:
-    path.write_text("".join(json.dumps(r) + "\n" for r in records))
-    return str(path)
 
 
 @pytest.fixture
@@ -36,9 +31,9 @@ def sources(tmp_path, monkeypatch):
             mix.append(record(f"d{d}{q}", f"Dev{d}", context, f"Which city, take {q}?", f"Town{d}"))
             mix.append(record(f"d{d}u{q}", f"Dev{d}", context, f"Which village, take {q}?", None))
     genuine = [record("g0", "Genuine", "The genuine article holds the answer 42.", "What is the answer?", "42")]
-    monkeypatch.setattr(bench_qa, "POOL", write_jsonl(tmp_path / "pool.jsonl", pool))
-    monkeypatch.setattr(bench_qa, "MIX", write_jsonl(tmp_path / "mix.jsonl", mix))
-    monkeypatch.setattr(bench_qa, "GENUINE_DEV", write_jsonl(tmp_path / "genuine.jsonl", genuine))
+    monkeypatch.setattr(bench_qa, "POOL", str(write_jsonl(tmp_path / "pool.jsonl", pool)))
+    monkeypatch.setattr(bench_qa, "MIX", str(write_jsonl(tmp_path / "mix.jsonl", mix)))
+    monkeypatch.setattr(bench_qa, "GENUINE_DEV", str(write_jsonl(tmp_path / "genuine.jsonl", genuine)))
     return tmp_path
 
 
@@ -55,7 +50,8 @@ def test_share_within_the_genuine_unanswerable_questions(sources):
     assert len(records) == 10 and len({r["id"] for r in records}) == 10
     assert sum(not r["answers"]["text"] for r in records) == 4
     # Every answerable question of the dev articles comes first; the pool tops up.
-    assert {r["id"] for r in records if r["title"].startswith("Dev") and r["answers"]["text"]} == {"d00", "d01", "d10", "d11"}
+    assert {r["id"] for r in records if r["title"].startswith("Dev") and r["answers"]["text"]} == \
+        {"d00", "d01", "d10", "d11"}
     bench_qa.prepare_abstain_training(str(sources / "again.jsonl"), questions=10, unanswerable_share=0.4, seed=42)
     assert (sources / "again.jsonl").read_text() == out.read_text()  # seeded: the same file
 
@@ -89,7 +85,7 @@ def test_more_answerable_questions_than_there_are_is_refused(sources):
 
 def test_a_training_question_from_an_evaluation_article_is_refused(sources, monkeypatch):
     leaking = [record("g0", "Train1", "Article 1 was written in the year 1910 by the river.", "When?", "1910")]
-    monkeypatch.setattr(bench_qa, "GENUINE_DEV", write_jsonl(sources / "genuine.jsonl", leaking))
+    monkeypatch.setattr(bench_qa, "GENUINE_DEV", str(write_jsonl(sources / "genuine.jsonl", leaking)))
     with pytest.raises(ValueError, match="come from the evaluation articles"):
         bench_qa.prepare_abstain_training(str(sources / "train.jsonl"), questions=20, unanswerable_share=0.4, seed=42)
     assert not (sources / "train.jsonl").exists()
@@ -107,8 +103,8 @@ def test_the_pool_tops_up_first_with_questions_on_the_unanswerable_ones_paragrap
             pool.append(record(f"p{a}u", f"Train{a}", context, f"Who closed bridge {a}?", None))
     mix = [record("d0", "Dev0", "Dev paragraph names Town0.", "Which town?", "Town0"),
            record("d0u", "Dev0", "Dev paragraph names Town0.", "Which village?", None)]
-    monkeypatch.setattr(bench_qa, "POOL", write_jsonl(sources / "pool10.jsonl", pool))
-    monkeypatch.setattr(bench_qa, "MIX", write_jsonl(sources / "mix1.jsonl", mix))
+    monkeypatch.setattr(bench_qa, "POOL", str(write_jsonl(sources / "pool10.jsonl", pool)))
+    monkeypatch.setattr(bench_qa, "MIX", str(write_jsonl(sources / "mix1.jsonl", mix)))
 
     paired = sources / "paired.jsonl"
     counts = bench_qa.prepare_abstain_training(str(paired), questions=10, unanswerable_share=0.3, seed=42)

@@ -96,7 +96,7 @@ def test_a_text_column_of_numbers_is_named_with_its_row(tmp_path):
     path = tmp_path / "numbers.csv"
     path.write_text("tweet,label\n12,0\n13,1\n")
     with pytest.raises(InputError, match=r"numbers\.csv, row 0 \(line 2\): column 'tweet' holds 12, not text "
-                                         r"\(1 more rows have problems\)"):  # fmt: skip
+                                         r"\(1 more rows have problems\)"):
         read_input_files({"train": path}, "tweet", "label", None, str(tmp_path))
 
 
@@ -120,7 +120,7 @@ def test_label_ids_name_the_first_bad_row_and_count_the_others(tmp_path):
     path = tmp_path / "x.csv"
     path.write_text("tweet,label\na,0\nb,5\nc,\nd,maybe\n")
     with pytest.raises(InputError, match=r"x\.csv, row 1 \(line 3\): label 5 is not one of the declared labels "
-                                         r"\(neutral, anti-vax, pro-vax\) or their ids 0-2 \(2 more rows"):  # fmt: skip
+                                         r"\(neutral, anti-vax, pro-vax\) or their ids 0-2 \(2 more rows"):
         label_ids([0, 5, None, "maybe"], LABEL_NAMES, path, "label")
     with pytest.raises(InputError, match=r"row 0 \(line 2\): no label in column 'stance'"):
         label_ids([float("nan")], LABEL_NAMES, path, "stance")

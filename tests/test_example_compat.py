@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from datasets import Dataset
+from harness import run_script_main
 from shared import REPO
 
 import cross_eval
@@ -20,6 +21,7 @@ SAMPLE = REPO / "examples" / "qa_sample"
 CLASSIFICATION = Path(__file__).parent / "fixtures" / "classification"
 
 
+@pytest.mark.slow
 def test_the_squad_v2_readme_command_runs_with_local_data_and_a_small_size(tiny_qa_model, tmp_path, caplog):
     # The example README's SQuAD 2.0 command; only the model, the data (--dataset_name squad_v2 -> local files) and
     # the size (windows, steps, questions) changed.
@@ -33,7 +35,7 @@ def test_the_squad_v2_readme_command_runs_with_local_data_and_a_small_size(tiny_
         --output_dir {tmp_path / 'debug_squad'}
     """.split()
     with caplog.at_level(logging.INFO, logger="qa_transfer"):
-        run_qa.main([*command, "--report_to", "none"])
+        run_script_main(run_qa, command)
     out = tmp_path / "debug_squad"
     info = json.loads((out / "qa_run_info.json").read_text())
     assert info["version_2_with_negative"] is True and info["train_samples"] == 12
@@ -55,20 +57,22 @@ def test_version_2_with_negative_is_a_switch_and_still_takes_a_value():
 
 @pytest.mark.parametrize("spelling", ["--dataset", "--dataset_name"])
 @pytest.mark.parametrize(("given", "config", "meant"), [
-    ("squad_v2", None, "squad_v2"), ("rajpurkar/squad_v2", None, "squad_v2"), ("rajpurkar/squad", "plain_text", "squad"),
-    ("rajpurkar/squad", "other", "rajpurkar/squad"), ("someone/qa_set", None, "someone/qa_set"),
+    ("squad_v2", None, "squad_v2"), ("rajpurkar/squad_v2", None, "squad_v2"),
+    ("rajpurkar/squad", "plain_text", "squad"), ("rajpurkar/squad", "other", "rajpurkar/squad"),
+    ("someone/qa_set", None, "someone/qa_set"),
 ])
 def test_a_dataset_name_means_our_dataset_or_a_hub_id(spelling, given, config, meant):
     flags = [spelling, given, *(["--dataset_config_name", config] if config else [])]
     assert qa_arguments(*flags)[1].dataset == meant
 
 
+@pytest.mark.slow
 def test_offline_a_hub_dataset_name_gives_our_error_not_unrecognized(tiny_qa_model, tmp_path):
     common = ["--model_name_or_path", str(tiny_qa_model), "--do_eval", "--output_dir", str(tmp_path / "o")]
     with pytest.raises(QADataError, match=r"rajpurkar/squad_v2/validation: cannot load the hub copy .*--data_dir"):
-        run_qa.main([*common, "--dataset_name", "squad_v2"])
+        run_script_main(run_qa, [*common, "--dataset_name", "squad_v2"], tiny=False)
     with pytest.raises(QADataError, match=r"unknown dataset 'someone/qa_set': not one of .*squad_v2"):
-        run_qa.main([*common, "--dataset_name", "someone/qa_set", "--dataset_config_name", "x"])
+        run_script_main(run_qa, [*common, "--dataset_name", "someone/qa_set", "--dataset_config_name", "x"], tiny=False)
 
 
 def test_token_and_trust_remote_code_reach_from_pretrained_only_when_given():
@@ -96,6 +100,7 @@ def test_cross_eval_takes_the_example_spellings(tmp_path):
     assert eval_args.version_2_with_negative is True and eval_args.max_seq_length == 256
 
 
+@pytest.mark.slow
 def test_the_classification_readme_command_runs_with_local_data_and_a_small_size(tiny_cls_model, tmp_path):
     # The example README's run_classification.py command; only the model, the data (--dataset_name ag_news ->
     # local files) and the size (sequence length, steps) changed.
@@ -108,7 +113,7 @@ def test_the_classification_readme_command_runs_with_local_data_and_a_small_size
         "--learning_rate", "2e-5", "--num_train_epochs", "1", "--max_steps", "2",
         "--output_dir", str(tmp_path / "ag_news"),
     ]
-    run_classification.main([*command, "--report_to", "none", "--dataloader_pin_memory", "false"])
+    run_script_main(run_classification, command)
     results = json.loads((tmp_path / "ag_news" / "all_results.json").read_text())
     assert "eval_accuracy" in results and results["eval_samples"] > 0
 

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from shared import REPO, SMALL_WINDOWS
+from harness import TINY_RUN, run_script_main
+from shared import CONVERSION_SOURCE, REPO, SMALL_WINDOWS, numbered_record
 
 import cross_eval
 import fine_tune_all
@@ -28,16 +29,16 @@ from qa_transfer.core.errors import OutputDirError, ResultsWriteError
 from qa_transfer.core.plots import save_png
 from qa_transfer.core.results_io import write_json_atomic
 from qa_transfer.sources import adapters
-from qa_transfer.sources.common import OfficialSource
+
+pytestmark = pytest.mark.faults
 
 KILLPOINT = Path(__file__).resolve().parent / "killpoint.py"
 QA_SAMPLE = REPO / "examples" / "qa_sample"
 NEWS_SAMPLE = REPO / "examples" / "news_sample"
 CLS_FIXTURES = Path(__file__).parent / "fixtures" / "classification"
 # Eight steps, a checkpoint every two: killed while writing the third (step 6), a run resumes from step 4.
-STEPS = ["--max_steps", "8", "--save_strategy", "steps", "--save_steps", "2", "--logging_steps", "2",
-         "--learning_rate", "1e-3", "--per_device_train_batch_size", "8", "--seed", "5", "--report_to", "none",
-         "--disable_tqdm", "true", "--dataloader_pin_memory", "false"]
+STEPS = [*TINY_RUN, "--max_steps", "8", "--save_strategy", "steps", "--save_steps", "2", "--logging_steps", "2",
+         "--learning_rate", "1e-3", "--seed", "5"]
 
 
 def start_killed(command: list, killpoint: str, log: Path) -> subprocess.Popen:
@@ -71,6 +72,7 @@ def checkpoint_steps(output_dir: Path) -> list[int]:
 # --- Resuming a killed training -----------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_killed_classifier_resumes_and_ends_as_an_uninterrupted_run(tiny_cls_model, tmp_path, caplog):
     def command(output_dir: Path) -> list[str]:
         return ["--model_name_or_path", str(tiny_cls_model), "--train_file", str(CLS_FIXTURES / "train.csv"),
@@ -83,13 +85,13 @@ def test_killed_classifier_resumes_and_ends_as_an_uninterrupted_run(tiny_cls_mod
     process = start_killed([sys.executable, KILLPOINT, REPO / "run_classification.py", *command(killed)],
                            "checkpoint:3", log)
     reference = tmp_path / "uninterrupted"
-    run_classification.main(command(reference))
+    run_script_main(run_classification, command(reference), tiny=False)
     expect_killed(process, log)
     assert checkpoint_steps(killed) == [4, 6]  # the default --save_total_limit 1 had removed checkpoint-2
     assert not scripts.checkpoint_is_complete(str(killed / "checkpoint-6"))  # killed mid-save
 
     caplog.clear()
-    run_classification.main(command(killed))  # the same command again
+    run_script_main(run_classification, command(killed), tiny=False)  # the same command again
     resumed = [r.getMessage() for r in caplog.records if r.getMessage().startswith("resuming from")]
     assert resumed == [f"resuming from {killed / 'checkpoint-4'}"]
     assert (killed / "predictions.csv").read_text() == (reference / "predictions.csv").read_text()
@@ -102,6 +104,7 @@ def test_killed_classifier_resumes_and_ends_as_an_uninterrupted_run(tiny_cls_mod
         json.loads((reference / "train_results.json").read_text())["train_loss"], rel=1e-6)
 
 
+@pytest.mark.slow
 def test_fine_tune_all_killed_inside_and_between_datasets_ends_as_an_uninterrupted_run(
     tiny_qa_model, tmp_path, monkeypatch
 ):
@@ -124,8 +127,7 @@ def test_fine_tune_all_killed_inside_and_between_datasets_ends_as_an_uninterrupt
         validation_file={"squad_v2": str(QA_SAMPLE / "dev.json"), "newsqa": str(NEWS_SAMPLE / "dev.jsonl")})
     for name in ("squad_v2", "newsqa"):
         command = fine_tune_all.run_qa_command(args, name, str(tmp_path / "reference" / name), extra)
-        monkeypatch.setattr(sys, "argv", command[1:])
-        run_qa.main()
+        run_script_main(run_qa, command[2:], tiny=False)
 
     expect_killed(process, log)
     assert checkpoint_steps(root / "squad_v2") == [4, 6]  # --save_total_limit 1 had removed checkpoint-2
@@ -140,8 +142,7 @@ def test_fine_tune_all_killed_inside_and_between_datasets_ends_as_an_uninterrupt
     # The same command once more, uninterrupted (here fine_tune_all.py runs in this process): only newsqa is left.
     monkeypatch.delenv("KILLPOINT", raising=False)
     monkeypatch.setenv("OMP_NUM_THREADS", str(torch.get_num_threads()))
-    monkeypatch.setattr(sys, "argv", [str(part) for part in argv])
-    assert fine_tune_all.main() == 0
+    assert run_script_main(fine_tune_all, argv[1:], tiny=False) == 0
     for name in ("squad_v2", "newsqa"):
         state = json.loads((root / name / "trainer_state.json").read_text())
         assert state["global_step"] == 8, name
@@ -163,6 +164,7 @@ def training_args(output_dir: Path, **kwargs):
     return TrainingArguments(output_dir=str(output_dir), **{"do_train": True, "report_to": "none", **kwargs})
 
 
+@pytest.mark.slow
 def test_a_folder_with_results_but_no_checkpoint_is_not_overwritten(tmp_path, tiny_qa_model, monkeypatch):
     out = tmp_path / "finished"
     out.mkdir()
@@ -173,8 +175,8 @@ def test_a_folder_with_results_but_no_checkpoint_is_not_overwritten(tmp_path, ti
     assert str(out) in str(error.value) and "all_results.json" in str(error.value)
     # The scripts turn it into one error line and exit, before reading any data.
     with pytest.raises(OutputDirError, match=f"^--output_dir {out} already holds"):
-        run_qa.main(["--model_name_or_path", str(tiny_qa_model), "--output_dir", str(out), "--train_file",
-                     "missing.json", "--do_train"])
+        run_script_main(run_qa, ["--model_name_or_path", tiny_qa_model, "--output_dir", out, "--train_file",
+                                 "missing.json", "--do_train"], tiny=False)
     # Opting out starts from scratch and deletes the checkpoints that a later resume would otherwise pick up.
     (out / "checkpoint-3").mkdir()
     (out / "checkpoint-3" / "trainer_state.json").write_text("{}")
@@ -207,27 +209,20 @@ def test_the_last_complete_checkpoint_wins_and_half_written_ones_go(tmp_path):
 # --- Killed writes ---------------------------------------------------------------------------------------------
 
 
-def flat_record(index: int) -> dict:
-    return {"id": f"q{index}", "title": "t", "context": f"context {index}", "question": f"question {index}?",
-            "answers": {"text": [], "answer_start": []}}
-
-
 KILLED_CONVERSION = """
 import sys, time
 from pathlib import Path
 from qa_transfer.sources.adapters import cached_conversion
-from qa_transfer.sources.common import OfficialSource
-from test_faults import CONVERSION_SOURCE, flat_record
+from shared import CONVERSION_SOURCE, numbered_record
 
 def records(stats):
     for index in range(1500):  # the first 1,000 reach the Arrow file being written
-        yield flat_record(index)
+        yield numbered_record(index)
     Path(sys.argv[2]).touch()
     time.sleep(600)
 
 cached_conversion(CONVERSION_SOURCE, {"file": "x"}, records, sys.argv[1], "killed conversion")
 """
-CONVERSION_SOURCE = OfficialSource("fault_test", {}, convert_file=None, is_official_file=None)
 
 
 def test_a_conversion_killed_while_writing_its_cache_is_converted_again(tmp_path):
@@ -252,7 +247,7 @@ def test_a_conversion_killed_while_writing_its_cache_is_converted_again(tmp_path
     def records(stats):
         for index in range(2000):
             generated.append(index)
-            yield flat_record(index)
+            yield numbered_record(index)
 
     dataset, _ = adapters.cached_conversion(CONVERSION_SOURCE, {"file": "x"}, records, str(cache_dir), "again")
     assert len(generated) == 2000 and len(dataset) == 2000 and dataset[1999]["id"] == "q1999"
@@ -261,10 +256,11 @@ def test_a_conversion_killed_while_writing_its_cache_is_converted_again(tmp_path
     assert generated == [] and len(again) == 2000  # complete now: reused
 
 
+@pytest.mark.slow
 def test_a_cross_eval_cell_killed_while_writing_is_computed_again(tiny_qa_model, tmp_path, monkeypatch):
     out = tmp_path / "cross_eval"
-    argv = ["--models", tiny_qa_model, "--output_dir", out, "--report_to", "none", "--per_device_eval_batch_size",
-            "4", *SMALL_WINDOWS, "--datasets", f"squad_v2={QA_SAMPLE / 'dev.json'}", "--disable_tqdm", "true"]
+    argv = [*TINY_RUN, "--models", tiny_qa_model, "--output_dir", out, "--per_device_eval_batch_size", "4",
+            *SMALL_WINDOWS, "--datasets", f"squad_v2={QA_SAMPLE / 'dev.json'}"]
     run_killed([sys.executable, KILLPOINT, REPO / "cross_eval.py", *argv], "replace:metrics.json",
                tmp_path / "cross_eval.log")
     cell = out / "cells" / tiny_qa_model.name / "squad_v2"
@@ -272,8 +268,7 @@ def test_a_cross_eval_cell_killed_while_writing_is_computed_again(tiny_qa_model,
     assert list(cell.glob(".metrics.json.*.tmp")), "killed with the whole temporary file written, before the rename"
 
     def rerun() -> dict:
-        monkeypatch.setattr(sys, "argv", ["cross_eval.py", *map(str, argv)])
-        assert cross_eval.main() == 0
+        assert run_script_main(cross_eval, argv, tiny=False) == 0
         return json.loads((cell / "metrics.json").read_text())
 
     first = rerun()
@@ -293,19 +288,19 @@ def no_space(*args, **kwargs):
     raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
 
+@pytest.mark.slow
 def test_a_full_disk_fails_with_one_error_and_keeps_the_previous_results(tiny_cls_model, tmp_path, monkeypatch):
     out = tmp_path / "results"
-    argv = ["--model_name_or_path", str(tiny_cls_model), "--validation_file",
-            str(CLS_FIXTURES / "validation.csv"), "--class_names", "neutral,anti-vax,pro-vax", "--output_dir",
-            str(out), "--max_seq_length", "64", "--report_to", "none", "--disable_tqdm", "true"]
-    run_classification.main(argv)
+    argv = ["--model_name_or_path", tiny_cls_model, "--validation_file", CLS_FIXTURES / "validation.csv",
+            "--class_names", "neutral,anti-vax,pro-vax", "--output_dir", out, "--max_seq_length", "64"]
+    run_script_main(run_classification, argv)
     before = {path.name: path.read_bytes() for path in out.iterdir()}
     assert {"run_arguments.json", "eval_results.json", "all_results.json", "roc_curves.png"} <= set(before)
 
     # The disk fills up: the data cannot be flushed (where delayed allocation reports it).
     monkeypatch.setattr(os, "fsync", no_space)
     with pytest.raises(ResultsWriteError) as error:
-        run_classification.main(argv)
+        run_script_main(run_classification, argv)
     # The first file a run writes is its arguments.
     assert str(error.value) == (f"could not write {out / 'run_arguments.json'}: No space left on device "
                                 "(the previous run_arguments.json is unchanged)")

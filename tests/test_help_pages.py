@@ -7,6 +7,7 @@ import io
 import os
 
 import pytest
+from harness import run_script_main
 from shared import REPO
 
 import cross_eval
@@ -21,10 +22,9 @@ SCRIPTS = {"run_qa": run_qa, "run_classification": run_classification, "cross_ev
 @pytest.mark.parametrize("name", sorted(SCRIPTS))
 def test_the_help_page_is_the_stored_one(name, monkeypatch):
     monkeypatch.setenv("COLUMNS", "120")  # argparse wraps to the terminal's width
-    monkeypatch.setattr("sys.argv", [str(REPO / f"{name}.py"), "--help"])  # the program name in the usage line
     page = io.StringIO()
     with contextlib.redirect_stdout(page), pytest.raises(SystemExit) as exit_info:
-        SCRIPTS[name].main(["--help"])
+        run_script_main(SCRIPTS[name], ["--help"], tiny=False)  # sys.argv[0], the usage line's name, is the script
     assert exit_info.value.code == 0
     snapshot = SNAPSHOTS / f"{name}.txt"
     if os.environ.get("UPDATE_HELP_SNAPSHOTS") == "1":

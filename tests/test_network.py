@@ -7,12 +7,11 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
-import sys
 from collections.abc import Iterator
 
 import pytest
+from harness import run_script_subprocess
 from huggingface_hub import constants
-from shared import REPO
 
 import fine_tune_all
 from qa_transfer.core import network
@@ -78,10 +77,9 @@ def test_a_listening_endpoint_or_proxy_counts_as_reachable(hub_down, monkeypatch
 def test_run_qa_without_a_network_ends_with_one_line_and_no_retries(tmp_path):
     endpoint = f"http://127.0.0.1:{closed_loopback_port()}"
     out = tmp_path / "out"
-    result = subprocess.run(
-        [sys.executable, REPO / "run_qa.py", "--dataset", "squad_v2", "--model_name_or_path", "bert-base-uncased",
-         "--do_train", "--do_eval", "--output_dir", out],
-        env=offline_environment(endpoint), capture_output=True, text=True, timeout=600)
+    result = run_script_subprocess(
+        "run_qa.py", ["--dataset", "squad_v2", "--model_name_or_path", "bert-base-uncased", "--do_train", "--do_eval",
+                      "--output_dir", out], tiny=False, env=offline_environment(endpoint))
     assert result.returncode == NETWORK_DOWN_EXIT_STATUS, result.stderr[-3000:]
     lines = (result.stdout + result.stderr).splitlines()
     errors = [line for line in lines if line.startswith("error:")]
@@ -93,10 +91,9 @@ def test_run_qa_without_a_network_ends_with_one_line_and_no_retries(tmp_path):
 
 def test_fine_tune_all_stops_after_the_first_dataset_without_a_network(tmp_path):
     endpoint = f"http://127.0.0.1:{closed_loopback_port()}"
-    result = subprocess.run(
-        [sys.executable, REPO / "fine_tune_all.py", "--output_root", tmp_path / "models", "--launcher", "python",
-         "--datasets", "squad_v2", "squad"],
-        env=offline_environment(endpoint), capture_output=True, text=True, timeout=600)
+    result = run_script_subprocess(
+        "fine_tune_all.py", ["--output_root", tmp_path / "models", "--launcher", "python", "--datasets", "squad_v2",
+                             "squad"], tiny=False, env=offline_environment(endpoint))
     assert result.returncode == NETWORK_DOWN_EXIT_STATUS, result.stderr[-3000:]
     assert "[squad_v2] FAILED" in result.stdout and "[squad]" not in result.stdout
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]

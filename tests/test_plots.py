@@ -134,7 +134,7 @@ def test_confusion_matrix_with_a_class_never_seen(tmp_path):
 def test_heatmap_marks_missing_cells_and_outlines_the_in_domain_ones(tmp_path):
     values = np.array([[80.0, 40.5], [np.nan, 70.25], [55.0, 12.0]])
     figure = plot_heatmap(values, ["SQuAD", "NewsQA", "QuAC"], ["SQuAD", "NewsQA"], tmp_path / "heat.png",
-                          in_domain=[(0, 0), (1, 1)], footnote="- : no model")  # fmt: skip
+                          in_domain=[(0, 0), (1, 1)], footnote="- : no model")
     axes = only_axes(figure)
     assert axes.get_title() == "Fine-tuned on (rows) -> evaluated on (columns) (in-domain outlined)"
     assert (axes.get_xlabel(), axes.get_ylabel()) == ("evaluated on", "fine-tuned on")
@@ -151,7 +151,7 @@ def test_heatmap_marks_missing_cells_and_outlines_the_in_domain_ones(tmp_path):
 def test_heatmap_cell_text_replaces_the_scores(tmp_path):
     values = np.array([[80.0, np.nan]])
     axes = only_axes(plot_heatmap(values, ["a"], ["a", "b"], tmp_path / "heat.png", metric_name="EM",
-                                  cell_text=[["80.0*", "failed"]]))  # fmt: skip
+                                  cell_text=[["80.0*", "failed"]]))
     assert cell_texts(axes) == ["80.0*", "failed"] and len(axes.patches) == 0
     assert axes.get_title() == "Fine-tuned on (rows) -> evaluated on (columns)"
 
@@ -160,7 +160,7 @@ def test_probe_changes_show_the_probed_score_and_its_change(tmp_path):
     scores = np.array([[60.0, 71.5], [np.nan, 40.0]])
     changes = np.array([[-20.0, 1.5], [np.nan, 0.0]])
     figure = plot_probe_changes(scores, changes, ["SQuAD -> SQuAD", "SQuAD -> NewsQA"], ["shuffled", "no question"],
-                                tmp_path / "probes.png")  # fmt: skip
+                                tmp_path / "probes.png")
     axes = only_axes(figure)
     assert axes.get_title() == "Robustness probes: change from the unprobed score\n(cell: probed F1 (change))"
     assert (axes.get_xlabel(), axes.get_ylabel()) == ("probe", "fine-tuned on -> evaluated on")

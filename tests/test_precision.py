@@ -2,11 +2,9 @@
 clear error where it has not; the output head stays in fp32 under mixed precision; the precision is named in
 the results."""
 
-import subprocess
-import sys
-
 import pytest
 import torch
+from harness import run_script_subprocess
 from shared import REPO
 from transformers import AutoModelForQuestionAnswering, TrainingArguments
 
@@ -71,6 +69,7 @@ def test_with_a_gpu_bf16_is_left_to_the_trainer():
     assert precision.cpu_bf16_request(namespace, has_accelerator=True, instructions=None) is False
 
 
+@pytest.mark.slow
 def test_the_head_runs_in_fp32_under_bf16_autocast(tiny_qa_model):
     model = AutoModelForQuestionAnswering.from_pretrained(tiny_qa_model)
     keep_head_in_fp32(model, TrainingArguments(output_dir="unused", bf16=True, use_cpu=True))
@@ -88,6 +87,7 @@ def test_the_head_runs_in_fp32_under_bf16_autocast(tiny_qa_model):
         assert plain(**inputs).start_logits.dtype == torch.bfloat16
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(cpu_bf16_instructions() is None, reason="this CPU has no bf16 instructions")
 def test_run_qa_trains_with_bf16_on_this_cpu(tiny_qa_model, tmp_path):
     """The whole script, as a user runs it: --bf16 alone, no --use_cpu, no GPU."""
@@ -95,13 +95,11 @@ def test_run_qa_trains_with_bf16_on_this_cpu(tiny_qa_model, tmp_path):
         pytest.skip("a GPU is present: --bf16 is the Trainer's own")
     fixtures = f"{REPO}/examples/qa_sample"
     out = tmp_path / "out"
-    result = subprocess.run(
-        [sys.executable, f"{REPO}/run_qa.py", "--model_name_or_path", str(tiny_qa_model),
-         "--train_file", f"{fixtures}/train.json", "--validation_file", f"{fixtures}/dev.json",
-         "--do_train", "--do_eval", "--max_steps", "2", "--max_seq_length", "128", "--doc_stride", "32",
-         "--report_to", "none", "--save_strategy", "no", "--bf16", "--output_dir", str(out)],
-        capture_output=True, text=True, timeout=300,
-    )
+    result = run_script_subprocess("run_qa.py", [
+        "--model_name_or_path", tiny_qa_model, "--train_file", f"{fixtures}/train.json",
+        "--validation_file", f"{fixtures}/dev.json", "--do_train", "--do_eval", "--max_steps", "2",
+        "--max_seq_length", "128", "--doc_stride", "32", "--save_strategy", "no", "--bf16", "--output_dir", out,
+    ], timeout=300)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "precision: bf16 (CPU autocast)" in result.stdout + result.stderr
     import json

@@ -8,11 +8,11 @@ import csv
 import json
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from shared import REPO, SMALL_WINDOWS
+from harness import run_script_main, run_script_subprocess
+from shared import REPO, SMALL_WINDOWS, read_jsonl, write_jsonl
 
 import predict
 import run_classification
@@ -37,31 +37,21 @@ def qa_records() -> list[dict]:
     return [*records, {"id": "long", "context": LONG_CONTEXT, "question": "Who built the mill?"}]
 
 
-def write_jsonl(path: Path, records: list[dict]) -> Path:
-    path.write_text("".join(json.dumps(record) + "\n" for record in records))
-    return path
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines()]
-
-
 @pytest.fixture(scope="module")
 def qa_model(tiny_qa_model, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("qa_model")
-    run_qa.main([str(arg) for arg in [
-        "--model_name_or_path", tiny_qa_model, "--output_dir", out, "--report_to", "none", "--seed", "7",
+    run_script_main(run_qa, [
+        "--model_name_or_path", tiny_qa_model, "--output_dir", out, "--seed", "7",
         "--train_file", SAMPLE / "train.json", "--validation_file", SAMPLE / "dev.json", "--do_train",
-        "--num_train_epochs", "2", "--per_device_train_batch_size", "8", "--learning_rate", "1e-3",
-        "--save_strategy", "no", "--disable_tqdm", "true", *SMALL_WINDOWS]])
+        "--num_train_epochs", "2", "--learning_rate", "1e-3", "--save_strategy", "no", *SMALL_WINDOWS])
     return out
 
 
 def run_qa_predict(model: Path, test_file: Path, out: Path, *flags: str) -> tuple[dict, dict]:
     """`run_qa.py --do_predict`: (its predictions, its null odds)."""
-    run_qa.main([str(arg) for arg in [
+    run_script_main(run_qa, [
         "--model_name_or_path", model, "--test_file", test_file, "--do_predict", "--output_dir", out,
-        "--report_to", "none", "--disable_tqdm", "true", *SMALL_WINDOWS, *flags]])
+        *SMALL_WINDOWS, *flags])
     return (json.loads((out / "predict_predictions.json").read_text()),
             json.loads((out / "predict_null_odds.json").read_text()))
 
@@ -84,6 +74,7 @@ def run_qa_predictions(qa_model, tmp_path_factory) -> tuple[Path, Path, Path]:
     return test_file, model, folder / "out"
 
 
+@pytest.mark.slow
 def test_predict_answers_as_run_qa_predicts(run_qa_predictions, tmp_path, capsys):
     test_file, qa_model, run_qa_out = run_qa_predictions
     results = json.loads((run_qa_out / "all_results.json").read_text())
@@ -92,7 +83,7 @@ def test_predict_answers_as_run_qa_predicts(run_qa_predictions, tmp_path, capsys
     expected_odds = json.loads((run_qa_out / "predict_null_odds.json").read_text())
 
     predict.main(["--model", str(qa_model), "--input", str(test_file), "--output", str(tmp_path / "answers.jsonl"),
-                  "--batch_size", "3"])  # fmt: skip
+                  "--batch_size", "3"])
     assert "Wrote 15 predictions" in capsys.readouterr().out
     answers = read_jsonl(tmp_path / "answers.jsonl")
     assert [a["id"] for a in answers] == [r["id"] for r in qa_records()]  # input order, input fields kept
@@ -108,6 +99,7 @@ def test_predict_answers_as_run_qa_predicts(run_qa_predictions, tmp_path, capsys
     assert {a["abstained"] for a in answers} == {True, False}, "both an answer and an abstention are compared"
 
 
+@pytest.mark.slow
 def test_the_api_answers_one_pair_or_a_batch_with_the_recorded_settings(run_qa_predictions):
     _, qa_model, run_qa_out = run_qa_predictions
     reader = load_predictor(qa_model)
@@ -137,19 +129,20 @@ def test_the_api_answers_one_pair_or_a_batch_with_the_recorded_settings(run_qa_p
 @pytest.fixture(scope="module")
 def cls_model(tiny_cls_model, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("cls_model") / "out"
-    run_classification.main([
-        "--model_name_or_path", str(tiny_cls_model), "--train_file", str(CLASSIFICATION / "train.csv"),
-        "--test_file", str(CLASSIFICATION / "test_unlabelled.csv"), "--output_dir", str(out),
-        "--class_names", ",".join(LABEL_NAMES), "--num_train_epochs", "2", "--per_device_train_batch_size", "8",
-        "--max_seq_length", "64", "--disable_tqdm", "true", "--seed", "0", "--save_strategy", "no",
-    ])  # fmt: skip
+    run_script_main(run_classification, [
+        "--model_name_or_path", tiny_cls_model, "--train_file", CLASSIFICATION / "train.csv",
+        "--test_file", CLASSIFICATION / "test_unlabelled.csv", "--output_dir", out,
+        "--class_names", ",".join(LABEL_NAMES), "--num_train_epochs", "2", "--max_seq_length", "64", "--seed", "0",
+        "--save_strategy", "no",
+    ])
     return out
 
 
+@pytest.mark.slow
 def test_predict_labels_as_predictions_csv(cls_model, tmp_path):
     output = tmp_path / "labels.jsonl"
     predict.main(["--model", str(cls_model), "--input", str(CLASSIFICATION / "test_unlabelled.csv"),
-                  "--output", str(output)])  # fmt: skip
+                  "--output", str(output)])
     labelled = read_jsonl(output)
     with open(cls_model / "predictions.csv", newline="", encoding="utf-8") as handle:
         expected = list(csv.DictReader(handle))
@@ -173,10 +166,10 @@ def test_predict_labels_as_predictions_csv(cls_model, tmp_path):
 
 
 def run_predict(args: list[str], stdin: str = "") -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(REPO / "predict.py"), *args], input=stdin, capture_output=True,
-                          text=True, timeout=300, cwd=REPO)
+    return run_script_subprocess("predict.py", args, tiny=False, input=stdin, timeout=300)
 
 
+@pytest.mark.slow
 def test_standard_input_and_output_and_a_bad_record(qa_model, tmp_path):
     records = qa_records()[:3]
     stdin = "".join(json.dumps(record) + "\n" for record in records)
@@ -195,22 +188,26 @@ def test_standard_input_and_output_and_a_bad_record(qa_model, tmp_path):
     assert "Traceback" not in done.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("content", "message"), [
     ('{"question": "Who?", "context": "Ada."}\n{"question": "Who?"}\n',
      r"in\.jsonl: line 2: missing field 'context' \(a question-answering model needs 'question' and 'context'\)"),
-    ('{"question": "Who?", "context": "Ada."}\n{"question": "Who?", "context": \n', r"in\.jsonl: line 2: not valid JSON"),
-    ('{"question": "Who?", "context": "Ada."}\n["Who?", "Ada."]\n', r"in\.jsonl: line 2: a record must be a JSON object"),
+    ('{"question": "Who?", "context": "Ada."}\n{"question": "Who?", "context": \n',
+     r"in\.jsonl: line 2: not valid JSON"),
+    ('{"question": "Who?", "context": "Ada."}\n["Who?", "Ada."]\n',
+     r"in\.jsonl: line 2: a record must be a JSON object"),
     ('{"question": "Who?", "context": "  "}\n', r"in\.jsonl: line 1: empty context"),
     ("", r"in\.jsonl: no records"),
-])  # fmt: skip
+])
 def test_bad_qa_input_names_the_file_and_record_and_writes_nothing(qa_model, tmp_path, content, message):
     (tmp_path / "in.jsonl").write_text(content)
     with pytest.raises(UsageError, match=message):
         predict.main(["--model", str(qa_model), "--input", str(tmp_path / "in.jsonl"), "--output",
-                      str(tmp_path / "out.jsonl")])  # fmt: skip
+                      str(tmp_path / "out.jsonl")])
     assert not (tmp_path / "out.jsonl").exists()
 
 
+@pytest.mark.slow
 def test_bad_tweets_and_a_folder_that_is_no_model(cls_model, tmp_path):
     (tmp_path / "in.csv").write_text("id,body\n1,vaccines work\n")
     with pytest.raises(UsageError, match=r"in\.csv: line 2: missing field 'tweet' or 'text'"):

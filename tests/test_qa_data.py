@@ -60,7 +60,8 @@ def test_bad_input_names_file_and_record(tmp_path, content, message):
 
 
 def test_bad_jsonl_line_is_named(tmp_path):
-    path = write(tmp_path, "bad.jsonl", json.dumps({"id": "a", "context": "x y", "question": "q", "answers": []}) + "\n{oops\n")
+    path = write(tmp_path, "bad.jsonl",
+                 json.dumps({"id": "a", "context": "x y", "question": "q", "answers": []}) + "\n{oops\n")
     with pytest.raises(QADataError, match=r"bad.jsonl: line 2: not valid JSON"):
         load_qa_file(path)
 
@@ -108,7 +109,8 @@ def test_subsets_are_deterministic_and_count_questions(tmp_path):
 
 
 def test_oversampling_repeats_only_the_unanswerable_questions(tmp_path):
-    ds = load_qa_file(write(tmp_path, "o.json", squad([qa("a"), qa("b", impossible=True), qa("c"), qa("d", impossible=True)])))
+    ds = load_qa_file(write(tmp_path, "o.json",
+                            squad([qa("a"), qa("b", impossible=True), qa("c"), qa("d", impossible=True)])))
     assert oversample_unanswerable(ds, 1)["id"] == ["a", "b", "c", "d"]
     assert oversample_unanswerable(ds, 3)["id"] == ["a", "b", "c", "d", "b", "d", "b", "d"]
     with pytest.raises(ValueError, match="at least 1"):
@@ -125,7 +127,8 @@ def test_validating_a_converted_split_streams_and_repairs_only_when_asked(tmp_pa
     rows = good.to_list()
     rows[0]["answers"] = {"text": ["1887"], "answer_start": [3]}
     shifted = Dataset.from_list(rows, features=FLAT_FEATURES)
-    with pytest.raises(QADataError, match=r"hub/validation: row 0 \(id 'a'\): answer 0 '1887' is not at answer_start 3"):
+    with pytest.raises(QADataError,
+                       match=r"hub/validation: row 0 \(id 'a'\): answer 0 '1887' is not at answer_start 3"):
         validate_dataset(shifted, "hub/validation")
     repaired = validate_dataset(shifted, "hub/validation", repair_offsets=True)
     assert repaired[0]["answers"] == {"text": ["1887"], "answer_start": [23]} and repaired["id"] == ["a", "b"]

@@ -8,7 +8,8 @@ from pathlib import Path
 import datasets
 import numpy as np
 import pytest
-from shared import REPO
+from harness import run_script_main
+from shared import REPO, SMALL_WINDOWS
 
 import cross_eval
 from qa_transfer.matrix import overlap
@@ -162,13 +163,13 @@ def test_a_cell_is_deterministic_and_recomputed_only_when_its_settings_change(fi
 
 
 def run_analysis(model, out, *datasets_given) -> int:
-    argv = ["--models", model, "--output_dir", out, "--report_to", "none", "--per_device_eval_batch_size", "8",
-            "--max_seq_length", "64", "--doc_stride", "16", "--max_query_length", "16",
+    argv = ["--models", model, "--output_dir", out, "--per_device_eval_batch_size", "8", *SMALL_WINDOWS,
             "--version_2_with_negative", "false",  # an untrained model abstains everywhere otherwise
             "--analysis", "overlap", "--datasets", *datasets_given]
-    return cross_eval.main([str(a) for a in argv])
+    return run_script_main(cross_eval, argv)
 
 
+@pytest.mark.slow
 def test_cross_eval_analysis_end_to_end_reruns_from_stored_cells_and_merges(tiny_qa_model, tmp_path, monkeypatch):
     out = tmp_path / "out"
     squad, news = f"squad_v2={SAMPLE / 'dev.json'}", f"newsqa={NEWS / 'dev.jsonl'}"

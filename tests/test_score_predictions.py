@@ -11,13 +11,12 @@ import json
 import logging
 import re
 import string
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-from shared import REPO
+from harness import run_script_subprocess
+from shared import write_jsonl
 
 import score_predictions
 from qa_transfer.core.errors import UsageError
@@ -160,12 +159,6 @@ def write_squad(path, records: list[dict], version: str) -> None:
         json.dump(document, handle)
 
 
-def write_jsonl(path, records: list[dict]) -> None:
-    opener = gzip.open if str(path).endswith(".gz") else open
-    with opener(path, "wt", encoding="utf-8") as handle:
-        handle.writelines(json.dumps(record) + "\n" for record in records)
-
-
 def write_json(path, content) -> str:
     path.write_text(json.dumps(content), encoding="utf-8")
     return str(path)
@@ -188,8 +181,8 @@ OFFICIAL_KEYS = {f"{prefix}{name}" for prefix in ("", "HasAns_", "NoAns_") for n
 LAYOUTS = {
     "squad_v2_json": lambda path, records: write_squad(path / "dev.json", records, "v2.0") or path / "dev.json",
     "squad_v2_gzip": lambda path, records: write_squad(path / "dev.json.gz", records, "v2.0") or path / "dev.json.gz",
-    "flat_jsonl": lambda path, records: write_jsonl(path / "dev.jsonl", records) or path / "dev.jsonl",
-    "flat_jsonl_gzip": lambda path, records: write_jsonl(path / "dev.jsonl.gz", records) or path / "dev.jsonl.gz",
+    "flat_jsonl": lambda path, records: write_jsonl(path / "dev.jsonl", records),
+    "flat_jsonl_gzip": lambda path, records: write_jsonl(path / "dev.jsonl.gz", records),
     "flat_json": lambda path, records: write_json(path / "dev_flat.json", records),
 }
 
@@ -211,8 +204,8 @@ def test_every_figure_equals_the_official_rules_to_the_last_digit(layout, seed, 
     pred_file = write_json(tmp_path / "pred.json", predictions)
     odds_file = write_json(tmp_path / "na_prob.json", na_probs)
 
-    scores, printed = run([str(data), pred_file, "--output_dir", str(tmp_path / "plain"), "--bootstrap_resamples", "50"],
-                          capsys)
+    scores, printed = run([str(data), pred_file, "--output_dir", str(tmp_path / "plain"),
+                           "--bootstrap_resamples", "50"], capsys)
     expected = official_evaluate(questions, predictions)
     assert official_keys(scores) == expected and list(official_keys(scores)) == list(expected)
     assert f"{expected['f1']!r}" in printed
@@ -255,8 +248,8 @@ def test_the_threshold_search_ties_and_start_as_the_official_script(tmp_path, ca
         scores, _ = run([data, pred_file, "--null_odds", odds_file, "--output_dir", str(tmp_path / "out"),
                          "--bootstrap_resamples", "20"], capsys)
         assert (scores["best_exact"], scores["best_exact_thresh"]) == (best, thresh)
-        assert official_keys(scores) == official_evaluate([("has", ["Rhine"]), ("no", [])], {"has": "Rhine", "no": "Warsaw"},
-                                                          dict.fromkeys(order, 0.25))
+        assert official_keys(scores) == official_evaluate([("has", ["Rhine"]), ("no", [])],
+                                                          {"has": "Rhine", "no": "Warsaw"}, dict.fromkeys(order, 0.25))
 
 
 def test_missing_predictions_count_as_wrong_and_extra_ones_are_ignored(tmp_path, capsys, caplog):
@@ -357,9 +350,8 @@ def test_the_command_line_prints_one_error_line_and_writes_nothing(tmp_path):
     odds = tmp_path / "na.json"
     odds.write_text('{"q7_0": "high"}', encoding="utf-8")
     pred = write_json(tmp_path / "pred.json", {})
-    done = subprocess.run([sys.executable, str(REPO / "score_predictions.py"), data, pred, "--null_odds", str(odds),
-                           "--output_dir", str(tmp_path / "out")], capture_output=True, text=True, timeout=120,
-                          cwd=REPO)
+    done = run_script_subprocess("score_predictions.py", [data, pred, "--null_odds", odds, "--output_dir",
+                                                          tmp_path / "out"], tiny=False, timeout=120)
     assert done.returncode == 1
     errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
     assert errors == [f"error: {odds}: question 'q7_0' holds \"high\", not a number"]

@@ -130,7 +130,8 @@ def test_every_script_enters_through_run_script(script):
     """`def main(argv: list[str] | None = None)` and `run_script(main)` under `__main__`, no sys.exit in main."""
     tree = ast.parse((REPO / f"{script}.py").read_text(encoding="utf-8"))
     main = next(node for node in tree.body if isinstance(node, ast.FunctionDef) and node.name == "main")
-    assert [arg.arg for arg in main.args.args] == ["argv"] and ast.unparse(main.args.args[0].annotation) == "list[str] | None"
+    assert [arg.arg for arg in main.args.args] == ["argv"]
+    assert ast.unparse(main.args.args[0].annotation) == "list[str] | None"
     assert [ast.unparse(default) for default in main.args.defaults] == ["None"]
     guard = tree.body[-1]
     assert isinstance(guard, ast.If) and ast.unparse(guard.test) == "__name__ == '__main__'"

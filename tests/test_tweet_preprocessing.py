@@ -68,7 +68,8 @@ def test_split_hashtags_keeps_the_words(tweet, expected):
 
 
 def test_describe_emojis_names_each_emoji_once_per_run():
-    assert describe_emojis("Come thru 🙌🙌🙌🙌 now") == "Come thru  person raising both hands in celebration  now"
+    assert describe_emojis("Come thru 🙌🙌🙌🙌 now") == \
+        "Come thru  person raising both hands in celebration  now"
     assert (
         describe_emojis("So fingers crossed. 🤞🤞")
         == "So fingers crossed.  hand with index and middle fingers crossed "
@@ -117,7 +118,8 @@ def test_normalize_whitespace_joins_crlf_lines():
 
 
 def test_clean_tweet_runs_every_step_in_order():
-    tweet = "Sip N Shop Come thru right now #Marjais #PopularNobodies #MMR 🙌🙌🙌🙌 @ Marjais SipNShop http://t.co/JfWAH7uzWE"
+    tweet = ("Sip N Shop Come thru right now #Marjais #PopularNobodies #MMR 🙌🙌🙌🙌 @ Marjais SipNShop "
+             "http://t.co/JfWAH7uzWE")
     assert clean_tweet(tweet) == (
         "Sip N Shop Come thru right now Marjais Popular Nobodies MMR person raising both hands in celebration "
         "@ Marjais SipNShop URL"

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from harness import TINY_RUN, run_script_main
 from shared import REPO, SMALL_WINDOWS
 
 import run_qa
@@ -27,8 +28,7 @@ from qa_transfer.core.trainer import whole_run_loss
 
 QA_SAMPLE = REPO / "examples" / "qa_sample"
 CLS_FIXTURES = Path(__file__).parent / "fixtures" / "classification"
-QUICK = ["--report_to", "none", "--seed", "3", "--disable_tqdm", "true", "--logging_steps", "2",
-         "--per_device_train_batch_size", "8", "--per_device_eval_batch_size", "4"]
+QUICK = [*TINY_RUN, "--seed", "3", "--logging_steps", "2", "--per_device_eval_batch_size", "4"]
 
 
 def start(args: list, cwd: Path = REPO, umask: int | None = None) -> subprocess.Popen:
@@ -110,6 +110,7 @@ def test_a_missing_model_is_one_error_line_under_every_script(tmp_path):
 # --- A finished run, run again; file modes; the log ------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_rerun_of_a_finished_qa_run_keeps_every_file_and_outputs_are_shared_under_umask_022(tiny_qa_model, tmp_path):
     out = tmp_path / "qa"
     command = qa_command(tiny_qa_model, out, "--max_steps", "6", "--save_steps", "2")
@@ -136,6 +137,7 @@ def test_rerun_of_a_finished_qa_run_keeps_every_file_and_outputs_are_shared_unde
     assert snapshot(out) == before
 
 
+@pytest.mark.slow
 def test_rerun_of_a_finished_classifier_without_checkpoints_keeps_every_file_under_umask_027(tiny_qa_model,
                                                                                               tmp_path):
     out = tmp_path / "cls"
@@ -166,6 +168,7 @@ def test_rerun_of_a_finished_classifier_without_checkpoints_keeps_every_file_und
 # --- Ctrl-C --------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_ctrl_c_is_one_line_naming_the_checkpoint_and_the_command_and_the_run_resumes(tiny_qa_model, tmp_path,
                                                                                        caplog):
     out = tmp_path / "qa"
@@ -184,7 +187,7 @@ def test_ctrl_c_is_one_line_naming_the_checkpoint_and_the_command_and_the_run_re
     assert last_line == f"interrupted; kept {kept}, the same command resumes from it: " + shlex.join(
         ["python", *map(str, command)])
     # The same command, here in this process, resumes from that checkpoint and finishes.
-    run_qa.main([str(part) for part in command[1:]])
+    run_script_main(run_qa, command[1:], tiny=False)
     assert f"resuming from {kept}" in caplog.text
     assert json.loads((out / "trainer_state.json").read_text())["global_step"] == 40
 
@@ -218,6 +221,7 @@ def interrupt_before_the_first_checkpoint(command: list, out: Path) -> str:
     return last_line
 
 
+@pytest.mark.slow
 def test_ctrl_c_before_the_first_checkpoint_and_the_printed_command_trains(tiny_qa_model, tiny_cls_model, tmp_path):
     out = tmp_path / "qa"
     command = qa_command(tiny_qa_model, out, "--max_steps", "200", "--save_steps", "500")

@@ -1,5 +1,5 @@
-"""classification metrics, training and baseline in-process: metrics and report, weighted loss, the TF-IDF baseline, the comparison,
-predictions.csv."""
+"""classification metrics, training and baseline in-process: metrics and report, weighted loss, the TF-IDF baseline,
+the comparison, predictions.csv."""
 
 from __future__ import annotations
 
@@ -113,7 +113,7 @@ def test_predictions_csv_keeps_the_text_and_names_the_class():
 
 def test_tfidf_baseline_learns_words_and_leaves_an_unseen_class_at_zero():
     train_texts = ["vaccines save lives", "vaccines save many lives", "the jab is poison", "poison jab again",
-                   "vaccines save", "jab poison"]  # fmt: skip
+                   "vaccines save", "jab poison"]
     train_ids = [2, 2, 1, 1, 2, 1]  # class 0 never appears in training
     probabilities = tfidf_baseline_probabilities(
         train_texts, train_ids, ["vaccines save lives", "poison jab"], 3, class_weight=None, seed=0

@@ -1,13 +1,14 @@
-"""Window features and post-processing, checked against hand-built cases and the benchmark's plain loop."""
+"""Window features and post-processing, checked against hand-built cases and the plain reference loop
+(qa_transfer/qa/reference_postprocess.py)."""
 
 
 import numpy as np
 import pytest
 import torch
-from bench_postprocess import compare_outputs, plain_loop_postprocess
 from shared import examples_of, qa_record, windows_of
 from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 
+from qa_transfer.qa.reference_postprocess import compare_outputs, plain_loop_postprocess
 from qa_transfer.qa.training import span_loss
 from qa_transfer.qa.windows import WindowConfig, build_windows
 from utils_qa import postprocess_qa_predictions, top_k_indices
@@ -30,6 +31,7 @@ def span_text(features, i, context):
     return context[offsets[s][0] : offsets[e][1]]
 
 
+@pytest.mark.slow
 def test_answer_in_a_later_window_is_labelled_there_and_cls_elsewhere(tokenizer):
     config = WindowConfig(max_seq_length=48, doc_stride=16, max_query_length=16)
     feats = windows_of(tokenizer, [qa_record("q", "when was the museum built ?", LONG_CONTEXT, "1887")], config)
@@ -44,6 +46,7 @@ def test_answer_in_a_later_window_is_labelled_there_and_cls_elsewhere(tokenizer)
     assert all(e == "q" for e in feats["example_id"])
 
 
+@pytest.mark.slow
 def test_answer_cut_by_a_window_edge_targets_cls(tokenizer):
     # With these sizes one window holds the whole answer and two hold only part of it.
     config = WindowConfig(max_seq_length=32, doc_stride=6, max_query_length=16)
@@ -66,6 +69,7 @@ def test_answer_cut_by_a_window_edge_targets_cls(tokenizer):
     assert whole == 1 and cut == 2
 
 
+@pytest.mark.slow
 def test_unanswerable_question_targets_cls_in_every_window(tokenizer):
     config = WindowConfig(max_seq_length=48, doc_stride=16, max_query_length=16)
     feats = windows_of(tokenizer, [qa_record("q", "who painted the bridge ?", LONG_CONTEXT)], config)
@@ -73,6 +77,7 @@ def test_unanswerable_question_targets_cls_in_every_window(tokenizer):
     assert set(feats["start_positions"]) == {0} and set(feats["end_positions"]) == {0}
 
 
+@pytest.mark.slow
 def test_long_question_is_cut_so_the_context_still_fits(tokenizer):
     config = WindowConfig(max_seq_length=32, doc_stride=8, max_query_length=8)
     long_question = "what " * 50 + "?"
@@ -92,6 +97,7 @@ def hand_logits(feats, picks, seq_len):
     return start, end
 
 
+@pytest.mark.slow
 def test_postprocess_on_hand_built_logits(tokenizer):
     config = WindowConfig(max_seq_length=64, doc_stride=16, max_query_length=16)
     context = "the tower is old . the bridge is new ."
@@ -129,11 +135,13 @@ def test_postprocess_on_hand_built_logits(tokenizer):
     assert out.predictions["b"] != "" and out.null_odds == {}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("version_2", [True, False])
 @pytest.mark.parametrize("pad", [True, False])
 def test_vectorised_postprocess_matches_reference_loop(tokenizer, version_2, pad):
     rng = np.random.default_rng(0)
-    words = ["the", "old", "tower", "stands", "on", "north", "bank", "of", "river", "museum", "was", "built", "in", "1887", "by", "city", "people", "walk"]
+    words = ["the", "old", "tower", "stands", "on", "north", "bank", "of", "river", "museum", "was", "built", "in",
+             "1887", "by", "city", "people", "walk"]
     records = []
     for i in range(25):
         context = " ".join(rng.choice(words, size=int(rng.integers(5, 90))))
@@ -164,6 +172,7 @@ def test_top_k_indices_is_a_stable_descending_sort(width, k):
     assert np.array_equal(top_k_indices(values, k), np.argsort(-values, axis=1, kind="stable")[:, :k])
 
 
+@pytest.mark.slow
 def test_span_loss_is_the_models_loss_at_weight_1_and_weighs_no_answer_windows(tiny_qa_model):
     model = AutoModelForQuestionAnswering.from_pretrained(tiny_qa_model)
     torch.manual_seed(0)

@@ -38,7 +38,12 @@ MODEL_MAX_LENGTH = 512
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 # Whole words that the fixtures use often, so that sequences stay short; any other lowercase
 # ASCII word still tokenizes through the single-character pieces below.
-COMMON_WORDS = ["the", "a", "an", "of", "in", "on", "to", "and", "is", "was", "were", "who", "what", "when", "where", "which", "how", "why", "did", "does", "do", "for", "by", "with", "from", "at", "as", "it", "its", "this", "that", "are", "be", "been", "has", "have", "had", "not", "no", "yes", "city", "river", "built", "bridge", "year", "years", "tower", "people", "vaccine", "vaccines", "covid", "flu", "shot", "shots", "safe", "kids", "doctor", "study", "new", "old", "first", "last", "name", "called", "north", "south", "capital", "museum"]
+COMMON_WORDS = ["the", "a", "an", "of", "in", "on", "to", "and", "is", "was", "were", "who", "what", "when", "where",
+                "which", "how", "why", "did", "does", "do", "for", "by", "with", "from", "at", "as", "it", "its",
+                "this", "that", "are", "be", "been", "has", "have", "had", "not", "no", "yes", "city", "river", "built",
+                "bridge", "year", "years", "tower", "people", "vaccine", "vaccines", "covid", "flu", "shot", "shots",
+                "safe", "kids", "doctor", "study", "new", "old", "first", "last", "name", "called", "north", "south",
+                "capital", "museum"]
 
 
 def build_vocab() -> list[str]:
@@ -83,7 +88,7 @@ def build_tokenizer(family: str):
         trainer.train_from_iterator(
             tokenizer_corpus(), vocab_size=600, min_frequency=2, show_progress=False,
             special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"],
-        )  # fmt: skip
+        )
         model = json.loads(trainer._tokenizer.to_str())["model"]
         merges = [tuple(merge.split(" ")) if isinstance(merge, str) else tuple(merge) for merge in model["merges"]]
         return RobertaTokenizer(vocab=model["vocab"], merges=merges, model_max_length=MODEL_MAX_LENGTH)
@@ -92,7 +97,7 @@ def build_tokenizer(family: str):
         trainer.train_from_iterator(
             tokenizer_corpus(), vocab_size=400, show_progress=False, unk_token="[UNK]",
             special_tokens=["[PAD]", "[CLS]", "[SEP]", "[UNK]", "[MASK]"],
-        )  # fmt: skip
+        )
         model = json.loads(trainer._tokenizer.to_str())["model"]
         vocab = [(piece, score) for piece, score in model["vocab"]]
         return DebertaV2Tokenizer(vocab=vocab, unk_id=model["unk_id"], model_max_length=MODEL_MAX_LENGTH)
@@ -102,7 +107,7 @@ def build_tokenizer(family: str):
 def build_config(family: str, tokenizer, num_labels: int):
     if family == "bert":  # as the tests have always had it: the vocabulary list's length, BERT's default ids
         return BertConfig(vocab_size=len(build_vocab()), max_position_embeddings=MODEL_MAX_LENGTH,
-                          num_labels=num_labels, **TINY_SIZES)  # fmt: skip
+                          num_labels=num_labels, **TINY_SIZES)
     special_ids = {
         "pad_token_id": tokenizer.pad_token_id,
         "bos_token_id": tokenizer.cls_token_id,
@@ -119,7 +124,7 @@ def build_config(family: str, tokenizer, num_labels: int):
         max_position_embeddings=MODEL_MAX_LENGTH, relative_attention=True, position_buckets=32,
         pos_att_type=["p2c", "c2p"], position_biased_input=False, type_vocab_size=0, max_relative_positions=-1,
         **common,
-    )  # fmt: skip
+    )
 
 
 def save_tiny_model(

@@ -78,5 +78,5 @@ def tfidf_baseline_comparison(
         f"({len(preprocessed['train'])} rows); {settings}, class_weights={class_weights}."
     )
     rows = {f"{model_name} (fine-tuned)": unprefixed("eval", eval_metrics),
-            "TF-IDF + logistic regression": baseline_metrics}  # fmt: skip
+            "TF-IDF + logistic regression": baseline_metrics}
     return baseline_metrics, comparison_table(rows, note)

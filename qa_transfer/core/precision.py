@@ -73,7 +73,8 @@ def precision_name(training_args: TrainingArguments) -> str:
     return "fp32"
 
 
-def keep_head_in_fp32(model: Any, training_args: TrainingArguments, head_names: tuple[str, ...] = ("qa_outputs", "classifier")) -> None:
+def keep_head_in_fp32(model: Any, training_args: TrainingArguments,
+                      head_names: tuple[str, ...] = ("qa_outputs", "classifier")) -> None:
     """Under mixed precision, run the model's output head (QA span logits, classifier logits) in fp32.
 
     The encoder's work is where mixed precision pays; the head is one small matrix product. In bf16 a logit of

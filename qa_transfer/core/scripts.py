@@ -272,7 +272,8 @@ def read_config_values(path: str, actions: list[argparse.Action], known: set[str
             elif not isinstance(value, list):
                 values[action.dest] = [value]  # `datasets: squad_v2` means the list of one
         elif action.choices is not None and isinstance(value, str) and value not in action.choices:
-            raise ArgumentError(f"{path}: {action.dest} must be one of {', '.join(map(str, action.choices))}, not {value!r}")
+            raise ArgumentError(f"{path}: {action.dest} must be one of {', '.join(map(str, action.choices))}, "
+                                f"not {value!r}")
     return values
 
 

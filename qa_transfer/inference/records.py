@@ -27,7 +27,8 @@ def read_input_text(path: str) -> tuple[str, str]:
     try:
         return path, Path(path).read_bytes().decode("utf-8-sig")
     except UnicodeDecodeError as err:
-        raise PredictionInputError(f"{path}: not UTF-8 text (byte offset {err.start}); save the file as UTF-8") from None
+        raise PredictionInputError(
+            f"{path}: not UTF-8 text (byte offset {err.start}); save the file as UTF-8") from None
 
 
 def input_format(path: str, text: str) -> str:

@@ -37,13 +37,16 @@ PROBES_VERSION = 1
 
 FILLER_WORDS = ("really", "actually", "definitely")
 AUXILIARY_VERBS = frozenset(
-    ["is", "are", "was", "were", "am", "be", "been", "do", "does", "did", "has", "have", "had", "can", "could", "will", "would", "shall", "should", "may", "might", "must"]
+    ["is", "are", "was", "were", "am", "be", "been", "do", "does", "did", "has", "have", "had", "can", "could",
+     "will", "would", "shall", "should", "may", "might", "must"]
 )
 IRREGULAR_CONTRACTIONS = {"can": "can't", "will": "won't", "shall": "shan't"}
 NO_CONTRACTION = frozenset({"am", "be", "been", "may", "might"})
 # Words whose final period ends no sentence ("Mr. Smith", "St. Louis", "c. 1850"); one-letter words too ("J. Smith").
 ABBREVIATIONS = frozenset(
-    ["mr", "mrs", "ms", "dr", "prof", "st", "jr", "sr", "vs", "no", "nos", "vol", "fig", "gen", "col", "lt", "sgt", "capt", "gov", "sen", "rep", "rev", "inc", "co", "corp", "ltd", "etc", "approx", "ca", "c", "jan", "feb", "mar", "apr", "jun", "jul", "aug", "sep", "sept", "oct", "nov", "dec", "mt", "ft"]
+    ["mr", "mrs", "ms", "dr", "prof", "st", "jr", "sr", "vs", "no", "nos", "vol", "fig", "gen", "col", "lt", "sgt",
+     "capt", "gov", "sen", "rep", "rev", "inc", "co", "corp", "ltd", "etc", "approx", "ca", "c", "jan", "feb", "mar",
+     "apr", "jun", "jul", "aug", "sep", "sept", "oct", "nov", "dec", "mt", "ft"]
 )
 # End of a sentence: terminal punctuation, optional closing quotes or brackets, then whitespace.
 SENTENCE_END = re.compile(r"[.!?]+[\"'\u201d\u2019)\]]*\s+")
@@ -106,7 +109,8 @@ def word_spans(text: str) -> list[tuple[int, int]]:
 
 
 def answer_spans(record: dict[str, Any]) -> list[tuple[int, int]]:
-    return [(start, start + len(text)) for text, start in zip(record["answers"]["text"], record["answers"]["answer_start"])]
+    return [(start, start + len(text))
+            for text, start in zip(record["answers"]["text"], record["answers"]["answer_start"])]
 
 
 # --- Evaluation probes ----------------------------------------------------------------------------------
@@ -139,7 +143,8 @@ def shuffle_context(record: dict[str, Any], rng: random.Random) -> dict[str, Any
     for text, start in zip(record["answers"]["text"], record["answers"]["answer_start"]):
         unit = next(i for i, (begin, end) in enumerate(units) if begin <= start and start + len(text) <= end)
         starts.append(new_start_of[unit] + start - units[unit][0])
-    return {**record, "context": new_context, "answers": {"text": list(record["answers"]["text"]), "answer_start": starts}}
+    return {**record, "context": new_context,
+            "answers": {"text": list(record["answers"]["text"]), "answer_start": starts}}
 
 
 def question_prefix(words: int) -> Callable[[dict[str, Any], random.Random], dict[str, Any]]:
@@ -203,7 +208,8 @@ def parse_probe(spec: str) -> Probe:
         try:
             words = int(parameter or 3)
         except ValueError:
-            raise ProbeError(f"probe {spec!r}: question_prefix takes a number of words, e.g. question_prefix:3") from None
+            raise ProbeError(
+                f"probe {spec!r}: question_prefix takes a number of words, e.g. question_prefix:3") from None
         if words < 1:
             raise ProbeError(f"probe {spec!r}: keep at least one word")
         return Probe(spec, question_prefix(words))

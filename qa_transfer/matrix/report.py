@@ -262,7 +262,8 @@ def write_reports(output_dir: str, report: dict[str, Any], metric: str) -> list[
             drops = drop_lines(report, values, name)
         if rows and columns:
             plot_heatmap(values, rows, columns, os.path.join(output_dir, heatmap_name(name, position == 0)),
-                         metric_name=name, title=describe_metric(name).replace(", ", "\n", 1), in_domain=sorted(diagonal),
+                         metric_name=name, title=describe_metric(name).replace(", ", "\n", 1),
+                         in_domain=sorted(diagonal),
                          cell_text=cell_marks(report, values, name, separator="\n"),
                          footnote=(marks_note(marks, "matrix.md") + interval_note).strip() or None)
     if drops:
@@ -300,9 +301,10 @@ def write_probe_reports(output_dir: str, rows: list[ModelRow], columns: list[Eva
             result["cells"].setdefault(row.label, {})[column.unprobed] = cell
             before, after = (cell_value(c["metrics"], metric) if "metrics" in c else math.nan
                              for c in (cells[row.label][column.unprobed], cell))
-            result["change"].setdefault(row.label, {})[column.unprobed] = None if math.isnan(after - before) else after - before
-            same = same_predictions(cell_dir_of(output_dir, row, column.unprobed), cell_dir_of(output_dir, row, column.name)) \
-                if "metrics" in cell else None
+            result["change"].setdefault(row.label, {})[column.unprobed] = (
+                None if math.isnan(after - before) else after - before)
+            same = same_predictions(cell_dir_of(output_dir, row, column.unprobed),
+                                    cell_dir_of(output_dir, row, column.name)) if "metrics" in cell else None
             result["same_predictions"].setdefault(row.label, {})[column.unprobed] = same
 
     def shown(value: float | None, change: float | None = None, suffix: str = "") -> str:

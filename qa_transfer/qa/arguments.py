@@ -69,7 +69,8 @@ class QAEvalArguments:
     max_eval_samples: int | None = field(default=None, metadata={"help": "Evaluate on at most this many questions."})
     subset_strategy: str = field(
         default="random",
-        metadata={"help": "How --max_*_samples/--train_fraction pick questions: 'random' (seeded by --seed) or 'first'."},
+        metadata={"help": "How --max_*_samples/--train_fraction pick questions: 'random' (seeded by --seed) or "
+                          "'first'."},
     )
     version_2_with_negative: bool | None = field(
         default=None,
@@ -90,7 +91,8 @@ class QAEvalArguments:
         if self.subset_strategy not in ("random", "first"):
             raise ValueError(f"--subset_strategy must be 'random' or 'first', not {self.subset_strategy!r}")
         if self.doc_stride >= self.max_seq_length - self.max_query_length - 3:
-            raise ValueError("--doc_stride must leave room for new context in each window: lower it or raise --max_seq_length")
+            raise ValueError("--doc_stride must leave room for new context in each window: lower it or raise "
+                             "--max_seq_length")
 
     def window_config(self, tokenizer: PreTrainedTokenizerBase) -> WindowConfig:
         """The windowing for this tokenizer; a ValueError for a tokenizer that cannot window QA examples

@@ -57,7 +57,8 @@ class RecordStats:
         counts = f"{self.answerable} answerable, {self.unanswerable} unanswerable"
         if self.unlabelled:
             counts = "unlabelled" if self.unlabelled == self.questions else f"{counts}, {self.unlabelled} unlabelled"
-        text = f"{self.questions} questions ({counts}), {self.repaired_offsets} answer offsets repaired, {self.dropped} dropped"
+        text = (f"{self.questions} questions ({counts}), {self.repaired_offsets} answer offsets repaired, "
+                f"{self.dropped} dropped")
         return text + "".join(f"; {note}" for note in self.notes)
 
 
@@ -105,7 +106,8 @@ def iter_json_lines(path: str) -> Iterator[tuple[int, Any]]:
                 try:
                     yield line_no, json.loads(line)
                 except json.JSONDecodeError as err:
-                    raise QADataError(f"{path}: line {line_no}: not valid JSON ({err.msg}); is the file truncated?") from None
+                    raise QADataError(
+                        f"{path}: line {line_no}: not valid JSON ({err.msg}); is the file truncated?") from None
     except UNREADABLE as err:
         raise QADataError(f"{path}: unreadable after line {line_no}: truncated or corrupt ({err})") from None
 
@@ -285,7 +287,8 @@ def load_qa_file(path: str | os.PathLike, require_answers: bool = True, repair_o
     return Dataset.from_list(records, features=FLAT_FEATURES)
 
 
-def validate_dataset(dataset: Dataset, source: str, require_answers: bool = True, repair_offsets: bool = False) -> Dataset:
+def validate_dataset(dataset: Dataset, source: str, require_answers: bool = True,
+                     repair_offsets: bool = False) -> Dataset:
     """Validate a dataset already in the flat schema (e.g. from the hub); returns it, repaired if asked.
 
     Rows are checked one at a time and not kept, so a large converted split (TriviaQA, NQ) stays in its Arrow
@@ -308,7 +311,8 @@ def validate_dataset(dataset: Dataset, source: str, require_answers: bool = True
                        desc="Repairing answer offsets")
 
 
-def select_questions(dataset: Dataset, max_samples: int | None, fraction: float | None, strategy: str, seed: int) -> Dataset:
+def select_questions(dataset: Dataset, max_samples: int | None, fraction: float | None, strategy: str,
+                     seed: int) -> Dataset:
     """Pick a deterministic subset of questions (not windows): the first N, or N drawn with `seed`."""
     count = len(dataset)
     if fraction is not None:
@@ -346,4 +350,5 @@ def has_unanswerable(dataset: Dataset) -> bool:
     return bool((answer_counts(dataset) == 0).any()) if "answers" in dataset.column_names else False
 
 
-SPLIT_ALIASES = {"train": "train", "validation": "validation", "eval": "validation", "dev": "validation", "test": "test"}
+SPLIT_ALIASES = {"train": "train", "validation": "validation", "eval": "validation", "dev": "validation",
+                 "test": "test"}

