@@ -28,13 +28,6 @@ def cache_dir(tmp_path: Path) -> str:
     return str(tmp_path / "cache")
 
 
-# Each test that trains or evaluates a model end to end carries `@pytest.mark.slow` itself. These two use the tiny
-# model but live in tests/test_base_trainer.py, which another change rewrites: they are marked here until that
-# file marks them.
-MARKED_SLOW_HERE = {
-    "tests/test_base_trainer.py::test_save_metrics_writes_its_split_and_gathers_this_runs_results",
-    "tests/test_base_trainer.py::test_evaluation_keeps_file_order_when_training_groups_by_length",
-}
 # A test that uses one of these fixtures runs a tiny model: it must be marked slow.
 MODEL_FIXTURES = {"tiny_qa_model", "tiny_cls_model"}
 
@@ -47,8 +40,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     slow."""
     unmarked = []
     for item in items:
-        if item.nodeid.split("[")[0] in MARKED_SLOW_HERE:
-            item.add_marker(pytest.mark.slow)
         if MODEL_FIXTURES & set(getattr(item, "fixturenames", ())) and item.get_closest_marker("slow") is None:
             unmarked.append(item.nodeid)
     if unmarked:

@@ -31,6 +31,7 @@ def tiny_trainer(model_dir, output_dir, **arguments) -> BaseTrainer:
     return BaseTrainer(model=model, args=args, data_collator=collator)
 
 
+@pytest.mark.slow
 def test_save_metrics_writes_its_split_and_gathers_this_runs_results(tiny_cls_model, tmp_path):
     (tmp_path / "all_results.json").write_text(json.dumps({"baseline_accuracy": 0.5}))  # an earlier run's
     trainer = tiny_trainer(tiny_cls_model, tmp_path)
@@ -51,6 +52,7 @@ def test_save_metrics_writes_its_split_and_gathers_this_runs_results(tiny_cls_mo
     ]  # no temporary file left
 
 
+@pytest.mark.slow
 def test_evaluation_keeps_file_order_when_training_groups_by_length(tiny_cls_model, tmp_path):
     trainer = tiny_trainer(tiny_cls_model, tmp_path, train_sampling_strategy="group_by_length",
                            per_device_eval_batch_size=2)
@@ -113,12 +115,14 @@ def test_a_transformers_release_without_an_internal_we_use_stops_at_start_up(mon
         check_trainer_internals()
 
 
+@pytest.mark.slow
 def test_the_checks_run_when_a_trainer_is_built(tiny_cls_model, tmp_path, monkeypatch):
     monkeypatch.delattr(Trainer, "loss_is_scaled_for_ga")
     with pytest.raises(RuntimeError, match="loss_is_scaled_for_ga"):
         tiny_trainer(tiny_cls_model, tmp_path)
 
 
+@pytest.mark.slow
 def test_the_loss_sum_counts_this_runs_losses_once_training_began(tiny_cls_model, tmp_path):
     trainer = tiny_trainer(tiny_cls_model, tmp_path)
     record = LossSumRecord(trainer)
