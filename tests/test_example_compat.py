@@ -18,7 +18,7 @@ from qa_transfer.core.arguments import hub_options
 from qa_transfer.core.errors import QADataError
 
 SAMPLE = REPO / "examples" / "qa_sample"
-CLASSIFICATION = Path(__file__).parent / "fixtures" / "classification"
+CLASSIFICATION = REPO / "tests" / "fixtures" / "classification"
 
 
 @pytest.mark.slow

@@ -32,10 +32,10 @@ from qa_transfer.sources import adapters
 
 pytestmark = pytest.mark.faults
 
-KILLPOINT = Path(__file__).resolve().parent / "killpoint.py"
+KILLPOINT = REPO / "tests" / "killpoint.py"
 QA_SAMPLE = REPO / "examples" / "qa_sample"
 NEWS_SAMPLE = REPO / "examples" / "news_sample"
-CLS_FIXTURES = Path(__file__).parent / "fixtures" / "classification"
+CLS_FIXTURES = REPO / "tests" / "fixtures" / "classification"
 # Eight steps, a checkpoint every two: killed while writing the third (step 6), a run resumes from step 4.
 STEPS = [*TINY_RUN, "--max_steps", "8", "--save_strategy", "steps", "--save_steps", "2", "--logging_steps", "2",
          "--learning_rate", "1e-3", "--seed", "5"]
@@ -227,7 +227,7 @@ cached_conversion(CONVERSION_SOURCE, {"file": "x"}, records, sys.argv[1], "kille
 
 def test_a_conversion_killed_while_writing_its_cache_is_converted_again(tmp_path):
     cache_dir, marker = tmp_path / "cache", tmp_path / "writing"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(Path(__file__).parent)])}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "tests")])}
     process = subprocess.Popen([sys.executable, "-c", KILLED_CONVERSION, str(cache_dir), str(marker)],
                                cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:

@@ -294,3 +294,13 @@ def test_no_file_names_a_module_by_its_former_path():
     users = [name for name in files if not name.startswith("docs/results/") and name != "tests/test_structure.py"
              and (REPO / name).is_file() and pattern.search((REPO / name).read_text(encoding="utf-8"))]
     assert users == []
+
+
+def test_the_tests_mirror_the_folders():
+    """tests/<folder>/ for each package folder and for bench/; the tests of the whole project (structure, docs,
+    help pages, usage contracts, faults, the transformers example's commands) stay at the top."""
+    folders = sorted(path.name for path in (REPO / "tests").iterdir() if path.is_dir() and path.name != "fixtures"
+                     and not path.name.startswith(("_", ".")))
+    assert folders == sorted([*FOLDER_IMPORTS, "bench"])
+    for folder in folders:
+        assert list((REPO / "tests" / folder).glob("test_*.py")), folder

@@ -27,7 +27,7 @@ from qa_transfer.core.errors import OutputDirError
 from qa_transfer.core.trainer import whole_run_loss
 
 QA_SAMPLE = REPO / "examples" / "qa_sample"
-CLS_FIXTURES = Path(__file__).parent / "fixtures" / "classification"
+CLS_FIXTURES = REPO / "tests" / "fixtures" / "classification"
 QUICK = [*TINY_RUN, "--seed", "3", "--logging_steps", "2", "--per_device_eval_batch_size", "4"]
 
 

@@ -1,4 +1,4 @@
-"""The QA post-processing written plainly: the oracle that the tests (tests/test_utils_qa.py) and the benchmark
+"""The QA post-processing written plainly: the oracle that the tests (tests/qa/test_utils_qa.py) and the benchmark
 (bench/bench_postprocess.py) compare utils_qa.postprocess_qa_predictions, the vectorised one every evaluation runs,
 with.
 

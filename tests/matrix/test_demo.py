@@ -58,7 +58,7 @@ def test_flags_after_the_config_file_override_it(tmp_path):
 
 
 def test_a_bad_key_of_fine_tune_all_s_own_config_is_one_error_naming_the_file(tmp_path):
-    """How the config file itself is read and checked is script_utils' (tests/test_script_utils.py); here, the keys
+    """How the config file itself is read and checked is script_utils' (tests/core/test_script_utils.py); here, the keys
     fine_tune_all.py adds: its argparse options and `run_qa:`."""
     config = tmp_path / "bad.yaml"
     config.write_text("output_root: out\nepochs: 3\n")

@@ -1,9 +1,9 @@
 """Each tweet-cleaning step, the whole cleaning pipeline, lemmatization and the cached datasets.map."""
 
-from pathlib import Path
 
 import datasets
 import pytest
+from shared import REPO
 
 from qa_transfer.classification.tweets import (
     PREPROCESSED_TEXT_COLUMN,
@@ -20,7 +20,7 @@ from qa_transfer.classification.tweets import (
     unescape_html_entities,
 )
 
-FIXTURES = Path(__file__).parent / "fixtures" / "classification"
+FIXTURES = REPO / "tests" / "fixtures" / "classification"
 
 
 def test_unescape_html_entities():

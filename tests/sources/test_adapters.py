@@ -14,7 +14,7 @@ import pytest
 from converter_oracle import newsqa_records, quac_records
 from converter_oracle import record as rec  # the flat layout, written out independently of the adapters
 from shared import ADAPTER_FIXTURES as FIXTURES
-from shared import assert_aligned, gzip_truncated
+from shared import REPO, assert_aligned, gzip_truncated
 
 import convert_qa
 from qa_transfer.core.errors import QADataError
@@ -30,7 +30,8 @@ def counts(stats) -> tuple[int, int, int, int, int]:
     return stats.questions, stats.answerable, stats.unanswerable, stats.repaired_offsets, stats.dropped
 
 
-# QuAC and NewsQA: tests/test_quac_newsqa.py (checked against the converter's rules in tests/converter_oracle.py).
+# QuAC and NewsQA: tests/sources/test_quac_newsqa.py (checked against the converter's rules in
+# tests/converter_oracle.py).
 QUAC_DEV = quac_records(str(FIXTURES / "quac" / "val_v0.2.json"))
 
 
@@ -266,7 +267,7 @@ def test_convert_cli_error_writes_nothing(tmp_path, cache_dir):
 
 
 # The shared data lies beside the repository (../shared), in a checkout and in CI alike.
-SHARED_NQ = (Path(__file__).resolve().parents[2] / "shared" / "data" / "natural_questions"
+SHARED_NQ = (REPO.parent / "shared" / "data" / "natural_questions"
              / "nq_dev.mrqa_cmr.squad2.json.gz")
 
 

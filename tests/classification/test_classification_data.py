@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 from datasets import Dataset
+from shared import REPO
 from transformers import BertConfig
 
 from qa_transfer.classification.data import (
@@ -24,7 +25,7 @@ from qa_transfer.classification.data import (
 )
 from qa_transfer.core.errors import ArgumentError, InputError, UsageError
 
-FIXTURES = Path(__file__).parent / "fixtures" / "classification"
+FIXTURES = REPO / "tests" / "fixtures" / "classification"
 LABEL_NAMES = ["neutral", "anti-vax", "pro-vax"]
 
 

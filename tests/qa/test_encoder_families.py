@@ -24,7 +24,7 @@ from qa_transfer.qa.data import FLAT_FEATURES
 from utils_qa import postprocess_qa_predictions
 
 SAMPLE = REPO / "examples" / "qa_sample"
-CLASSIFICATION = Path(__file__).parent / "fixtures" / "classification"
+CLASSIFICATION = REPO / "tests" / "fixtures" / "classification"
 FAMILIES = ["roberta", "mpnet", "deberta-v2"]
 LONG_CONTEXT = (
     "The old tower stands on the north bank of the river. " * 5

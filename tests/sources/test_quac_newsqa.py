@@ -17,7 +17,7 @@ import pytest
 from converter_oracle import mrqa_records, newsqa_records, quac_records
 from harness import run_script_main
 from shared import ADAPTER_FIXTURES as FIXTURES
-from shared import SMALL_WINDOWS, assert_aligned
+from shared import REPO, SMALL_WINDOWS, assert_aligned
 
 from qa_transfer.core.errors import QADataError
 from qa_transfer.sources.adapters import (
@@ -146,7 +146,7 @@ def test_every_dataset_names_its_conversion_and_the_papers_is_the_default():
     assert conversion_name("newsqa", str(NEWSQA / "split_data" / "dev.csv")) == PAPER_CONVERSION
     assert conversion_name("newsqa_mrqa") == conversion_name("mrqa") == "mrqa_2019"
     assert conversion_name("squad_v2") == "as_published"
-    sample = Path(__file__).parent.parent / "examples" / "news_sample" / "dev.jsonl"
+    sample = REPO / "examples" / "news_sample" / "dev.jsonl"
     assert conversion_name("newsqa", str(sample)) == conversion_name(None, str(sample)) == SQUAD_FORMAT_FILE
 
 

@@ -23,7 +23,7 @@ from qa_transfer.classification.tweets import preprocess_text
 from qa_transfer.core.errors import ArgumentError, InputError
 from run_classification import parse_arguments
 
-FIXTURES = Path(__file__).parent / "fixtures" / "classification"
+FIXTURES = REPO / "tests" / "fixtures" / "classification"
 TRAIN_CSV = FIXTURES / "train.csv"
 VALIDATION_CSV = FIXTURES / "validation.csv"
 TEST_CSV = FIXTURES / "test_unlabelled.csv"
