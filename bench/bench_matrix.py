@@ -383,16 +383,20 @@ def comparison_markdown(comparison: dict, matrix: dict) -> str:
 # --- The budget curve: agreement against training questions per row ------------------------------------------
 
 
-def curve_point(run_dir: str) -> dict:
+def curve_point(run: str) -> dict:
     """One run's point: its training questions per row (and their mean) and, for each protocol and complete
-    replication, the Spearman correlation with its interval, from the run's comparison.json."""
-    comparison = read_json(os.path.join(run_dir, "comparison.json"))
+    replication, the Spearman correlation with its interval. `run` is a run's --output_dir or a comparison file
+    published from one (its `runs` record gives the training questions)."""
+    path = run if run.endswith(".json") else os.path.join(run, "comparison.json")
+    comparison = read_json(path)
     if "protocols" not in comparison:
-        raise SystemExit(f"error: {run_dir}/comparison.json has no per-protocol comparison (an older run): run "
+        raise SystemExit(f"error: {path} has no per-protocol comparison (an older run): run "
                          "bench_matrix.py again with that run's command, which reuses its rows and cells")
-    matrix = read_json(os.path.join(run_dir, "matrix", "matrix.json"))
-    sizes = {row: (matrix["models"].get(row) or {}).get("train_samples") for row in ROWS}
-    point = {"run": run_dir, "train_questions": sizes,
+    rows = (comparison.get("runs") or {}).get("rows")
+    if rows is None:  # a comparison written without its run record: the sizes are in the run's matrix
+        rows = read_json(os.path.join(run, "matrix", "matrix.json"))["models"]
+    sizes = {row: (rows.get(row) or {}).get("train_samples") for row in ROWS}
+    point = {"run": run, "train_questions": sizes,
              "mean_train_questions": float(np.mean([size for size in sizes.values() if size])), "agreement": {}}
     for metric, protocol in comparison["protocols"].items():
         for name in COMPLETE:
@@ -517,8 +521,9 @@ def main(argv: list[str] | None = None) -> None:
                         help=f"Questions per column, at most (default {DEFAULT_EVAL_QUESTIONS}).")
     parser.add_argument("--seed", type=int, default=42, help="Draws the training and evaluation questions.")
     parser.add_argument("--bootstrap_resamples", type=int, default=1000)
-    parser.add_argument("--curve", nargs="+", default=None, metavar="RUN_DIR",
-                        help="Only draw the budget curve of earlier runs (their --output_dir) into --output_dir.")
+    parser.add_argument("--curve", nargs="+", default=None, metavar="RUN",
+                        help="Only draw the budget curve of earlier runs (their --output_dir, or a comparison.json "
+                             "published from one) into --output_dir.")
     parser.add_argument("--publish", default=None,
                         help="Only copy an earlier run's results into this folder (e.g. docs/results/transfer_matrix).")
     args = parser.parse_args(own)

@@ -184,6 +184,13 @@ def test_the_budget_curve_sets_each_runs_agreement_against_its_training_question
     assert (tmp_path / "curve" / "curve.png").stat().st_size > 0
     markdown = (tmp_path / "curve" / "curve.md").read_text()
     assert "| 1,500 / 1,500 / 1,500 | answer-always (each question's best non-empty span) |" in markdown
+    # A published comparison file is a point too: its run record gives the training questions.
+    published_file = tmp_path / "comparison_500.json"
+    record = json.loads((tmp_path / "run_500" / "comparison.json").read_text())
+    record["runs"] = {"rows": {row: {"train_samples": 500} for row in published}}
+    published_file.write_text(json.dumps(record))
+    again = bench_matrix.write_curve([str(published_file), runs[1]], str(tmp_path / "curve_again"))
+    assert [point["agreement"] for point in again["points"]] == [point["agreement"] for point in curve["points"]]
     (tmp_path / "run_500" / "comparison.json").write_text(json.dumps({"replications": {}}))  # an older run's
     with pytest.raises(SystemExit, match="run bench_matrix.py again"):
         bench_matrix.write_curve(runs, str(tmp_path / "curve"))
