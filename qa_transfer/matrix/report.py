@@ -90,7 +90,8 @@ def run_report(rows: list[ModelRow], columns: list[EvalColumn], cells: dict, met
 def merge_with_earlier(report: dict[str, Any], earlier: dict[str, Any] | None) -> dict[str, Any]:
     """`report` merged with the matrix.json an earlier run left: the rows and columns this run did not evaluate
     keep their cells, and a cell this run could not compute keeps the one computed before. Cells taken from
-    the earlier report are marked `from_earlier_run` (with `error_in_latest_run` when this run failed there)."""
+    the earlier report are marked `from_earlier_run` (with `error_in_latest_run` when this run failed there). Rows
+    come in the order of their in-domain columns (the diagonal stays the diagonal)."""
     if not earlier:
         return report
     rows = report["rows"] + [label for label in earlier.get("rows", []) if label not in report["rows"]]
@@ -111,8 +112,12 @@ def merge_with_earlier(report: dict[str, Any], earlier: dict[str, Any] | None) -
             else:
                 continue
             cells.setdefault(row, {})[column] = cell
+    models = {**earlier.get("models", {}), **report["models"]}
+    # Rows in the order of their in-domain columns, as one run orders them, whichever run evaluated them first.
+    position = {name: index for index, name in enumerate(columns)}
+    rows.sort(key=lambda label: position.get((models.get(label) or {}).get("fine_tuned_on"), len(position)))
     return {**report, "rows": rows, "columns": columns, "cells": cells,
-            "models": {**earlier.get("models", {}), **report["models"]},
+            "models": models,
             "datasets": {**earlier.get("datasets", {}), **report["datasets"]}}
 
 

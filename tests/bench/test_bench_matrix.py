@@ -129,7 +129,8 @@ def test_published_results_name_no_absolute_path(tmp_path):
 
 def test_the_commands_share_the_recipe_and_the_windows(tmp_path):
     args = type("Args", (), {"output_dir": str(tmp_path), "questions": bench_matrix.parse_questions(["120"]),
-                             "max_eval_samples": 40, "seed": 42, "bootstrap_resamples": 1000})()
+                             "rows": bench_matrix.ROWS, "max_eval_samples": 40, "seed": 42,
+                             "bootstrap_resamples": 1000})()
     extra = ["--max_seq_length", "192", "--num_train_epochs", "1"]
     [train] = bench_matrix.fine_tune_commands(args, str(tmp_path / "squad.jsonl"), extra)
     assert train[train.index("--datasets") + 1:train.index("--datasets") + 4] == bench_matrix.ROWS
@@ -150,12 +151,16 @@ def test_questions_per_row_and_all(tmp_path):
     assert bench_matrix.parse_questions([]) == dict.fromkeys(bench_matrix.ROWS, bench_matrix.DEFAULT_QUESTIONS)
     sizes = bench_matrix.parse_questions(["1500", "newsqa=all"])
     assert sizes == {"squad_v2": 1500, "natural_questions": 1500, "newsqa": None}
-    args = type("Args", (), {"output_dir": str(tmp_path), "questions": sizes})()
+    args = type("Args", (), {"output_dir": str(tmp_path), "questions": sizes, "rows": bench_matrix.ROWS})()
     first, second = bench_matrix.fine_tune_commands(args, str(tmp_path / "squad.jsonl"), [])
     assert first[first.index("--datasets") + 1:first.index("--datasets") + 3] == ["squad_v2", "natural_questions"]
     assert first[first.index("--max_train_samples") + 1] == "1500"
     assert second[second.index("--datasets") + 1] == "newsqa" and "--max_train_samples" not in second
     assert "--train_file" in second and second[second.index("--train_file") + 1].startswith("newsqa=")
+    args.rows = ["newsqa"]  # --rows: only the rows named train, SQuAD 2.0's file is not even prepared
+    [only] = bench_matrix.fine_tune_commands(args, None, [])
+    assert only[only.index("--datasets") + 1:only.index("--model_name_or_path")] == ["newsqa"]
+    assert not [token for token in only if token.startswith("squad_v2=")]
     with pytest.raises(SystemExit, match="positive number or 'all'"):
         bench_matrix.parse_questions(["many"])
     with pytest.raises(SystemExit, match="the rows are"):
@@ -215,3 +220,109 @@ def test_compare_runs_gives_the_paired_difference_and_its_interval(tmp_path):
     assert result["NoAns f1"]["b_minus_a"] == 0 and result["NoAns f1"]["interval"] == [0.0, 0.0]
     same = compare_runs.compare(str(runs["a"]), str(runs["a"]), references, resamples=100)
     assert all(row["interval"] == [0.0, 0.0] for row in same.values())
+
+
+def run_of(tmp_path, name: str, scores: dict[str, list[float]], questions: int = 300) -> str:
+    """A finished run's folder (matrix, per-question scores, overlap analysis, comparison with its run record) whose
+    rows `scores` (row -> F1 per column) were trained on `questions` questions each; every question of a cell scores
+    its cell's F1 (0-1), 50 questions a cell."""
+    from qa_transfer.qa.scores import SCORES_FILE
+
+    run = tmp_path / name
+    matrix = matrix_of(scores)
+    matrix["models"] = {row: {"fine_tuned_on": row, "train_samples": questions, "dir": str(run / "models" / row)}
+                        for row in scores}
+    for row, values in scores.items():
+        for column, value in zip(bench_matrix.COLUMNS, values):
+            (run / "matrix" / "cells" / row / column).mkdir(parents=True)
+            (run / "matrix" / "cells" / row / column / SCORES_FILE).write_text(json.dumps(
+                {f"q{i}": {"exact": value / 100, "f1": value / 100, "has_answer": True,
+                           "answer_always_exact": value / 100, "answer_always_f1": value / 100} for i in range(50)}))
+    (run / "matrix" / "matrix.json").write_text(json.dumps(matrix))
+    (run / "matrix" / "matrix.md").write_text("# m\n")
+    analysis = {"rows": list(scores), "columns": bench_matrix.COLUMNS,
+                "models": {row: {"fine_tuned_on": row} for row in scores},
+                "cells": {row: {column: {"metrics": {"questions": 50}} for column in bench_matrix.COLUMNS}
+                          for row in scores}}
+    (run / "matrix" / "analysis.json").write_text(json.dumps(analysis))
+    (run / "matrix" / "analysis.md").write_text("# a\n")
+    (run / "matrix" / "overlap.png").write_bytes(b"\x89PNG")
+    args = bench_matrix_args(tmp_path, questions, list(scores))
+    comparison = bench_matrix.compare(matrix, str(run / "matrix"), resamples=50)
+    comparison["runs"] = {"rows": {row: {"train_samples": questions, "train_runtime": 60.0} for row in scores},
+                          "this_invocation_seconds": {"total": 99.0}, "trained_rows": list(scores),
+                          "arguments": bench_matrix.run_arguments(args, [])}
+    (run / "comparison.json").write_text(json.dumps(comparison))
+    (run / "comparison.md").write_text("# c\n")
+    return str(run)
+
+
+def bench_matrix_args(tmp_path, questions: int, rows: list[str], output_dir: str = "later"):
+    return bench_matrix_namespace(output_dir=str(tmp_path / output_dir), rows=rows,
+                                  questions=bench_matrix.parse_questions([str(questions)]), unanswerable_share=1 / 3,
+                                  max_eval_samples=None, seed=42, bootstrap_resamples=1000)
+
+
+def bench_matrix_namespace(**values):
+    import argparse
+
+    return argparse.Namespace(**values)
+
+
+def test_a_matrix_made_in_two_invocations_compares_like_one(tmp_path):
+    """Two rows trained and published in one invocation, the middle one in a later one started from the published
+    folder (--earlier): the later matrix holds all three rows in the diagonal's order, the earlier cells marked and
+    their per-question scores back in place, so the comparison of the whole matrix has its intervals."""
+    from qa_transfer.matrix.report import merge_with_earlier, read_earlier_report
+
+    published_cells = bench_matrix.PUBLISHED["MediaBilly/BERT-Question-Answering"]["cells"]
+    first = run_of(tmp_path, "first", {row: published_cells[row] for row in ("squad_v2", "newsqa")})
+    bench_matrix.publish(first, str(tmp_path / "published"))
+    stored = sorted(p.relative_to(tmp_path / "published").as_posix()
+                    for p in (tmp_path / "published" / "cells").rglob("*.gz"))
+    assert len(stored) == 8 and "cells/newsqa/trivia_qa/eval_scores.json.gz" in stored
+
+    args = bench_matrix_args(tmp_path, 300, ["natural_questions"])
+    record = bench_matrix.restore_earlier(str(tmp_path / "published"), args, [])
+    assert list(record["rows"]) == ["squad_v2", "newsqa"] and record["trained_rows"] == list(record["rows"])
+    matrix_dir = tmp_path / "later" / "matrix"
+    restored = json.loads((matrix_dir / "matrix.json").read_text())
+    assert restored["rows"] == ["squad_v2", "newsqa"]
+    assert all(cell["from_earlier_run"] for cells in restored["cells"].values() for cell in cells.values())
+    assert json.loads((matrix_dir / "analysis.json").read_text())["rows"] == ["squad_v2", "newsqa"]
+    assert bench_matrix.restore_earlier(str(tmp_path / "published"), args, []) == record  # again: the same
+
+    # What cross_eval.py then writes: this invocation's row merged with the restored ones, diagonal order kept.
+    now = json.loads((tmp_path / "first" / "matrix" / "matrix.json").read_text())  # a row's cells, renamed
+    row = "natural_questions"
+    report = {**now, "rows": [row], "cells": {row: matrix_of({row: published_cells[row]})["cells"][row]},
+              "models": {row: {"fine_tuned_on": row, "train_samples": 300}}, "datasets": {}}
+    merged = merge_with_earlier(report, read_earlier_report(str(matrix_dir)))
+    assert merged["rows"] == bench_matrix.ROWS  # squad_v2, natural_questions, newsqa: not the order of the runs
+    for column, value in zip(bench_matrix.COLUMNS, published_cells[row]):
+        from qa_transfer.qa.scores import SCORES_FILE
+
+        (matrix_dir / "cells" / row / column).mkdir(parents=True)
+        (matrix_dir / "cells" / row / column / SCORES_FILE).write_text(json.dumps(
+            {f"q{i}": {"exact": 0.0, "f1": value / 100, "has_answer": True, "answer_always_exact": 0.0,
+                       "answer_always_f1": value / 100} for i in range(50)}))
+    comparison = bench_matrix.compare(merged, str(matrix_dir), resamples=50)
+    media = comparison["protocols"]["answer_always_HasAns_f1"]["replications"][bench_matrix.COMPLETE[0]]
+    assert media["cells_compared"] == 12 and media["spearman"] == pytest.approx(1.0)
+    assert media["spearman_interval"] == pytest.approx([1.0, 1.0])  # every cell's questions restored
+
+
+def test_earlier_rows_of_another_recipe_or_without_scores_stop_the_run_before_it_writes(tmp_path):
+    earlier = run_of(tmp_path, "first", {"newsqa": [50.0, 40.0, 45.0, 55.0]}, questions=300)
+    with pytest.raises(SystemExit, match=r"first/comparison.json: its rows are not parts of this matrix, the run "
+                                         r"used newsqa's questions '300' \(this invocation: '500'\)"):
+        bench_matrix.restore_earlier(earlier, bench_matrix_args(tmp_path, 500, ["squad_v2"]), [])
+    with pytest.raises(SystemExit, match="run_qa_flags"):
+        bench_matrix.restore_earlier(earlier, bench_matrix_args(tmp_path, 300, ["squad_v2"]),
+                                     ["--num_train_epochs", "1"])
+    (tmp_path / "first" / "matrix" / "cells" / "newsqa" / "trivia_qa" / "eval_scores.json").unlink()
+    with pytest.raises(SystemExit, match="newsqa -> trivia_qa has no per-question scores"):
+        bench_matrix.restore_earlier(earlier, bench_matrix_args(tmp_path, 300, ["squad_v2"]), [])
+    assert not (tmp_path / "later").exists()
+    with pytest.raises(SystemExit, match="no comparison.json"):
+        bench_matrix.restore_earlier(str(tmp_path), bench_matrix_args(tmp_path, 300, ["squad_v2"]), [])
