@@ -21,8 +21,11 @@ alternated in `--rounds` rounds so that a change in the machine's load reaches a
 - bf16 / fp32 + torch.compile (`--configurations`): `--torch_compile` (inductor; batches padded to a multiple of
   64, see qa_transfer/core/compilation.py); the steps that compiled are left out of the rate, their time beyond a
   plain step is reported as compile time (training and evaluation together);
-- bf16, eager attention (`--configurations`): the models' plain attention instead of PyTorch's fused
-  scaled-dot-product attention (sdpa, the default).
+- bf16 / fp32, eager attention (`--configurations`): the models' plain attention instead of PyTorch's fused
+  scaled-dot-product attention (sdpa, the default); fp32 + fused AdamW likewise.
+
+On a CPU without bf16 instructions the bf16 configurations are left out (one line says so) and the fp32 ones are
+measured against the fp32 peak.
 
 Utilisation: before the models, the machine's matrix-product peak is measured (torch.matmul of square matrices,
 fp32 and bf16, all cores, the best of several sizes and repeats, before and after the models; also on one
@@ -45,7 +48,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import os
-import sys
 import tempfile
 import time
 
@@ -84,6 +86,8 @@ CONFIGURATIONS = {
     "fp32 + torch.compile": {"torch_compile": True},
     "bf16 + torch.compile": {"bf16": True, "torch_compile": True},
     "bf16, eager attention": {"bf16": True, "attn_implementation": "eager"},
+    "fp32, eager attention": {"attn_implementation": "eager"},
+    "fp32 + fused AdamW": {"optim": "adamw_torch_fused"},
 }
 DEFAULT_CONFIGURATIONS = ["fp32", "bf16", "bf16 + fused AdamW"]
 
@@ -232,16 +236,22 @@ def main() -> None:
     if args.warmup_steps >= args.train_steps:
         parser.error("--warmup_steps must be below --train_steps")
     instructions = cpu_bf16_instructions()
+    dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16} if instructions else {"fp32": torch.float32}
     if instructions is None:
-        sys.exit("error: this CPU has no bf16 instructions: there is no bf16 speed to measure")
+        left_out = [label for label in args.configurations if CONFIGURATIONS[label].get("bf16")]
+        args.configurations = [label for label in args.configurations if label not in left_out]
+        print(f"this CPU has no bf16 instructions: {', '.join(left_out) or 'no configuration'} left out, the fp32 "
+              "configurations measured", flush=True)
 
-    peaks = {"fp32": matmul_peak(torch.float32), "bf16": matmul_peak(torch.bfloat16)}
+    peaks = {precision: matmul_peak(dtype) for precision, dtype in dtypes.items()}
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # one core's peak too: well under `threads` times it, the cores are shared
-    one_core = {"fp32": matmul_peak(torch.float32), "bf16": matmul_peak(torch.bfloat16)}
+    one_core = {precision: matmul_peak(dtype) for precision, dtype in dtypes.items()}
     torch.set_num_threads(threads)
-    print(f"matrix-product peak on {threads} threads: fp32 {peaks['fp32']:.0f} GFLOP/s, bf16 {peaks['bf16']:.0f} "
-          f"GFLOP/s (one thread: fp32 {one_core['fp32']:.0f}, bf16 {one_core['bf16']:.0f})", flush=True)
+    print(f"matrix-product peak on {threads} threads: "
+          + ", ".join(f"{precision} {peak:.0f} GFLOP/s" for precision, peak in peaks.items())
+          + " (one thread: " + ", ".join(f"{precision} {peak:.0f}" for precision, peak in one_core.items()) + ")",
+          flush=True)
     questions = select_questions(load_qa_file(DEV), None, None, "first", 0)
     results: dict[str, dict] = {}
     for name in args.models:
@@ -283,8 +293,7 @@ def main() -> None:
             figures["eval_speedup"] = figures["eval_windows_per_s"] / best["fp32"]["eval_windows_per_s"]
         results[name] = {"best": best, "rounds": rounds}
     # On shared cores the peak is measured again after the models, and the better of the two kept
-    peaks = {precision: max(peak, matmul_peak(getattr(torch, {"fp32": "float32", "bf16": "bfloat16"}[precision])))
-             for precision, peak in peaks.items()}
+    peaks = {precision: max(peak, matmul_peak(dtypes[precision])) for precision, peak in peaks.items()}
     for result in results.values():
         for label, figures in [*result["best"].items(), *((label, r) for label, rs in result["rounds"].items()
                                                            for r in rs)]:
@@ -292,9 +301,9 @@ def main() -> None:
             figures["train_peak_share"] = figures["train_gflop_per_s"] / peak
             figures["eval_peak_share"] = figures["eval_gflop_per_s"] / peak
 
-    print(f"\n== on this CPU ({instructions}), {args.max_seq_length}-token windows, training batch {args.batch_size}, "
-          f"evaluation batch 64; best of {args.rounds} rounds; peak fp32 {peaks['fp32']:.0f}, bf16 "
-          f"{peaks['bf16']:.0f} GFLOP/s ==")
+    print(f"\n== on this CPU ({instructions or 'no bf16 instructions'}), {args.max_seq_length}-token windows, "
+          f"training batch {args.batch_size}, evaluation batch 64; best of {args.rounds} rounds; peak "
+          + ", ".join(f"{precision} {peak:.0f}" for precision, peak in peaks.items()) + " GFLOP/s ==")
     print(f"{'model':22s} {'configuration':28s} {'train w/s':>9s} {'x fp32':>7s} {'GFLOP/s':>7s} {'peak':>5s} "
           f"{'optim':>5s} {'eval w/s':>9s} {'x fp32':>7s} {'GFLOP/s':>7s} {'peak':>5s} {'compile':>7s}")
     for name, result in results.items():
