@@ -10,6 +10,7 @@ import gc
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import numpy as np
 from datasets import Dataset
 from transformers import DataCollatorWithPadding, PreTrainedTokenizerBase, TrainingArguments, default_data_collator
 
@@ -184,11 +185,25 @@ def window_split(
 ) -> Dataset | None:
     """`build_windows` of one split with a run's flags (their preprocessing_num_workers and overwrite_cache), the
     main process first so that the other processes of a distributed run read its cache; None for a split that is
-    not there."""
+    not there. An evaluation or prediction split (`with_postprocess_columns`) comes longest window first (see
+    `longest_first`)."""
     if examples is None:
         return None
     with training_args.main_process_first(desc=desc):
-        return build_windows(
+        features = build_windows(
             examples, tokenizer, config, with_labels=with_labels, with_postprocess_columns=with_postprocess_columns,
             num_proc=flags.preprocessing_num_workers, load_from_cache_file=not flags.overwrite_cache, desc=desc,
         )
+    return longest_first(features) if with_postprocess_columns and not config.pad_to_max_length else features
+
+
+def longest_first(features: Dataset) -> Dataset:
+    """The windows from the longest to the shortest (stable: a question's windows of one length keep their order).
+    Evaluation batches then hold windows of about one length and pad little, where in the questions' order a batch
+    pads every short window to its longest one. Post-processing maps each window to its question by example_id,
+    and the predictions come back in this same order, so the answers do not change."""
+    lengths = np.array([len(ids) for ids in features["input_ids"]])
+    order = np.argsort(-lengths, kind="stable")
+    if (order == np.arange(len(order))).all():
+        return features
+    return features.select(order).flatten_indices()

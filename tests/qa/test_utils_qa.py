@@ -192,3 +192,40 @@ def test_span_loss_is_the_models_loss_at_weight_1_and_weighs_no_answer_windows(t
     weighted = span_loss(output.start_logits, output.end_logits, starts, ends, no_answer_weight=3.0)
     assert weighted.item() == pytest.approx((expected_start + expected_end) / 2, rel=1e-5)
     assert weighted.item() != pytest.approx(output.loss.item(), rel=1e-3)
+
+
+@pytest.mark.slow
+def test_windows_longest_first_give_the_same_answers(tokenizer):
+    """Evaluation windows come longest first (batches pad little); each window's logits travel with it, so the
+    answers, null odds and n-best lists are those of the questions' order."""
+    from qa_transfer.qa.windows import longest_first
+
+    rng = np.random.default_rng(3)
+    words = ["the", "old", "tower", "stands", "on", "north", "bank", "of", "river", "museum", "was", "built"]
+    records = [qa_record(f"q{i}", " ".join(rng.choice(words, size=4)) + " ?",
+                         " ".join(rng.choice(words, size=int(rng.integers(3, 80))))) for i in range(30)]
+    examples = examples_of(records)
+    config = WindowConfig(max_seq_length=40, doc_stride=10, max_query_length=10)
+    features = build_windows(examples, tokenizer, config, with_labels=False, with_postprocess_columns=True)
+    sorted_features = longest_first(features)
+    lengths = [len(ids) for ids in sorted_features["input_ids"]]
+    assert lengths == sorted(lengths, reverse=True) and len(set(lengths)) > 3
+    assert [len(ids) for ids in features["input_ids"]] != lengths  # the test reorders something
+    # the same logits per window, found by its content, in either order
+    start_of, end_of = {}, {}
+    for ids, offsets in zip(features["input_ids"], features["offset_mapping"]):
+        key = (tuple(ids), str(offsets))
+        start_of[key], end_of[key] = rng.normal(size=40).round(1), rng.normal(size=40).round(1)
+
+    def logits(windows):
+        keys = [(tuple(ids), str(offsets)) for ids, offsets in zip(windows["input_ids"], windows["offset_mapping"])]
+        return np.stack([start_of[k] for k in keys]), np.stack([end_of[k] for k in keys])
+
+    kwargs = dict(version_2_with_negative=True, n_best_size=5, max_answer_length=6)
+    plain = postprocess_qa_predictions(examples, features, *logits(features), **kwargs)
+    longest = postprocess_qa_predictions(examples, sorted_features, *logits(sorted_features), **kwargs)
+    assert plain.predictions == longest.predictions and plain.null_odds == longest.null_odds
+    assert compare_outputs(plain, longest) == []
+    padded = build_windows(examples, tokenizer, WindowConfig(40, 10, 10, pad_to_max_length=True),
+                           with_labels=False, with_postprocess_columns=True)
+    assert longest_first(padded) is padded  # one length: nothing to reorder
