@@ -49,7 +49,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args(own)
 
-    from transformers import AutoModelForQuestionAnswering, AutoTokenizer, TrainingArguments
+    from transformers import AutoModelForQuestionAnswering, AutoTokenizer, HfArgumentParser, TrainingArguments
 
     from qa_transfer.qa.arguments import PostprocessConfig, QAEvalArguments
     from qa_transfer.qa.data import load_qa_file, select_questions
@@ -63,8 +63,9 @@ def main() -> None:
     window_config = QAEvalArguments().window_config(tokenizer)
     metric = load_squad_v2_metric()
     output_dir = tempfile.mkdtemp(prefix="bench_eval_order_")
-    training_args = TrainingArguments(output_dir=output_dir, per_device_eval_batch_size=64, report_to="none",
-                                      **dict(zip([flag.lstrip("-") for flag in extra[::2]], extra[1::2])))
+    # The Trainer's own parser: a bare switch (`--bf16`) works as on run_qa.py's command line
+    [training_args] = HfArgumentParser(TrainingArguments).parse_args_into_dataclasses(
+        ["--output_dir", output_dir, "--per_device_eval_batch_size", "64", "--report_to", "none", *extra])
     trainer = qa_trainer(model, tokenizer, training_args, pad_to_max_length=False)
     results = {}
     for name in args.datasets:

@@ -189,12 +189,12 @@ def window_split(
     `longest_first`)."""
     if examples is None:
         return None
-    with training_args.main_process_first(desc=desc):
+    with training_args.main_process_first(desc=desc):  # the reordering writes a cache file too
         features = build_windows(
             examples, tokenizer, config, with_labels=with_labels, with_postprocess_columns=with_postprocess_columns,
             num_proc=flags.preprocessing_num_workers, load_from_cache_file=not flags.overwrite_cache, desc=desc,
         )
-    return longest_first(features) if with_postprocess_columns and not config.pad_to_max_length else features
+        return longest_first(features) if with_postprocess_columns and not config.pad_to_max_length else features
 
 
 def longest_first(features: Dataset) -> Dataset:

@@ -258,15 +258,11 @@ def run_of(tmp_path, name: str, scores: dict[str, list[float]], questions: int =
 
 
 def bench_matrix_args(tmp_path, questions: int, rows: list[str], output_dir: str = "later"):
-    return bench_matrix_namespace(output_dir=str(tmp_path / output_dir), rows=rows,
-                                  questions=bench_matrix.parse_questions([str(questions)]), unanswerable_share=1 / 3,
-                                  max_eval_samples=None, seed=42, bootstrap_resamples=1000)
-
-
-def bench_matrix_namespace(**values):
     import argparse
 
-    return argparse.Namespace(**values)
+    return argparse.Namespace(output_dir=str(tmp_path / output_dir), rows=rows,
+                              questions=bench_matrix.parse_questions([str(questions)]), unanswerable_share=1 / 3,
+                              max_eval_samples=None, seed=42, bootstrap_resamples=1000)
 
 
 def test_a_matrix_made_in_two_invocations_compares_like_one(tmp_path):
