@@ -485,6 +485,13 @@ def write_curve(run_dirs: list[str], output_dir: str) -> dict:
 # --- Publishing the results into the repository -------------------------------------------------------------
 
 
+def repository_path(path: str) -> str:
+    """`path` relative to this repository when it lies inside it (a folder published in the repository then reads
+    the same whichever checkout ran the command), otherwise absolute (publish() makes it relative)."""
+    absolute = os.path.abspath(path)
+    return os.path.relpath(absolute, REPO) if os.path.commonpath([absolute, REPO]) == REPO else absolute
+
+
 def relative_paths(value, base: str):
     """`value` (parsed JSON) with every absolute path made relative to `base`: committed results name no path
     of the machine they were computed on."""
@@ -677,7 +684,7 @@ def main(argv: list[str] | None = None) -> None:
         # The invocations whose rows this one took over (--earlier), with their own times.
         "earlier_invocations": [] if earlier is None else [
             *earlier.get("earlier_invocations", []),
-            {"from": os.path.abspath(args.earlier), "rows": list(earlier["rows"]),
+            {"from": repository_path(args.earlier), "rows": list(earlier["rows"]),
              "trained_rows": earlier.get("trained_rows", list(earlier["rows"])),
              "this_invocation_seconds": earlier.get("this_invocation_seconds")}],
     }

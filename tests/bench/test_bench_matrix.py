@@ -2,6 +2,7 @@
 Spearman, disagreements against our intervals) and results published without absolute paths."""
 
 import json
+import os
 
 import bench_matrix
 import pytest
@@ -125,6 +126,16 @@ def test_published_results_name_no_absolute_path(tmp_path):
         assert found and not [s for s in found if s.startswith("/")], name
     published = json.loads((destination / "matrix.json").read_text())
     assert published["models"]["squad_v2"]["dir"] == "../runs/models/squad_v2"
+
+
+def test_an_earlier_folder_inside_the_repository_is_recorded_relative_to_it(tmp_path, monkeypatch):
+    published = os.path.join(bench_matrix.REPO, "docs", "results", "transfer_matrix", "budget_curve", "1500")
+    assert bench_matrix.repository_path(published) == os.path.join(
+        "docs", "results", "transfer_matrix", "budget_curve", "1500")
+    monkeypatch.chdir(bench_matrix.REPO)  # as the documented commands give it
+    assert bench_matrix.repository_path("docs/results/transfer_matrix") == os.path.join(
+        "docs", "results", "transfer_matrix")
+    assert bench_matrix.repository_path(str(tmp_path / "parts")) == str(tmp_path / "parts")  # publish() relativises
 
 
 def test_the_commands_share_the_recipe_and_the_windows(tmp_path):
