@@ -21,14 +21,10 @@ import sys
 import tempfile
 import time
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DATA = os.path.join(REPO, "..", "shared", "data")
-FILES = {
-    "squad_v2": os.path.join(DATA, "squad_v2", "dev-v2.0.genuine_subset.json.gz"),
-    "natural_questions": os.path.join(DATA, "natural_questions", "nq_dev.mrqa_cmr.squad2.json.gz"),
-    "newsqa": os.path.join(DATA, "newsqa", "newsqa_eval.mrqa_dev_split.squad2.json.gz"),
-    "trivia_qa": os.path.join(DATA, "triviaqa", "triviaqa_web_dev.mrqa_cmr.squad2.json.gz"),
-}
+from bench_matrix import EVAL_FILES, REPO, split_extra
+
+# The transfer matrix's evaluation files (relative to the repository, where its commands run)
+FILES = {name: os.path.join(REPO, path) for name, path in EVAL_FILES.items()}
 
 
 def padded_tokens_per_window(features, batch_size: int) -> float:
@@ -40,8 +36,7 @@ def padded_tokens_per_window(features, batch_size: int) -> float:
 
 
 def main() -> None:
-    argv = sys.argv[1:]
-    own, extra = (argv[: argv.index("--")], argv[argv.index("--") + 1:]) if "--" in argv else (argv, [])
+    own, extra = split_extra(sys.argv[1:])
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", required=True, help="A model folder written by run_qa.py --do_train.")
     parser.add_argument("--datasets", nargs="+", choices=list(FILES), default=["squad_v2", "newsqa"])
