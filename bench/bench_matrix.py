@@ -10,6 +10,7 @@ protocols, set beside the published full-scale replications.
         -- --max_seq_length 192 --doc_stride 64 --num_train_epochs 1              # a few minutes
     python bench/bench_matrix.py --output_dir DIR --publish docs/results/transfer_matrix   # copy the results
     python bench/bench_matrix.py --output_dir OUT --curve RUN_500 RUN_1500 RUN_ALL    # the budget curve
+    python bench/bench_matrix.py --output_dir RUN_OR_PUBLISHED --compare             # its comparison written anew
     python bench/bench_matrix.py --output_dir DIR --questions all --rows newsqa natural_questions  # some rows now,
     python bench/bench_matrix.py --output_dir DIR2 --questions all --rows squad_v2 --earlier PUBLISHED  # the rest later
 
@@ -32,8 +33,10 @@ What it runs, as a user would (subprocesses, offline, the packaged all-MiniLM-L6
 4. The comparison (DIR/comparison.md, comparison.json), for each protocol's HasAns F1: per row the order of the
    columns, whether the diagonal is the row's best cell and SQuAD 2.0's rank; the Spearman rank correlation with
    each replication's matching cells and its bootstrap interval (every cell's questions resampled together), beside
-   the replications' agreement with each other; each disagreement in order says whether it is larger than the two
-   cells' intervals.
+   the replications' agreement with each other; the same within rows (each row centred on its mean on both sides:
+   the order of each row's columns whatever the rows' levels) and over each row alone; each disagreement in order
+   says whether it is larger than the two cells' intervals. `--compare` writes a finished run's or a published
+   folder's comparison again from its stored per-question scores (no model run), its run record kept.
 
 `--curve` draws the agreement of several runs against their training questions per row (curve.json, curve.md,
 curve.png), one line per complete replication and protocol.
@@ -250,13 +253,22 @@ def row_summary(scores: dict[str, float], row: str) -> dict:
 
 
 def replications_agreement() -> list[dict]:
-    """The replications' Spearman correlation with each other over the cells both report."""
+    """The replications' Spearman correlation with each other over the cells both report, over all of them and
+    within rows (each row centred on its mean)."""
+    from qa_transfer.qa.scores import centred_by_group
+
     agreement = []
     for first, second in itertools.combinations(PUBLISHED, 2):
         a, b = published_cells(first), published_cells(second)
         shared = [key for key in a if key in b]
         rho = float(spearmanr([a[k] for k in shared], [b[k] for k in shared]).statistic) if len(shared) >= 3 else None
-        agreement.append({"replications": [first, second], "cells_compared": len(shared), "spearman": rho})
+        within = None
+        if len(shared) >= 3:
+            groups = [key[0] for key in shared]
+            within = float(spearmanr(centred_by_group(np.array([a[k] for k in shared]), groups),
+                                     centred_by_group(np.array([b[k] for k in shared]), groups)).statistic)
+        agreement.append({"replications": [first, second], "cells_compared": len(shared), "spearman": rho,
+                          "within_rows_spearman": within})
     return agreement
 
 
@@ -266,7 +278,7 @@ def compare_protocol(matrix: dict, metric: str, values: dict[tuple[str, str], np
     and SQuAD 2.0's rank, ours and each replication's; the Spearman correlation of the matching cells with its
     bootstrap interval (every cell's questions resampled, from `values`: cell -> per-question scores); each pair
     of columns whose order disagrees, and whether our two intervals overlap (then it is within our noise)."""
-    from qa_transfer.qa.scores import describe_metric, rank_correlation_interval
+    from qa_transfer.qa.scores import describe_metric
 
     ours = our_cells(matrix, metric)
     rows = [row for row in ROWS if any((row, column) in ours for column in COLUMNS)]
@@ -288,30 +300,82 @@ def compare_protocol(matrix: dict, metric: str, values: dict[tuple[str, str], np
                     disagreements.append({"row": row, "columns": [a, b], "ours": [score_a, score_b],
                                           "theirs": [theirs[a], theirs[b]], "within_our_intervals": overlap})
         shared = [key for key in ours if key in theirs_all]
-        rho = (float(spearmanr([ours[k][0] for k in shared], [theirs_all[k] for k in shared]).statistic)
-               if len(shared) >= 3 else None)
-        interval = None
-        if values is not None and len(shared) >= 3 and all(key in values for key in shared):
-            interval = rank_correlation_interval({key: values[key] for key in shared}, theirs_all, resamples,
-                                                 seed=seed)["interval"]
+        rho, interval = agreement(ours, theirs_all, shared, values, resamples, seed)
+        within_rho, within_interval = agreement(ours, theirs_all, shared, values, resamples, seed, by_row=True)
+        per_row = {}
+        for row in rows_compared:
+            row_rho, row_interval = agreement(ours, theirs_all, [key for key in shared if key[0] == row], values,
+                                              resamples, seed)
+            per_row[row] = {"cells_compared": sum(key[0] == row for key in shared), "spearman": row_rho,
+                            "spearman_interval": row_interval}
         result["replications"][name] = {"note": published["note"], "rows": rows_compared, "cells_compared": len(shared),
                                         "spearman": rho, "spearman_interval": interval,
-                                        "order_disagreements": disagreements}
+                                        "within_rows_spearman": within_rho, "within_rows_interval": within_interval,
+                                        "per_row": per_row, "order_disagreements": disagreements}
     return result
 
 
+def agreement(ours: dict[tuple[str, str], tuple[float, list[float] | None]], theirs: dict[tuple[str, str], float],
+              keys: list[tuple[str, str]], values: dict[tuple[str, str], np.ndarray] | None, resamples: int,
+              seed: int, by_row: bool = False) -> tuple[float | None, list[float] | None]:
+    """The Spearman correlation of our `keys` cells with theirs, and its bootstrap interval when every cell's
+    per-question `values` are at hand. `by_row`: each side centred on its row's mean first (the order within
+    rows, whatever the rows' levels: ours are set by a small training budget, theirs by their sets' sizes)."""
+    from qa_transfer.qa.scores import centred_by_group, rank_correlation_interval
+
+    if len(keys) < 3:
+        return None, None
+    groups = [key[0] for key in keys]
+    point_ours = np.array([ours[key][0] for key in keys])
+    point_theirs = np.array([theirs[key] for key in keys])
+    if by_row:
+        point_ours, point_theirs = centred_by_group(point_ours, groups), centred_by_group(point_theirs, groups)
+    rho = spearmanr(point_ours, point_theirs).statistic
+    rho = None if math.isnan(rho) else float(rho)
+    if values is None or not all(key in values for key in keys):
+        return rho, None
+    found = rank_correlation_interval({key: values[key] for key in keys}, theirs, resamples, seed=seed,
+                                      group_of=(lambda key: key[0]) if by_row else None)
+    return rho, found["interval"]
+
+
 def question_values_of(matrix_dir: str, matrix: dict, metric: str) -> dict[tuple[str, str], np.ndarray]:
-    """Each computed cell's per-question values behind `metric`, from its stored eval_scores.json."""
+    """Each computed cell's per-question values behind `metric`, from its stored eval_scores.json (gzipped in a
+    published folder)."""
     from qa_transfer.matrix.report import safe_name
-    from qa_transfer.qa.scores import SCORES_FILE, question_values
+    from qa_transfer.qa.scores import SCORES_FILE, values_of_scores
 
     values = {}
     for row in matrix["rows"]:
         for column in matrix["columns"]:
-            cell_dir = os.path.join(matrix_dir, "cells", safe_name(row), safe_name(column))
-            if os.path.isfile(os.path.join(cell_dir, SCORES_FILE)):
-                values[row, column] = question_values(cell_dir, metric)
+            path = os.path.join(matrix_dir, "cells", safe_name(row), safe_name(column), SCORES_FILE)
+            if os.path.isfile(path):
+                values[row, column] = values_of_scores(read_json(path), metric)
+            elif os.path.isfile(path + ".gz"):
+                with gzip.open(path + ".gz", "rt", encoding="utf-8") as handle:
+                    values[row, column] = values_of_scores(json.load(handle), metric)
     return values
+
+
+def recompare(source: str, bootstrap_resamples: int, seed: int) -> None:
+    """Write a run's or a published folder's comparison again from its matrix and its cells' per-question scores
+    (after the comparison gains a figure), keeping its run record: no model is run."""
+    is_run = os.path.isdir(os.path.join(source, "matrix"))
+    matrix_dir = os.path.join(source, "matrix") if is_run else source
+    comparison_path = os.path.join(source, "comparison.json")
+    if not os.path.isfile(os.path.join(matrix_dir, "matrix.json")) or not os.path.isfile(comparison_path):
+        raise SystemExit(f"error: --compare: {source} has no matrix.json and comparison.json there (neither a run's "
+                         "--output_dir nor a folder published from one)")
+    matrix = read_json(os.path.join(matrix_dir, "matrix.json"))
+    earlier = read_json(comparison_path)
+    bootstrap = earlier.get("bootstrap", {})
+    comparison = compare(matrix, matrix_dir, bootstrap.get("resamples", bootstrap_resamples),
+                         bootstrap.get("seed", seed))
+    if "runs" in earlier:
+        comparison["runs"] = earlier["runs"]
+    write_json_atomic(comparison_path, relative_paths(comparison, REPO))
+    write_text_atomic(os.path.join(source, "comparison.md"), comparison_markdown(comparison, matrix))
+    print(comparison_markdown(comparison, matrix))
 
 
 def compare(matrix: dict, matrix_dir: str | None = None, resamples: int = 1000, seed: int = 42) -> dict:
@@ -351,10 +415,15 @@ def comparison_markdown(comparison: dict, matrix: dict) -> str:
              "best span). "
              "Spearman: rank correlation over the cells both have; brackets: its 95 % bootstrap interval, every "
              "cell's questions resampled together "
-             f"({comparison['bootstrap']['resamples']} resamples, seed {comparison['bootstrap']['seed']}).", ""]
-    lines += ["## The replications with each other", "", "| replications | cells | Spearman |", "|---|---:|---:|"]
+             f"({comparison['bootstrap']['resamples']} resamples, seed {comparison['bootstrap']['seed']}). "
+             "Within rows: the same after centring each row on its mean on both sides (the order of each row's "
+             "columns, whatever the rows' levels); per row: over that row's cells alone (four cells give few "
+             "ranks: read its interval, not its point).", ""]
+    lines += ["## The replications with each other", "", "| replications | cells | Spearman | within rows |",
+              "|---|---:|---:|---:|"]
     lines += [f"| {a.split(' (')[0]} / {b.split(' (')[0]} | {entry['cells_compared']} | "
-              f"{shown_interval(entry['spearman'], None, signed=True)} |"
+              f"{shown_interval(entry['spearman'], None, signed=True)} | "
+              f"{shown_interval(entry.get('within_rows_spearman'), None, signed=True)} |"
               for entry in comparison["replications_agreement"] for a, b in [entry["replications"]]]
     lines.append("")
     for metric, protocol in comparison["protocols"].items():
@@ -372,15 +441,20 @@ def comparison_markdown(comparison: dict, matrix: dict) -> str:
                 cells = ["–" if values[c] is None else f"{values[c]:.1f}" for c in COLUMNS]
                 lines.append(f"| {name.split(' (')[0]} | {row} | " + " | ".join(cells)
                              + f" | {'yes' if summary['diagonal_is_best'] else 'no'} | {summary['squad_v2_rank']} |")
-        lines += ["", "| replication | cells compared | Spearman [95 % interval] | order disagreements "
-                      "(within our intervals?) |", "|---|---:|---:|---|"]
+        lines += ["", "| replication | cells compared | Spearman [95 % interval] | within rows | per row | "
+                      "order disagreements (within our intervals?) |", "|---|---:|---:|---:|---|---|"]
         for name, replication in protocol["replications"].items():
             disagreements = "; ".join(
                 f"{d['row']}: {d['columns'][0]} vs {d['columns'][1]} ({'yes' if d['within_our_intervals'] else 'no'})"
                 for d in replication["order_disagreements"]) or "none"
+            per_row = "; ".join(
+                f"{row} {shown_interval(entry['spearman'], entry['spearman_interval'], signed=True)}"
+                for row, entry in replication.get("per_row", {}).items() if entry["spearman"] is not None) or "–"
+            within = shown_interval(replication.get("within_rows_spearman"), replication.get("within_rows_interval"),
+                                    signed=True)
             lines.append(f"| {name} | {replication['cells_compared']} | "
                          f"{shown_interval(replication['spearman'], replication['spearman_interval'], signed=True)} | "
-                         f"{disagreements} |")
+                         f"{within} | {per_row} | {disagreements} |")
         lines.append("")
     paper = comparison["paper_squad_in_domain"]
     if paper["ours_f1"] is not None:
@@ -415,6 +489,8 @@ def curve_point(run: str) -> dict:
             point["agreement"][f"{metric} / {name}"] = {
                 "metric": metric, "replication": name, "spearman": replication["spearman"],
                 "interval": replication["spearman_interval"], "cells": replication["cells_compared"],
+                "within_rows_spearman": replication.get("within_rows_spearman"),
+                "within_rows_interval": replication.get("within_rows_interval"),
                 "squad_v2_among_two_best": all(row["squad_v2_rank"] is not None and row["squad_v2_rank"] <= 2
                                                for row in protocol["ours"].values()),
             }
@@ -430,8 +506,10 @@ def write_curve(run_dirs: list[str], output_dir: str) -> dict:
     from qa_transfer.qa.scores import describe_metric
 
     points = sorted((curve_point(run_dir) for run_dir in run_dirs), key=lambda point: point["mean_train_questions"])
-    between = next(entry["spearman"] for entry in replications_agreement() if entry["replications"] == list(COMPLETE))
-    curve = {"points": relative_paths(points, REPO), "replications_with_each_other": between}
+    [complete] = [entry for entry in replications_agreement() if entry["replications"] == list(COMPLETE)]
+    between, within_between = complete["spearman"], complete["within_rows_spearman"]
+    curve = {"points": relative_paths(points, REPO), "replications_with_each_other": between,
+             "replications_with_each_other_within_rows": within_between}
     os.makedirs(output_dir, exist_ok=True)
     write_json_atomic(os.path.join(output_dir, "curve.json"), curve)
 
@@ -464,16 +542,19 @@ def write_curve(run_dirs: list[str], output_dir: str) -> dict:
     lines = ["# Agreement with the replications against training questions per row", "",
              "Spearman rank correlation of our HasAns F1 cells with each complete replication's F1 cells, with its "
              "95 % bootstrap interval (every cell's questions resampled); the two replications agree with each other "
-             f"at {between:+.2f}. SQuAD 2.0 top two: the SQuAD 2.0 column is among the two best of every row (as in "
-             "both replications).", "",
+             f"at {between:+.2f}. Within rows: the same after centring each row on its mean, on both sides (the "
+             "order of each row's columns, whatever the rows' levels; the replications with each other: "
+             f"{within_between:+.2f}; – where a run's comparison predates it). SQuAD 2.0 top two: the SQuAD 2.0 "
+             "column is among the two best of every row (as in both replications).", "",
              "| training questions per row | protocol | replication | cells | Spearman [95 % interval] | "
-             "SQuAD 2.0 top two |", "|---|---|---|---:|---:|---|"]
+             "within rows | SQuAD 2.0 top two |", "|---|---|---|---:|---:|---:|---|"]
     for point in points:
         questions = " / ".join(f"{size:,}" for size in point["train_questions"].values() if size)
         for entry in point["agreement"].values():
+            within = shown_interval(entry.get("within_rows_spearman"), entry.get("within_rows_interval"), signed=True)
             lines.append(f"| {questions} | {describe_metric(entry['metric']).split(', ', 1)[1]} | "
                          f"{entry['replication']} | {entry['cells']} | "
-                         f"{shown_interval(entry['spearman'], entry['interval'], signed=True)} | "
+                         f"{shown_interval(entry['spearman'], entry['interval'], signed=True)} | {within} | "
                          f"{'yes' if entry['squad_v2_among_two_best'] else 'no'} |")
     lines += ["", f"Rows in order {', '.join(ROWS)}; runs: "
               + ", ".join(f"`{os.path.relpath(point['run'], REPO)}`" for point in points) + ".", ""]
@@ -639,6 +720,9 @@ def main(argv: list[str] | None = None) -> None:
                              "published from one) into --output_dir.")
     parser.add_argument("--publish", default=None,
                         help="Only copy an earlier run's results into this folder (e.g. docs/results/transfer_matrix).")
+    parser.add_argument("--compare", action="store_true",
+                        help="Only write the comparison of --output_dir (an earlier run's, or a folder published "
+                             "from one) again from its matrix and per-question scores, keeping its run record.")
     parser.add_argument("--rows", nargs="+", choices=ROWS, default=ROWS,
                         help="The rows this invocation trains and evaluates (default: all three).")
     parser.add_argument("--earlier", default=None, metavar="RUN_OR_PUBLISHED",
@@ -650,6 +734,9 @@ def main(argv: list[str] | None = None) -> None:
     args.rows = [row for row in ROWS if row in args.rows]
     if args.publish:
         publish(args.output_dir, os.path.abspath(args.publish))
+        return
+    if args.compare:
+        recompare(args.output_dir, args.bootstrap_resamples, args.seed)
         return
     if args.curve:
         write_curve([os.path.abspath(run_dir) for run_dir in args.curve], args.output_dir)

@@ -22,7 +22,8 @@ from __future__ import annotations
 import importlib.util
 import math
 import os
-from collections.abc import Callable, Mapping
+import warnings
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -275,22 +276,39 @@ def attach_intervals(cell: dict[str, Any], cell_dir: str, examples: Any, resampl
 def question_values(cell_dir: str, metric: str) -> np.ndarray:
     """The per-question values (0-1) behind a cell's `metric` (exact, f1, HasAns_* or NoAns_*, either protocol),
     from its eval_scores.json: the questions a bootstrap of that figure resamples."""
+    return values_of_scores(read_json(os.path.join(cell_dir, SCORES_FILE)), metric)
+
+
+def values_of_scores(scores: Mapping[str, Mapping[str, Any]], metric: str) -> np.ndarray:
+    """`question_values` of a cell's per-question scores already read ({id: {"f1": ..., "has_answer": ...}})."""
     prefix = protocol_of(metric)
     name = metric[len(prefix):]
     group, _, figure = name.rpartition("_") if name.startswith(("HasAns_", "NoAns_")) else ("", "", name)
-    scores = read_json(os.path.join(cell_dir, SCORES_FILE)).values()
-    kept = [score for score in scores if group == "" or score["has_answer"] == (group == "HasAns")]
+    kept = [score for score in scores.values() if group == "" or score["has_answer"] == (group == "HasAns")]
     return np.array([score[prefix + figure] for score in kept], dtype=float)
+
+
+def centred_by_group(values: np.ndarray, groups: Sequence[Any]) -> np.ndarray:
+    """`values` (last axis: one value a cell) less the mean of the cells of the same group, so that only the
+    order within each group is left (a matrix's rows: its pattern without each row's level)."""
+    labels = np.array([str(group) for group in groups])
+    centred = np.array(values, dtype=float)
+    for label in np.unique(labels):
+        members = labels == label
+        centred[..., members] -= centred[..., members].mean(axis=-1, keepdims=True)
+    return centred
 
 
 def rank_correlation_interval(
     cells: Mapping[Any, np.ndarray], reference: Mapping[Any, float], resamples: int = 1000,
-    confidence: float = 0.95, seed: int = 0,
+    confidence: float = 0.95, seed: int = 0, group_of: Callable[[Any], Any] | None = None,
 ) -> dict[str, Any]:
     """The Spearman rank correlation of our cells' means with a reference's values for the same cells, and its
     percentile bootstrap interval: each resample draws every cell's questions again (with replacement, seeded),
-    so the interval holds the noise of every cell at once. `cells`: cell -> its per-question values (0-1)."""
-    from scipy.stats import spearmanr
+    so the interval holds the noise of every cell at once. `cells`: cell -> its per-question values (0-1).
+    With `group_of` (cell -> its group, e.g. its row), both sides are first centred on their group's mean over
+    the cells compared: the agreement of the order within groups, whatever each group's level."""
+    from scipy.stats import ConstantInputWarning, spearmanr
 
     keys = [key for key in cells if key in reference and len(cells[key])]
     if len(keys) < 3:
@@ -300,8 +318,13 @@ def rank_correlation_interval(
     rng = np.random.default_rng(seed)  # one stream through every cell: their resamples are independent
     resampled = np.stack([bootstrap_statistics(cells[key].size, lambda indices, values=cells[key]:
                                                values[indices].mean(axis=1), resamples, rng) for key in keys], axis=1)
-    rhos = np.array([spearmanr(row, theirs).statistic for row in resampled])
-    rhos = rhos[~np.isnan(rhos)]  # a resample whose cells all tie has no rank order
+    if group_of is not None:
+        groups = [group_of(key) for key in keys]
+        theirs, ours, resampled = (centred_by_group(values, groups) for values in (theirs, ours, resampled))
+    with warnings.catch_warnings():  # a resample whose cells all tie has no rank order: dropped below
+        warnings.simplefilter("ignore", ConstantInputWarning)
+        rhos = np.array([spearmanr(row, theirs).statistic for row in resampled])
+    rhos = rhos[~np.isnan(rhos)]
     tail = 100 * (1 - confidence) / 2
     low, high = np.percentile(rhos, [tail, 100 - tail]) if len(rhos) else (math.nan, math.nan)
     return {"cells": len(keys), "spearman": float(spearmanr(ours, theirs).statistic),

@@ -93,6 +93,52 @@ def test_each_disagreement_in_order_says_whether_our_intervals_overlap():
     assert "squad_v2: trivia_qa vs newsqa (yes)" in markdown and "| ours | squad_v2 | 77.7 [75.7, 79.7] |" in markdown
 
 
+def test_agreement_within_rows_and_per_row_sets_each_rows_level_aside():
+    """Every row with the replication's order but its own level, far apart: within rows and per row they agree
+    perfectly, over the whole matrix less; one row reversed is -1 in its own row and pulls the within-rows figure
+    down, the other rows keep +1."""
+    published = bench_matrix.PUBLISHED["MediaBilly/BERT-Question-Answering"]["cells"]
+    ours = {row: [value / 10 + 30 * level for value in values]
+            for level, (row, values) in zip((0, 2, 1), published.items())}
+    media = bench_matrix.compare(matrix_of(ours))["protocols"]["answer_always_HasAns_f1"]["replications"][
+        bench_matrix.COMPLETE[0]]
+    assert media["within_rows_spearman"] == pytest.approx(1.0) and media["spearman"] < 0.8
+    assert {row: entry["spearman"] for row, entry in media["per_row"].items()} == pytest.approx(
+        dict.fromkeys(bench_matrix.ROWS, 1.0))
+    assert media["within_rows_interval"] is None and media["per_row"]["newsqa"]["cells_compared"] == 4
+    ours["newsqa"] = [100 - value for value in ours["newsqa"]]
+    comparison = bench_matrix.compare(matrix_of(ours))
+    media = comparison["protocols"]["answer_always_HasAns_f1"]["replications"][bench_matrix.COMPLETE[0]]
+    assert media["per_row"]["newsqa"]["spearman"] == pytest.approx(-1.0)
+    assert media["per_row"]["squad_v2"]["spearman"] == pytest.approx(1.0)
+    assert -1 < media["within_rows_spearman"] < 0.5
+    markdown = bench_matrix.comparison_markdown(comparison, matrix_of(ours))
+    assert "| within rows | per row |" in markdown and "newsqa -1.00;" not in markdown and "newsqa -1.00 |" in markdown
+    [complete] = [entry for entry in comparison["replications_agreement"]
+                  if entry["replications"] == list(bench_matrix.COMPLETE)]
+    assert round(complete["within_rows_spearman"], 2) == 0.85  # the replications with each other, within rows
+
+
+def test_centring_by_group_leaves_only_the_order_within_each_group():
+    import numpy as np
+
+    from qa_transfer.qa.scores import centred_by_group, rank_correlation_interval
+
+    values = np.array([[1.0, 3.0, 10.0, 14.0], [2.0, 2.0, 0.0, 4.0]])
+    assert centred_by_group(values, ["a", "a", "b", "b"]).tolist() == [[-1, 1, -2, 2], [0, 0, -2, 2]]
+    # Two groups whose levels are reversed against the reference, each ordered like it: +1 within groups only.
+    rng = np.random.default_rng(0)
+    ours_means = {"low": [0.20, 0.21, 0.25], "high": [0.80, 0.84, 0.85]}  # centred: -.027 -.017 .043 / -.03 .01 .02
+    theirs = {"low": [70.0, 71.0, 75.0], "high": [10.0, 14.0, 15.0]}  # centred: -2 -1 3 / -3 1 2: the same order
+    cells = {(group, c): rng.normal(mean, 0.001, 500) for group, means in ours_means.items()
+             for c, mean in enumerate(means)}
+    reference = {(group, c): value for group, values in theirs.items() for c, value in enumerate(values)}
+    plain = rank_correlation_interval(cells, reference, resamples=200, seed=3)
+    within = rank_correlation_interval(cells, reference, resamples=200, seed=3, group_of=lambda key: key[0])
+    assert plain["spearman"] < 0 and within["spearman"] == pytest.approx(1.0)
+    assert within["interval"] == pytest.approx([1.0, 1.0]) and plain["interval"][1] < 0
+
+
 def test_published_results_name_no_absolute_path(tmp_path):
     out = tmp_path / "run"
     (out / "matrix").mkdir(parents=True)
@@ -317,6 +363,31 @@ def test_a_matrix_made_in_two_invocations_compares_like_one(tmp_path):
     media = comparison["protocols"]["answer_always_HasAns_f1"]["replications"][bench_matrix.COMPLETE[0]]
     assert media["cells_compared"] == 12 and media["spearman"] == pytest.approx(1.0)
     assert media["spearman_interval"] == pytest.approx([1.0, 1.0])  # every cell's questions restored
+
+
+def test_a_published_comparison_is_written_again_from_its_stored_scores(tmp_path, capsys):
+    """--compare: the comparison of a published folder (gzipped per-question scores) written anew with today's
+    figures (within rows, per row, their intervals), its run record and bootstrap settings kept, no model run."""
+    published_cells = bench_matrix.PUBLISHED["MediaBilly/BERT-Question-Answering"]["cells"]
+    run = run_of(tmp_path, "first", {row: published_cells[row] for row in ("squad_v2", "newsqa")})
+    destination = tmp_path / "published"
+    bench_matrix.publish(run, str(destination))
+    older = json.loads((destination / "comparison.json").read_text())
+    for protocol in older["protocols"].values():  # as a comparison written before these figures existed
+        for replication in protocol["replications"].values():
+            for key in ("within_rows_spearman", "within_rows_interval", "per_row"):
+                replication.pop(key)
+    (destination / "comparison.json").write_text(json.dumps(older))
+    bench_matrix.main(["--output_dir", str(destination), "--compare"])
+    again = json.loads((destination / "comparison.json").read_text())
+    media = again["protocols"]["answer_always_HasAns_f1"]["replications"][bench_matrix.COMPLETE[0]]
+    assert media["within_rows_spearman"] == pytest.approx(1.0) and media["within_rows_interval"] == [1.0, 1.0]
+    assert media["per_row"]["newsqa"]["spearman_interval"] == [1.0, 1.0]
+    assert again["runs"] == older["runs"] and again["bootstrap"]["resamples"] == 50
+    assert "| within rows | per row |" in (destination / "comparison.md").read_text()
+    assert "within rows" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="has no matrix.json"):
+        bench_matrix.main(["--output_dir", str(tmp_path / "nowhere"), "--compare"])
 
 
 def test_earlier_rows_of_another_recipe_or_without_scores_stop_the_run_before_it_writes(tmp_path):
