@@ -343,17 +343,17 @@ def question_values_of(matrix_dir: str, matrix: dict, metric: str) -> dict[tuple
     """Each computed cell's per-question values behind `metric`, from its stored eval_scores.json (gzipped in a
     published folder)."""
     from qa_transfer.matrix.report import safe_name
-    from qa_transfer.qa.scores import SCORES_FILE, values_of_scores
+    from qa_transfer.qa.scores import SCORES_FILE, question_values
 
     values = {}
     for row in matrix["rows"]:
         for column in matrix["columns"]:
             path = os.path.join(matrix_dir, "cells", safe_name(row), safe_name(column), SCORES_FILE)
             if os.path.isfile(path):
-                values[row, column] = values_of_scores(read_json(path), metric)
+                values[row, column] = question_values(read_json(path), metric)
             elif os.path.isfile(path + ".gz"):
                 with gzip.open(path + ".gz", "rt", encoding="utf-8") as handle:
-                    values[row, column] = values_of_scores(json.load(handle), metric)
+                    values[row, column] = question_values(json.load(handle), metric)
     return values
 
 

@@ -273,14 +273,10 @@ def attach_intervals(cell: dict[str, Any], cell_dir: str, examples: Any, resampl
     return True
 
 
-def question_values(cell_dir: str, metric: str) -> np.ndarray:
+def question_values(scores: Mapping[str, Mapping[str, Any]], metric: str) -> np.ndarray:
     """The per-question values (0-1) behind a cell's `metric` (exact, f1, HasAns_* or NoAns_*, either protocol),
-    from its eval_scores.json: the questions a bootstrap of that figure resamples."""
-    return values_of_scores(read_json(os.path.join(cell_dir, SCORES_FILE)), metric)
-
-
-def values_of_scores(scores: Mapping[str, Mapping[str, Any]], metric: str) -> np.ndarray:
-    """`question_values` of a cell's per-question scores already read ({id: {"f1": ..., "has_answer": ...}})."""
+    from its per-question scores as eval_scores.json holds them ({id: {"f1": ..., "has_answer": ...}}): the
+    questions a bootstrap of that figure resamples."""
     prefix = protocol_of(metric)
     name = metric[len(prefix):]
     group, _, figure = name.rpartition("_") if name.startswith(("HasAns_", "NoAns_")) else ("", "", name)
