@@ -255,21 +255,31 @@ def row_summary(scores: dict[str, float], row: str) -> dict:
 def replications_agreement() -> list[dict]:
     """The replications' Spearman correlation with each other over the cells both report, over all of them and
     within rows (each row centred on its mean)."""
-    from qa_transfer.qa.scores import centred_by_group
-
     agreement = []
     for first, second in itertools.combinations(PUBLISHED, 2):
         a, b = published_cells(first), published_cells(second)
         shared = [key for key in a if key in b]
-        rho = float(spearmanr([a[k] for k in shared], [b[k] for k in shared]).statistic) if len(shared) >= 3 else None
-        within = None
-        if len(shared) >= 3:
-            groups = [key[0] for key in shared]
-            within = float(spearmanr(centred_by_group(np.array([a[k] for k in shared]), groups),
-                                     centred_by_group(np.array([b[k] for k in shared]), groups)).statistic)
+        rho, within = (point_spearman([a[k] for k in shared], [b[k] for k in shared], shared, by_row)
+                       for by_row in (False, True))
         agreement.append({"replications": [first, second], "cells_compared": len(shared), "spearman": rho,
                           "within_rows_spearman": within})
     return agreement
+
+
+def point_spearman(ours: list[float], theirs: list[float], keys: list[tuple[str, str]],
+                   by_row: bool = False) -> float | None:
+    """The Spearman correlation of two sets of values of the cells `keys` (None for fewer than 3 cells or no rank
+    order); `by_row`: each side centred on its row's mean first."""
+    from qa_transfer.qa.scores import centred_by_group
+
+    if len(keys) < 3:
+        return None
+    ours, theirs = np.array(ours, dtype=float), np.array(theirs, dtype=float)
+    if by_row:
+        groups = [key[0] for key in keys]
+        ours, theirs = centred_by_group(ours, groups), centred_by_group(theirs, groups)
+    rho = spearmanr(ours, theirs).statistic
+    return None if math.isnan(rho) else float(rho)
 
 
 def compare_protocol(matrix: dict, metric: str, values: dict[tuple[str, str], np.ndarray] | None,
@@ -304,10 +314,9 @@ def compare_protocol(matrix: dict, metric: str, values: dict[tuple[str, str], np
         within_rho, within_interval = agreement(ours, theirs_all, shared, values, resamples, seed, by_row=True)
         per_row = {}
         for row in rows_compared:
-            row_rho, row_interval = agreement(ours, theirs_all, [key for key in shared if key[0] == row], values,
-                                              resamples, seed)
-            per_row[row] = {"cells_compared": sum(key[0] == row for key in shared), "spearman": row_rho,
-                            "spearman_interval": row_interval}
+            row_keys = [key for key in shared if key[0] == row]
+            row_rho, row_interval = agreement(ours, theirs_all, row_keys, values, resamples, seed)
+            per_row[row] = {"cells_compared": len(row_keys), "spearman": row_rho, "spearman_interval": row_interval}
         result["replications"][name] = {"note": published["note"], "rows": rows_compared, "cells_compared": len(shared),
                                         "spearman": rho, "spearman_interval": interval,
                                         "within_rows_spearman": within_rho, "within_rows_interval": within_interval,
@@ -321,17 +330,11 @@ def agreement(ours: dict[tuple[str, str], tuple[float, list[float] | None]], the
     """The Spearman correlation of our `keys` cells with theirs, and its bootstrap interval when every cell's
     per-question `values` are at hand. `by_row`: each side centred on its row's mean first (the order within
     rows, whatever the rows' levels: ours are set by a small training budget, theirs by their sets' sizes)."""
-    from qa_transfer.qa.scores import centred_by_group, rank_correlation_interval
+    from qa_transfer.qa.scores import rank_correlation_interval
 
+    rho = point_spearman([ours[key][0] for key in keys], [theirs[key] for key in keys], keys, by_row)
     if len(keys) < 3:
         return None, None
-    groups = [key[0] for key in keys]
-    point_ours = np.array([ours[key][0] for key in keys])
-    point_theirs = np.array([theirs[key] for key in keys])
-    if by_row:
-        point_ours, point_theirs = centred_by_group(point_ours, groups), centred_by_group(point_theirs, groups)
-    rho = spearmanr(point_ours, point_theirs).statistic
-    rho = None if math.isnan(rho) else float(rho)
     if values is None or not all(key in values for key in keys):
         return rho, None
     found = rank_correlation_interval({key: values[key] for key in keys}, theirs, resamples, seed=seed,
@@ -364,7 +367,7 @@ def recompare(source: str, bootstrap_resamples: int, seed: int) -> None:
     matrix_dir = os.path.join(source, "matrix") if is_run else source
     comparison_path = os.path.join(source, "comparison.json")
     if not os.path.isfile(os.path.join(matrix_dir, "matrix.json")) or not os.path.isfile(comparison_path):
-        raise SystemExit(f"error: --compare: {source} has no matrix.json and comparison.json there (neither a run's "
+        raise SystemExit(f"error: --compare: {source} has no matrix.json and comparison.json (neither a run's "
                          "--output_dir nor a folder published from one)")
     matrix = read_json(os.path.join(matrix_dir, "matrix.json"))
     earlier = read_json(comparison_path)
